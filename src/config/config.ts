@@ -1,0 +1,244 @@
+/**
+ * The analysis config: validated against config-schemas/analysis_config.schema.json,
+ * completed with defaults, and checked for the cross-field rules a schema cannot say.
+ */
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { ConfigError, type ConfigProblem, errorMessage } from '../errors.js';
+
+export type ModelType = 'IMAGE_CLASSIFICATION' | 'OBJECT_DETECTION';
+export type ContentType = 'image/jpeg' | 'image/png' | 'application/x-npy';
+export type AcceptType = 'application/json' | 'application/jsonlines' | 'text/csv';
+export type AggMethod = 'mean_abs' | 'median' | 'mean_sq';
+export type DetectionFormat = 'clarify' | 'mask_rcnn';
+
+export interface ImageConfig {
+  model_type: ModelType;
+  num_segments: number;
+  segment_compactness: number;
+  feature_extraction_method: 'segmentation';
+  max_objects: number;
+  iou_threshold: number;
+  context: number;
+}
+
+export interface ShapConfig {
+  baseline?: string;
+  num_samples?: number;
+  use_logit: boolean;
+  agg_method: AggMethod;
+  save_local_shap_values: boolean;
+  seed?: number;
+  image_config: ImageConfig;
+}
+
+export interface ReportConfig {
+  name: string;
+  title?: string;
+}
+
+export interface PredictorConfig {
+  endpoint_name?: string;
+  endpoint_name_prefix?: string;
+  model_name?: string;
+  instance_type?: string;
+  initial_instance_count?: number;
+  accelerator_type?: string;
+  target_model?: string;
+  custom_attributes?: string;
+  content_type: ContentType;
+  accept_type: AcceptType;
+  probability?: string | number;
+  label?: string | number;
+  label_headers: string[];
+}
+
+/** Options Clarify does not have, all under the one key `clarify_images`. */
+export interface ExtensionConfig {
+  endpoint_url?: string;
+  region?: string;
+  max_concurrency: number;
+  max_retries: number;
+  retry_base_delay_ms: number;
+  retry_max_delay_ms: number;
+  request_timeout_ms: number;
+  max_image_pixels: number;
+  jpeg_quality: number;
+  detection_format: DetectionFormat;
+}
+
+/** The effective config: what was given plus every default, as written to the output. */
+export interface AnalysisConfig {
+  version?: string;
+  dataset_type: 'application/x-image';
+  dataset_uri?: string;
+  probability_threshold: number;
+  methods: { shap: ShapConfig; report: ReportConfig };
+  predictor: PredictorConfig;
+  clarify_images: ExtensionConfig;
+}
+
+export const DEFAULT_DATASET_URI = '/opt/ml/processing/input/data';
+export const DEFAULT_OUTPUT_URI = '/opt/ml/processing/output';
+
+const schemaPath = fileURLToPath(new URL('../../../config-schemas/analysis_config.schema.json', import.meta.url));
+
+let compiled: ValidateFunction | undefined;
+function validator(): ValidateFunction {
+  if (!compiled) {
+    const schema: unknown = JSON.parse(readFileSync(schemaPath, 'utf8'));
+    const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true, strict: true, strictTypes: false });
+    compiled = ajv.compile(schema as object);
+  }
+  return compiled;
+}
+
+/** JSON-pointer `/a/b/0` → `a.b[0]`, the form users see in their config. */
+function toJsonPath(pointer: string): string {
+  if (!pointer) return '';
+  return pointer
+    .split('/')
+    .slice(1)
+    .map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .reduce((path, part) => (/^\d+$/.test(part) ? `${path}[${part}]` : path ? `${path}.${part}` : part), '');
+}
+
+function join(path: string, key: string): string {
+  return path ? `${path}.${key}` : key;
+}
+
+function describeError(error: ErrorObject): ConfigProblem {
+  const path = toJsonPath(error.instancePath);
+  const got = error.data === undefined ? '' : `, got ${JSON.stringify(error.data)}`;
+  const params = error.params as Record<string, unknown>;
+  switch (error.keyword) {
+    case 'additionalProperties': {
+      const key = String(params['additionalProperty']);
+      const properties = (error.parentSchema as { properties?: Record<string, unknown> } | undefined)?.properties ?? {};
+      return {
+        path: join(path, key),
+        message: `unknown key "${key}"; allowed keys here: ${Object.keys(properties).join(', ')}`,
+      };
+    }
+    case 'required':
+      return { path: join(path, String(params['missingProperty'])), message: 'is required' };
+    case 'enum':
+      return {
+        path,
+        message: `must be one of ${(params['allowedValues'] as unknown[]).map((v) => JSON.stringify(v)).join(', ')}${got}`,
+      };
+    case 'const':
+      if (path === 'dataset_type') {
+        return {
+          path,
+          message: `this job explains images: dataset_type must be "application/x-image"${got}`,
+        };
+      }
+      return { path, message: `must be ${JSON.stringify(params['allowedValue'])}${got}` };
+    case 'type':
+      return { path, message: `must be ${String(params['type'])}${got}` };
+    case 'oneOf':
+      return { path, message: `must be a string (JMESPath expression) or a non-negative integer (CSV column index)${got}` };
+    default:
+      return { path, message: `${error.message ?? 'is invalid'}${got}` };
+  }
+}
+
+/** Ajv reports every branch of a failed oneOf; keep the one summary line per path. */
+function problemsFrom(errors: readonly ErrorObject[]): ConfigProblem[] {
+  const oneOfPaths = new Set(errors.filter((e) => e.keyword === 'oneOf').map((e) => e.instancePath));
+  const kept = errors.filter((e) => e.keyword === 'oneOf' || !oneOfPaths.has(e.instancePath));
+  const seen = new Set<string>();
+  const problems: ConfigProblem[] = [];
+  for (const error of kept) {
+    const problem = describeError(error);
+    const id = `${problem.path}\u0000${problem.message}`;
+    if (!seen.has(id)) {
+      seen.add(id);
+      problems.push(problem);
+    }
+  }
+  return problems;
+}
+
+/** Rules across fields that the JSON Schema does not express. */
+function crossFieldProblems(config: AnalysisConfig): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const { predictor } = config;
+  if (predictor.accept_type === 'text/csv') {
+    if (typeof predictor.probability === 'string') {
+      problems.push({ path: 'predictor.probability', message: 'with accept_type text/csv, probability must be a column index (integer)' });
+    }
+    if (typeof predictor.label === 'string') {
+      problems.push({ path: 'predictor.label', message: 'with accept_type text/csv, label must be a column index (integer)' });
+    }
+    if (config.methods.shap.image_config.model_type === 'OBJECT_DETECTION') {
+      problems.push({ path: 'predictor.accept_type', message: 'object detection answers must be application/json or application/jsonlines, got "text/csv"' });
+    }
+  } else {
+    if (typeof predictor.probability === 'number') {
+      problems.push({ path: 'predictor.probability', message: `with accept_type ${predictor.accept_type}, probability must be a JMESPath expression (string)` });
+    }
+    if (typeof predictor.label === 'number') {
+      problems.push({ path: 'predictor.label', message: `with accept_type ${predictor.accept_type}, label must be a JMESPath expression (string)` });
+    }
+  }
+  return problems;
+}
+
+/** Validate a parsed config object and return it completed with defaults. Throws ConfigError. */
+export function validateConfig(input: unknown): AnalysisConfig {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw new ConfigError([{ path: '', message: 'the config must be a JSON object' }]);
+  }
+  const candidate: Record<string, unknown> = structuredClone(input as Record<string, unknown>);
+  // Objects whose fields all have defaults may be left out; create them so Ajv fills them in.
+  if (candidate['clarify_images'] === undefined) candidate['clarify_images'] = {};
+  const methods = candidate['methods'];
+  if (typeof methods === 'object' && methods !== null && !Array.isArray(methods)) {
+    const m = methods as Record<string, unknown>;
+    if (m['report'] === undefined) m['report'] = {};
+  }
+  const validate = validator();
+  if (!validate(candidate)) {
+    throw new ConfigError(problemsFrom(validate.errors ?? []));
+  }
+  const config = candidate as unknown as AnalysisConfig;
+  const problems = crossFieldProblems(config);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}
+
+/** Read, parse and validate a config file. */
+export async function loadConfig(file: string): Promise<AnalysisConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError([{ path: '', message: `cannot read config file ${file}: ${errorMessage(error)}` }]);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError([{ path: '', message: `${file} is not valid JSON: ${errorMessage(error)}` }]);
+  }
+  return validateConfig(parsed);
+}
+
+/** Where the job will send its calls, or a ConfigError saying how to give it one. */
+export function endpointTarget(config: AnalysisConfig): { kind: 'url'; url: string } | { kind: 'sagemaker'; endpointName: string } {
+  if (config.clarify_images.endpoint_url) return { kind: 'url', url: config.clarify_images.endpoint_url };
+  if (config.predictor.endpoint_name) return { kind: 'sagemaker', endpointName: config.predictor.endpoint_name };
+  const hint = config.predictor.model_name
+    ? ` (predictor.model_name "${config.predictor.model_name}" is given, but clarify-images does not create shadow endpoints)`
+    : '';
+  throw new ConfigError([
+    {
+      path: 'predictor.endpoint_name',
+      message: `no endpoint to call${hint}: set predictor.endpoint_name to an existing SageMaker endpoint or clarify_images.endpoint_url to a server speaking the SageMaker container contract`,
+    },
+  ]);
+}

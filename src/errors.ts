@@ -1,0 +1,35 @@
+/** Errors that carry what the user needs to act on them. */
+
+/** One problem in the analysis config, located by its JSON path (e.g. `methods.shap.num_samples`). */
+export interface ConfigProblem {
+  readonly path: string;
+  readonly message: string;
+}
+
+/** The config (or a command-line option standing in for it) is not usable. Exit code 2. */
+export class ConfigError extends Error {
+  readonly problems: readonly ConfigProblem[];
+  constructor(problems: readonly ConfigProblem[]) {
+    super(problems.map((p) => `${p.path || '(root)'}: ${p.message}`).join('\n'));
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+/** Where in the per-image pipeline something went wrong. */
+export type Stage = 'read' | 'decode' | 'encode' | 'invoke' | 'parse' | 'segment' | 'explain' | 'write';
+
+/** A failure of one image at one stage; the job records it and goes on with the rest. */
+export class StageError extends Error {
+  readonly stage: Stage;
+  constructor(stage: Stage, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StageError';
+    this.stage = stage;
+  }
+}
+
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

@@ -1,0 +1,34 @@
+/** Decoding any supported file into the pipeline's RGB array. */
+import sharp from 'sharp';
+import { createRgbImage, type RgbImage } from './rgb.js';
+
+export interface DecodeOptions {
+  /** Refuse images with more pixels than this (decompression-bomb guard). */
+  readonly maxPixels: number;
+}
+
+/**
+ * JPEG / PNG (and what else libvips reads) → H×W×3 uint8 sRGB: EXIF orientation applied,
+ * alpha flattened onto white, grayscale / CMYK / palette / 16-bit converted.
+ */
+export async function decodeImage(bytes: Uint8Array, options: DecodeOptions): Promise<RgbImage> {
+  if (bytes.length === 0) throw new Error('the file is empty (0 bytes)');
+  const { data, info } = await sharp(bytes, { limitInputPixels: options.maxPixels, failOn: 'warning' })
+    .rotate()
+    .flatten({ background: { r: 255, g: 255, b: 255 } })
+    .toColourspace('srgb')
+    .removeAlpha()
+    .raw({ depth: 'uchar' })
+    .toBuffer({ resolveWithObject: true });
+  if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels, expected 3`);
+  return createRgbImage(info.width, info.height, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+}
+
+/** Turn libvips' wording into something a user can act on. */
+export function describeDecodeError(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  if (/pixel limit/i.test(text)) return `image is larger than the pixel limit (clarify_images.max_image_pixels): ${text}`;
+  if (/unsupported image format/i.test(text)) return 'not a readable image (unsupported or unrecognised format)';
+  if (/premature end|truncated|end of (jpeg|file)|read error/i.test(text)) return `image is truncated or corrupt: ${text.trim()}`;
+  return `cannot decode image: ${text.trim()}`;
+}

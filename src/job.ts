@@ -1,0 +1,181 @@
+/**
+ * The batch job: dataset → image → predictor → output, one image at a time per slot, with the
+ * endpoint limiter kept full. A failing image is recorded and the job goes on.
+ */
+import { stat } from 'node:fs/promises';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { type AnalysisConfig, DEFAULT_DATASET_URI } from './config/config.js';
+import { type DatasetCounts, type DatasetImage, listImages } from './dataset/dataset.js';
+import { ConfigError, errorMessage, StageError } from './errors.js';
+import { decodeImage, describeDecodeError } from './image/decode.js';
+import { encodeImage } from './image/encode.js';
+import type { RgbImage } from './image/rgb.js';
+import { OrderedEmitter } from './output/ordered.js';
+import { type AnalysisSummary, failureRecord, type ImageFailure, type PredictionRecord, predictionRecord } from './output/records.js';
+import type { EndpointTransport } from './predictor/transport.js';
+import { createInvoker, Predictor } from './predictor/predictor.js';
+import { parseLocation } from './storage/location.js';
+import { openStorage, type Storage } from './storage/storage.js';
+import { VERSION } from './version.js';
+
+export interface JobOptions {
+  /** Overrides config.dataset_uri. */
+  readonly datasetUri?: string;
+  readonly outputUri: string;
+  readonly log?: (line: string) => void;
+  readonly s3Client?: S3Client;
+  /** Use this transport instead of the one the config names (tests, embedding). */
+  readonly transport?: EndpointTransport;
+}
+
+export interface JobResult {
+  readonly summary: AnalysisSummary;
+  /** 0: every image succeeded; 1: some failed. */
+  readonly exitCode: 0 | 1;
+}
+
+interface ImageOutcome {
+  readonly record: PredictionRecord;
+  readonly failure?: ImageFailure;
+  readonly withoutDetections?: boolean;
+}
+
+async function checkDatasetExists(uri: string): Promise<void> {
+  const location = parseLocation(uri);
+  if (location.kind !== 'local') return;
+  try {
+    await stat(location.dir);
+  } catch {
+    throw new ConfigError([{ path: 'dataset_uri', message: `${location.dir} does not exist` }]);
+  }
+}
+
+function stageOf<T>(stage: StageError['stage'], work: () => Promise<T>, describe: (e: unknown) => string = errorMessage): Promise<T> {
+  return work().catch((error: unknown) => {
+    throw error instanceof StageError ? error : new StageError(stage, describe(error), { cause: error });
+  });
+}
+
+export async function runJob(config: AnalysisConfig, options: JobOptions): Promise<JobResult> {
+  const log = options.log ?? (() => undefined);
+  const started = new Date();
+  const datasetUri = options.datasetUri ?? config.dataset_uri ?? DEFAULT_DATASET_URI;
+  const effective: AnalysisConfig = { ...config, dataset_uri: datasetUri };
+  await checkDatasetExists(datasetUri);
+
+  const ext = config.clarify_images;
+  const storageOptions = { region: ext.region, s3Client: options.s3Client };
+  const dataset = openStorage(datasetUri, storageOptions);
+  const output = openStorage(options.outputUri, storageOptions);
+  const invoker = createInvoker(config, options.transport);
+  const predictor = new Predictor(config, invoker);
+  log(`clarify-images ${VERSION}: ${datasetUri} → ${options.outputUri} via ${invoker.transport.description}`);
+
+  await output.write('analysis_config.json', `${JSON.stringify(effective, null, 2)}\n`, 'application/json');
+  const sink = await output.openTextSink('predictions.jsonl', 'application/jsonlines');
+  const emitter = new OrderedEmitter<PredictionRecord>((record) => sink.write(`${JSON.stringify(record)}\n`));
+
+  const counts: DatasetCounts = { imagesFound: 0, filesSkipped: 0 };
+  const failures: ImageFailure[] = [];
+  let succeeded = 0;
+  let withoutDetections = 0;
+
+  const explainOne = async (image: DatasetImage): Promise<ImageOutcome> => {
+    let size: { width: number; height: number } | undefined;
+    try {
+      const bytes = await stageOf('read', () => dataset.read(image.key));
+      const rgb: RgbImage = await stageOf('decode', () => decodeImage(bytes, { maxPixels: ext.max_image_pixels }), describeDecodeError);
+      size = { width: rgb.width, height: rgb.height };
+      const payload = await stageOf('encode', () => encodeImage(rgb, config.predictor.content_type, { jpegQuality: ext.jpeg_quality }));
+      const prediction = await predictor.predict(payload, rgb.width, rgb.height);
+      return {
+        record: predictionRecord(image, size, prediction),
+        withoutDetections: prediction.kind === 'detection' && prediction.objects.length === 0,
+      };
+    } catch (error) {
+      const stage = error instanceof StageError ? error.stage : 'explain';
+      const failure: ImageFailure = { image: image.uri, stage, message: errorMessage(error) };
+      return { record: failureRecord(image, failure, size), failure };
+    }
+  };
+
+  // Enough images in flight to keep every endpoint slot busy; bounded so memory stays flat.
+  const window = Math.max(2, ext.max_concurrency * 2);
+  const inFlight = new Set<Promise<void>>();
+  let fatal: unknown;
+  try {
+    try {
+      for await (const image of listImages(dataset, counts)) {
+        const task: Promise<void> = explainOne(image)
+          .then(async (outcome) => {
+            if (outcome.failure) {
+              failures.push(outcome.failure);
+              log(`failed: ${outcome.failure.image} [${outcome.failure.stage}] ${outcome.failure.message}`);
+            } else {
+              succeeded += 1;
+              if (outcome.withoutDetections) withoutDetections += 1;
+            }
+            await emitter.push(image.index, outcome.record);
+          })
+          .catch((error: unknown) => {
+            fatal ??= error;
+          })
+          .finally(() => inFlight.delete(task));
+        inFlight.add(task);
+        if (inFlight.size >= window) await Promise.race(inFlight);
+        if (fatal) break;
+        if ((image.index + 1) % 100 === 0) log(`${image.index + 1} images listed, ${succeeded + failures.length} done`);
+      }
+    } catch (error) {
+      fatal ??= new Error(`cannot list the dataset ${datasetUri}: ${errorMessage(error)}`, { cause: error });
+    }
+    await Promise.all(inFlight);
+    if (fatal) throw fatal;
+    await emitter.drain();
+    if (counts.imagesFound === 0) {
+      throw new ConfigError([
+        { path: 'dataset_uri', message: `no images (.jpg, .jpeg, .png) under ${datasetUri} (${counts.filesSkipped} other files skipped)` },
+      ]);
+    }
+    await sink.close();
+  } catch (error) {
+    await sink.abort();
+    invoker.close();
+    throw error;
+  }
+  invoker.close();
+
+  const finished = new Date();
+  const stats = invoker.stats;
+  const isDetection = config.methods.shap.image_config.model_type === 'OBJECT_DETECTION';
+  const summary: AnalysisSummary = {
+    tool: { name: 'clarify-images', version: VERSION },
+    status: failures.length > 0 ? 'completed_with_failures' : 'completed',
+    model_type: config.methods.shap.image_config.model_type,
+    endpoint: invoker.transport.description,
+    dataset: { uri: datasetUri, images_found: counts.imagesFound, files_skipped: counts.filesSkipped },
+    images: { succeeded, failed: failures.length, ...(isDetection ? { without_detections: withoutDetections } : {}) },
+    failures: failures.sort((a, b) => (a.image < b.image ? -1 : a.image > b.image ? 1 : 0)),
+    endpoint_calls: {
+      calls: stats.calls,
+      attempts: stats.attempts,
+      retries: stats.retries,
+      failed_calls: stats.failedCalls,
+      mean_latency_ms: stats.attempts - stats.failedCalls > 0 ? round(stats.latencyMsTotal / Math.max(1, stats.calls - stats.failedCalls), 3) : 0,
+    },
+    durations: {
+      started_at: started.toISOString(),
+      finished_at: finished.toISOString(),
+      total_seconds: round((finished.getTime() - started.getTime()) / 1000, 3),
+    },
+  };
+  await output.write('analysis.json', `${JSON.stringify(summary, null, 2)}\n`, 'application/json');
+  return { summary, exitCode: failures.length > 0 ? 1 : 0 };
+}
+
+function round(value: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}
+
+export type { Storage };

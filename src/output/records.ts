@@ -1,0 +1,68 @@
+/** What the job writes: one predictions.jsonl record per image and the analysis.json summary. */
+import type { Stage } from '../errors.js';
+import type { Prediction } from '../predictor/predictor.js';
+
+export interface ImageFailure {
+  readonly image: string;
+  readonly stage: Stage;
+  readonly message: string;
+}
+
+export interface PredictionRecord {
+  image: string;
+  key: string;
+  width?: number;
+  height?: number;
+  predicted_label?: string;
+  predicted_index?: number;
+  predictions?: { label: string; index: number; score: number }[];
+  objects?: {
+    label: string;
+    class_index: number;
+    score: number;
+    box: { x0: number; y0: number; x1: number; y1: number };
+    box_pixels: { x0: number; y0: number; x1: number; y1: number };
+  }[];
+  detections_total?: number;
+  error?: { stage: Stage; message: string };
+}
+
+export function predictionRecord(image: { uri: string; key: string }, size: { width: number; height: number }, prediction: Prediction): PredictionRecord {
+  const record: PredictionRecord = { image: image.uri, key: image.key, width: size.width, height: size.height };
+  if (prediction.kind === 'classification') {
+    record.predicted_label = prediction.predicted.label;
+    record.predicted_index = prediction.predicted.index;
+    record.predictions = prediction.scores.map((s) => ({ label: s.label, index: s.index, score: s.score }));
+  } else {
+    record.objects = prediction.objects.map((d) => ({
+      label: d.label,
+      class_index: d.classIndex,
+      score: d.score,
+      box: { ...d.box },
+      box_pixels: {
+        x0: Math.round(d.box.x0 * size.width),
+        y0: Math.round(d.box.y0 * size.height),
+        x1: Math.round(d.box.x1 * size.width),
+        y1: Math.round(d.box.y1 * size.height),
+      },
+    }));
+    record.detections_total = prediction.all.length;
+  }
+  return record;
+}
+
+export function failureRecord(image: { uri: string; key: string }, failure: ImageFailure, size?: { width: number; height: number }): PredictionRecord {
+  return { image: image.uri, key: image.key, ...(size ?? {}), error: { stage: failure.stage, message: failure.message } };
+}
+
+export interface AnalysisSummary {
+  tool: { name: 'clarify-images'; version: string };
+  status: 'completed' | 'completed_with_failures';
+  model_type: string;
+  endpoint: string;
+  dataset: { uri: string; images_found: number; files_skipped: number };
+  images: { succeeded: number; failed: number; without_detections?: number };
+  failures: ImageFailure[];
+  endpoint_calls: { calls: number; attempts: number; retries: number; failed_calls: number; mean_latency_ms: number };
+  durations: { started_at: string; finished_at: string; total_seconds: number };
+}

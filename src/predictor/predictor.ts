@@ -1,0 +1,88 @@
+/** The predictor stage: send one encoded image, get back class scores or detections. */
+import { type AnalysisConfig, endpointTarget } from '../config/config.js';
+import { StageError } from '../errors.js';
+import { EndpointInvoker } from './invoker.js';
+import { type ClassScore, type Detection, parseClassScores, parseDetections, type ResponseFormat, selectDetections } from './parse.js';
+import { ContainerHttpTransport, type EndpointTransport, type InvokeResponse, SageMakerRuntimeTransport } from './transport.js';
+
+export type Prediction =
+  | { readonly kind: 'classification'; readonly scores: readonly ClassScore[]; readonly predicted: ClassScore }
+  | {
+      readonly kind: 'detection';
+      /** Kept detections: score ≥ probability_threshold, best first, at most max_objects. */
+      readonly objects: readonly Detection[];
+      /** Every detection the model returned. */
+      readonly all: readonly Detection[];
+    };
+
+export function createTransport(config: AnalysisConfig): EndpointTransport {
+  const target = endpointTarget(config);
+  const ext = config.clarify_images;
+  const options = { maxSockets: ext.max_concurrency, requestTimeoutMs: ext.request_timeout_ms };
+  return target.kind === 'url'
+    ? new ContainerHttpTransport(target.url, options)
+    : new SageMakerRuntimeTransport(target.endpointName, { ...options, region: ext.region });
+}
+
+export function createInvoker(config: AnalysisConfig, transport: EndpointTransport = createTransport(config)): EndpointInvoker {
+  const ext = config.clarify_images;
+  return new EndpointInvoker(
+    transport,
+    { maxRetries: ext.max_retries, baseDelayMs: ext.retry_base_delay_ms, maxDelayMs: ext.retry_max_delay_ms },
+    ext.max_concurrency,
+  );
+}
+
+export class Predictor {
+  private readonly format: ResponseFormat;
+  constructor(
+    private readonly config: AnalysisConfig,
+    readonly invoker: EndpointInvoker,
+  ) {
+    const { predictor } = config;
+    this.format = { acceptType: predictor.accept_type, probability: predictor.probability, label: predictor.label };
+  }
+
+  /** The raw answer; failures become StageError('invoke'). */
+  async invokeRaw(payload: Uint8Array): Promise<InvokeResponse> {
+    const { predictor } = this.config;
+    try {
+      return await this.invoker.invoke({
+        body: payload,
+        contentType: predictor.content_type,
+        accept: predictor.accept_type,
+        customAttributes: predictor.custom_attributes,
+        targetModel: predictor.target_model,
+      });
+    } catch (error) {
+      throw new StageError('invoke', error instanceof Error ? error.message : String(error), { cause: error });
+    }
+  }
+
+  /** Read an answer per model type; a misfit becomes StageError('parse'). */
+  interpret(body: Uint8Array, width: number, height: number): Prediction {
+    const { predictor, methods } = this.config;
+    try {
+      if (methods.shap.image_config.model_type === 'IMAGE_CLASSIFICATION') {
+        const scores = parseClassScores(body, this.format, predictor.label_headers);
+        const predicted = scores.reduce((best, s) => (s.score > best.score ? s : best));
+        return { kind: 'classification', scores, predicted };
+      }
+      const all = parseDetections(body, this.format, {
+        detectionFormat: this.config.clarify_images.detection_format,
+        labelHeaders: predictor.label_headers,
+        width,
+        height,
+      });
+      const { probability_threshold: threshold } = this.config;
+      return { kind: 'detection', objects: selectDetections(all, threshold, methods.shap.image_config.max_objects), all };
+    } catch (error) {
+      throw new StageError('parse', error instanceof Error ? error.message : String(error), { cause: error });
+    }
+  }
+
+  async predict(payload: Uint8Array, width: number, height: number): Promise<Prediction> {
+    const response = await this.invokeRaw(payload);
+    return this.interpret(response.body, width, height);
+  }
+}

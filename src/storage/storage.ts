@@ -1,0 +1,254 @@
+/**
+ * Reading and writing objects below a root location, the same way for S3 and local folders.
+ * Keys are relative to the root and use `/`.
+ */
+import { createWriteStream } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { PassThrough, type Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import { GetObjectCommand, ListObjectsV2Command, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { type Location, parseLocation, uriOf } from './location.js';
+
+export interface StoredObject {
+  /** Key relative to the storage root, `/`-separated. */
+  readonly key: string;
+  readonly size: number;
+}
+
+/** A stream of text written to one object; only visible at its key once `close` resolves. */
+export interface TextSink {
+  write(text: string): Promise<void>;
+  close(): Promise<void>;
+  /** Give up: nothing is left at the key. */
+  abort(): Promise<void>;
+}
+
+export interface Storage {
+  readonly location: Location;
+  /** Every object below the root, in a deterministic order (byte order of keys), one page in memory at a time. */
+  list(): AsyncIterable<StoredObject>;
+  read(key: string): Promise<Buffer>;
+  write(key: string, body: Uint8Array | string, contentType?: string): Promise<void>;
+  openTextSink(key: string, contentType?: string): Promise<TextSink>;
+  uri(key: string): string;
+}
+
+export interface StorageOptions {
+  readonly region?: string;
+  /** Reused for every S3 location; created on first use when absent. */
+  readonly s3Client?: S3Client;
+}
+
+let sharedS3: S3Client | undefined;
+
+/**
+ * An S3 client configured the standard AWS way (credentials chain, AWS_REGION,
+ * AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL). A custom endpoint is taken to be an
+ * S3-compatible server, which wants path-style addressing and no optional checksums.
+ */
+export function createS3Client(region?: string): S3Client {
+  const custom = Boolean(process.env['AWS_ENDPOINT_URL_S3'] ?? process.env['AWS_ENDPOINT_URL']);
+  const config: S3ClientConfig = {
+    region: region ?? process.env['AWS_REGION'] ?? process.env['AWS_DEFAULT_REGION'] ?? 'us-east-1',
+  };
+  if (custom) {
+    config.forcePathStyle = true;
+    config.requestChecksumCalculation = 'WHEN_REQUIRED';
+    config.responseChecksumValidation = 'WHEN_REQUIRED';
+  }
+  return new S3Client(config);
+}
+
+export function openStorage(uri: string, options: StorageOptions = {}): Storage {
+  const location = parseLocation(uri);
+  if (location.kind === 'local') return new LocalStorage(location);
+  const client = options.s3Client ?? (sharedS3 ??= createS3Client(options.region));
+  return new S3Storage(location, client);
+}
+
+function compareBytes(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+export class LocalStorage implements Storage {
+  readonly location: Location & { kind: 'local' };
+  constructor(location: Location & { kind: 'local' }) {
+    this.location = location;
+  }
+
+  uri(key: string): string {
+    return uriOf(this.location, key);
+  }
+
+  /** Depth-first, each folder sorted with a `/` after folder names: the same order S3 lists keys in. */
+  async *list(): AsyncIterable<StoredObject> {
+    const root = this.location.dir;
+    const info = await stat(root);
+    if (info.isFile()) {
+      yield { key: '', size: info.size };
+      return;
+    }
+    yield* this.walk(root, '');
+  }
+
+  private async *walk(dir: string, prefix: string): AsyncIterable<StoredObject> {
+    const entries = await readdir(dir, { withFileTypes: true });
+    const named = entries
+      .filter((e) => e.isDirectory() || e.isFile())
+      .map((e) => ({ entry: e, sortKey: e.isDirectory() ? `${e.name}/` : e.name }))
+      .sort((a, b) => compareBytes(a.sortKey, b.sortKey));
+    for (const { entry } of named) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) {
+        yield* this.walk(full, `${prefix}${entry.name}/`);
+      } else {
+        const { size } = await stat(full);
+        yield { key: `${prefix}${entry.name}`, size };
+      }
+    }
+  }
+
+  private pathOf(key: string): string {
+    return key === '' ? this.location.dir : path.join(this.location.dir, ...key.split('/'));
+  }
+
+  read(key: string): Promise<Buffer> {
+    return readFile(this.pathOf(key));
+  }
+
+  /** Written to a temporary file and renamed, so a reader never sees half an object. */
+  async write(key: string, body: Uint8Array | string): Promise<void> {
+    const file = this.pathOf(key);
+    await mkdir(path.dirname(file), { recursive: true });
+    const temp = `${file}.partial-${process.pid}`;
+    await writeFile(temp, body);
+    await rename(temp, file);
+  }
+
+  async openTextSink(key: string): Promise<TextSink> {
+    const file = this.pathOf(key);
+    await mkdir(path.dirname(file), { recursive: true });
+    const temp = `${file}.partial-${process.pid}`;
+    const stream = createWriteStream(temp);
+    return new StreamSink(
+      stream,
+      async () => {
+        await finished(stream);
+        await rename(temp, file);
+      },
+      async () => rm(temp, { force: true }),
+    );
+  }
+}
+
+export class S3Storage implements Storage {
+  readonly location: Location & { kind: 's3' };
+  readonly client: S3Client;
+  constructor(location: Location & { kind: 's3' }, client: S3Client) {
+    this.location = location;
+    this.client = client;
+  }
+
+  uri(key: string): string {
+    return uriOf(this.location, key);
+  }
+
+  private objectKey(key: string): string {
+    return `${this.location.prefix}${key}`;
+  }
+
+  async *list(): AsyncIterable<StoredObject> {
+    const { bucket, prefix } = this.location;
+    let token: string | undefined;
+    do {
+      const page = await this.client.send(
+        new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
+      );
+      for (const object of page.Contents ?? []) {
+        if (!object.Key || object.Key.endsWith('/')) continue; // folder markers
+        yield { key: object.Key.slice(prefix.length), size: object.Size ?? 0 };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  async read(key: string): Promise<Buffer> {
+    const response = await this.client.send(
+      new GetObjectCommand({ Bucket: this.location.bucket, Key: this.objectKey(key) }),
+    );
+    if (!response.Body) throw new Error(`${this.uri(key)} has no body`);
+    return Buffer.from(await response.Body.transformToByteArray());
+  }
+
+  /** lib-storage switches to multipart for large bodies. S3 makes an object visible only when complete. */
+  async write(key: string, body: Uint8Array | string, contentType?: string): Promise<void> {
+    await new Upload({
+      client: this.client,
+      params: { Bucket: this.location.bucket, Key: this.objectKey(key), Body: body, ContentType: contentType },
+    }).done();
+  }
+
+  async openTextSink(key: string, contentType?: string): Promise<TextSink> {
+    const body = new PassThrough();
+    const upload = new Upload({
+      client: this.client,
+      params: { Bucket: this.location.bucket, Key: this.objectKey(key), Body: body, ContentType: contentType },
+    });
+    const done = upload.done();
+    done.catch(() => undefined); // surfaced by close()
+    return new StreamSink(
+      body,
+      async () => {
+        await done;
+      },
+      async () => {
+        await upload.abort();
+      },
+    );
+  }
+}
+
+/** Writes with back-pressure, then commits (rename / finish the upload) or aborts. */
+class StreamSink implements TextSink {
+  private failure: Error | undefined;
+  constructor(
+    private readonly stream: Writable,
+    private readonly commit: () => Promise<void>,
+    private readonly discard: () => Promise<void>,
+  ) {
+    stream.on('error', (error: Error) => {
+      this.failure = error;
+    });
+  }
+
+  async write(text: string): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (!this.stream.write(text)) {
+      await new Promise<void>((resolve, reject) => {
+        const onDrain = (): void => {
+          this.stream.off('error', onError);
+          resolve();
+        };
+        const onError = (error: Error): void => {
+          this.stream.off('drain', onDrain);
+          reject(error);
+        };
+        this.stream.once('drain', onDrain);
+        this.stream.once('error', onError);
+      });
+    }
+  }
+
+  async close(): Promise<void> {
+    this.stream.end();
+    await this.commit();
+    if (this.failure) throw this.failure;
+  }
+
+  async abort(): Promise<void> {
+    this.stream.destroy();
+    await this.discard().catch(() => undefined);
+  }
+}
