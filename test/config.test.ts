@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ConfigError, type ConfigProblem } from '../src/errors.js';
+import { endpointTarget, validateConfig } from '../src/config/config.js';
+import { type RawConfig, sdkClassificationConfig } from './support/configs.js';
+
+function problemsOf(config: unknown): ConfigProblem[] {
+  try {
+    validateConfig(config);
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, `expected ConfigError, got ${String(error)}`);
+    return [...error.problems];
+  }
+  assert.fail('the config was accepted');
+}
+
+function withChange(change: (c: RawConfig) => void): RawConfig {
+  const config = sdkClassificationConfig();
+  change(config);
+  return config;
+}
+
+const shapOf = (c: RawConfig): RawConfig => (c['methods'] as RawConfig)['shap'] as RawConfig;
+const imageConfigOf = (c: RawConfig): RawConfig => shapOf(c)['image_config'] as RawConfig;
+const predictorOf = (c: RawConfig): RawConfig => c['predictor'] as RawConfig;
+
+describe('config', () => {
+  it('accepts a config as the SageMaker Python SDK writes it, unchanged', () => {
+    const config = validateConfig(sdkClassificationConfig());
+    assert.equal(config.methods.shap.use_logit, false);
+    assert.equal(config.methods.shap.save_local_shap_values, true);
+    assert.equal(config.methods.report.title, 'Analysis Report');
+    assert.equal(config.probability_threshold, 0.5);
+  });
+
+  it('fills every documented default', () => {
+    const config = validateConfig({
+      dataset_type: 'application/x-image',
+      methods: { shap: { image_config: { model_type: 'OBJECT_DETECTION' } } },
+      predictor: { endpoint_name: 'e', label_headers: ['a'] },
+    });
+    const ic = config.methods.shap.image_config;
+    assert.deepEqual(
+      [ic.num_segments, ic.segment_compactness, ic.max_objects, ic.iou_threshold, ic.context, ic.feature_extraction_method],
+      [20, 5, 3, 0.5, 1, 'segmentation'],
+    );
+    assert.equal(config.probability_threshold, 0.5);
+    assert.equal(config.predictor.content_type, 'image/jpeg');
+    assert.equal(config.predictor.accept_type, 'application/json');
+    assert.deepEqual(config.methods.report, { name: 'report' });
+    assert.equal(config.clarify_images.max_concurrency, 16);
+    assert.equal(config.clarify_images.detection_format, 'clarify');
+  });
+
+  it('names the path of a wrong model_type and lists the allowed values', () => {
+    const problems = problemsOf(withChange((c) => (imageConfigOf(c)['model_type'] = 'SEGMENTATION')));
+    assert.equal(problems.length, 1);
+    assert.equal(problems[0]!.path, 'methods.shap.image_config.model_type');
+    assert.match(problems[0]!.message, /IMAGE_CLASSIFICATION.*OBJECT_DETECTION.*got "SEGMENTATION"/);
+  });
+
+  it('names the path of content_type image/jpg', () => {
+    const problems = problemsOf(withChange((c) => (predictorOf(c)['content_type'] = 'image/jpg')));
+    assert.deepEqual(problems.map((p) => p.path), ['predictor.content_type']);
+    assert.match(problems[0]!.message, /"image\/jpeg", "image\/png", "application\/x-npy", got "image\/jpg"/);
+  });
+
+  it('rejects an unknown key, naming its path and the allowed keys', () => {
+    const problems = problemsOf(withChange((c) => (imageConfigOf(c)['num_segmnets'] = 30)));
+    assert.equal(problems[0]!.path, 'methods.shap.image_config.num_segmnets');
+    assert.match(problems[0]!.message, /unknown key "num_segmnets"; allowed keys here: .*num_segments.*segment_compactness/);
+    const top = problemsOf(withChange((c) => (c['concurrency'] = 8)));
+    assert.equal(top[0]!.path, 'concurrency');
+    assert.match(top[0]!.message, /clarify_images/);
+  });
+
+  it('rejects a float num_segments', () => {
+    const problems = problemsOf(withChange((c) => (imageConfigOf(c)['num_segments'] = 20.5)));
+    assert.deepEqual(problems, [{ path: 'methods.shap.image_config.num_segments', message: 'must be integer, got 20.5' }]);
+  });
+
+  it('requires label_headers', () => {
+    const problems = problemsOf(withChange((c) => delete predictorOf(c)['label_headers']));
+    assert.deepEqual(problems, [{ path: 'predictor.label_headers', message: 'is required' }]);
+  });
+
+  it('says this job explains images when dataset_type is not application/x-image', () => {
+    const problems = problemsOf(withChange((c) => (c['dataset_type'] = 'text/csv')));
+    assert.equal(problems[0]!.path, 'dataset_type');
+    assert.match(problems[0]!.message, /this job explains images/);
+  });
+
+  it('reports every problem at once', () => {
+    const problems = problemsOf(
+      withChange((c) => {
+        imageConfigOf(c)['num_segments'] = 'many';
+        predictorOf(c)['accept_type'] = 'application/xml';
+        shapOf(c)['agg_method'] = 'max';
+      }),
+    );
+    assert.deepEqual(problems.map((p) => p.path).sort(), ['methods.shap.agg_method', 'methods.shap.image_config.num_segments', 'predictor.accept_type']);
+  });
+
+  it('checks probability against accept_type', () => {
+    const csvWithPath = problemsOf(withChange((c) => Object.assign(predictorOf(c), { accept_type: 'text/csv', probability: 'prediction' })));
+    assert.equal(csvWithPath[0]!.path, 'predictor.probability');
+    assert.match(csvWithPath[0]!.message, /column index/);
+    const jsonWithIndex = problemsOf(withChange((c) => Object.assign(predictorOf(c), { probability: 2 })));
+    assert.match(jsonWithIndex[0]!.message, /JMESPath/);
+    const notEither = problemsOf(withChange((c) => Object.assign(predictorOf(c), { probability: 1.5 })));
+    assert.deepEqual(notEither.map((p) => p.path), ['predictor.probability']);
+  });
+
+  it('keeps Clarify-less options under clarify_images only, and validates them', () => {
+    const problems = problemsOf(withChange((c) => (c['clarify_images'] = { max_concurrency: 0, bogus: true })));
+    assert.deepEqual(problems.map((p) => p.path).sort(), ['clarify_images.bogus', 'clarify_images.max_concurrency']);
+  });
+
+  it('needs an endpoint to run: endpoint_name or clarify_images.endpoint_url', () => {
+    const config = validateConfig(sdkClassificationConfig());
+    assert.throws(() => endpointTarget(config), (e: unknown) => e instanceof ConfigError && /model_name "my-model"/.test(e.message));
+    const named = validateConfig(withChange((c) => (predictorOf(c)['endpoint_name'] = 'ep')));
+    assert.deepEqual(endpointTarget(named), { kind: 'sagemaker', endpointName: 'ep' });
+    const local = validateConfig(withChange((c) => (c['clarify_images'] = { endpoint_url: 'http://127.0.0.1:8080' })));
+    assert.deepEqual(endpointTarget(local), { kind: 'url', url: 'http://127.0.0.1:8080' });
+  });
+});

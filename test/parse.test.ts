@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseClassScores, parseDetections, ResponseError, type ResponseFormat, selectDetections } from '../src/predictor/parse.js';
+
+const bytes = (text: string): Uint8Array => Buffer.from(text);
+const labels = ['cat', 'dog', 'horse'];
+const json = (probability?: string): ResponseFormat => ({ acceptType: 'application/json', probability });
+
+describe('response parsing: classification', () => {
+  it('reads the seed payload {"prediction":[0.1,0.6,0.3]} with probability "prediction"', () => {
+    const scores = parseClassScores(bytes('{"prediction":[0.1,0.6,0.3]}'), json('prediction'), labels);
+    assert.deepEqual(scores, [
+      { label: 'cat', index: 0, score: 0.1 },
+      { label: 'dog', index: 1, score: 0.6 },
+      { label: 'horse', index: 2, score: 0.3 },
+    ]);
+  });
+
+  it('reads a bare list with "[*]" and with no probability expression', () => {
+    for (const format of [json('[*]'), json(undefined)]) {
+      assert.deepEqual(parseClassScores(bytes('[0.1,0.6,0.3]'), format, labels).map((s) => s.score), [0.1, 0.6, 0.3]);
+    }
+  });
+
+  it('reads JSON Lines (first line) and CSV (all columns, or a column holding a list)', () => {
+    const lines = parseClassScores(bytes('{"p":[0.2,0.5,0.3]}\n'), { acceptType: 'application/jsonlines', probability: 'p' }, labels);
+    assert.deepEqual(lines.map((s) => s.score), [0.2, 0.5, 0.3]);
+    const csv = parseClassScores(bytes('0.2,0.5,0.3\n'), { acceptType: 'text/csv' }, labels);
+    assert.deepEqual(csv.map((s) => s.score), [0.2, 0.5, 0.3]);
+    const column = parseClassScores(bytes('dog,"[0.2, 0.5, 0.3]"\n'), { acceptType: 'text/csv', probability: 1 }, labels);
+    assert.deepEqual(column.map((s) => s.score), [0.2, 0.5, 0.3]);
+  });
+
+  it('reorders scores to label_headers when the model names its labels', () => {
+    const body = bytes('{"labels":["horse","cat","dog"],"probabilities":[0.3,0.1,0.6]}');
+    const scores = parseClassScores(body, { acceptType: 'application/json', probability: 'probabilities', label: 'labels' }, labels);
+    assert.deepEqual(scores.map((s) => [s.label, s.score]), [['cat', 0.1], ['dog', 0.6], ['horse', 0.3]]);
+  });
+
+  it('explains a misfit: expression, accept type and the start of the body', () => {
+    const check = (body: string, format: ResponseFormat, pattern: RegExp): void => {
+      assert.throws(() => parseClassScores(bytes(body), format, labels), (e: unknown) => e instanceof ResponseError && pattern.test(e.message));
+    };
+    check('{"prediction":[0.1,0.6]}', json('prediction'), /got 2 scores but label_headers has 3 labels \(probability expression "prediction", accept type application\/json; body starts: "\{\\"prediction\\":\[0.1,0.6\]\}"\)/);
+    check('{"scores":[0.1,0.6,0.3]}', json('prediction'), /expected a list of 3 scores, got nothing/);
+    check('<html>oops</html>', json('prediction'), /not valid JSON.*body starts: "<html>oops<\/html>"/);
+    check('', json('prediction'), /the response is empty/);
+    check('{"prediction":[0.1,"x",0.3]}', json('prediction'), /not all finite numbers/);
+    const long = `{"prediction":"${'x'.repeat(500)}"}`;
+    assert.throws(() => parseClassScores(bytes(long), json('prediction'), labels), (e: unknown) => {
+      const quoted = /body starts: (".*")\)$/.exec((e as Error).message)?.[1] ?? '""';
+      return (JSON.parse(quoted) as string).length === 200;
+    });
+  });
+});
+
+describe('response parsing: object detection', () => {
+  const size = { labelHeaders: labels, width: 200, height: 100 };
+  const rows = [
+    [1.0, 0.9, 0.1, 0.2, 0.5, 0.8],
+    [2, 0.3, 0.0, 0.0, 0.2, 0.2],
+    [0.0, 0.7, 0.5, 0.5, 0.9, 0.9],
+  ];
+
+  it('reads rows with and without the "prediction" wrapper; class index may be a float', () => {
+    const wrapped = parseDetections(bytes(JSON.stringify({ prediction: rows })), json('prediction'), { ...size, detectionFormat: 'clarify' });
+    const bare = parseDetections(bytes(JSON.stringify(rows)), json(undefined), { ...size, detectionFormat: 'clarify' });
+    assert.deepEqual(wrapped, bare);
+    assert.deepEqual(wrapped[0], { classIndex: 1, label: 'dog', score: 0.9, box: { x0: 0.1, y0: 0.2, x1: 0.5, y1: 0.8 } });
+    assert.equal(wrapped.length, 3);
+  });
+
+  it('keeps detections at or above the threshold, best first, at most max_objects', () => {
+    const all = parseDetections(bytes(JSON.stringify(rows)), json(undefined), { ...size, detectionFormat: 'clarify' });
+    assert.deepEqual(selectDetections(all, 0.5, 3).map((d) => d.label), ['dog', 'cat']);
+    assert.deepEqual(selectDetections(all, 0.3, 3).map((d) => d.label), ['dog', 'cat', 'horse']);
+    assert.deepEqual(selectDetections(all, 0.0, 1).map((d) => d.label), ['dog']);
+  });
+
+  it('reads the Mask R-CNN labels/boxes answer (pixel boxes, "<class> <score>%")', () => {
+    const body = bytes('{"labels": ["horse 100%", "person 87.5%"], "boxes": [[20, 10, 120, 90], [0, 0, 50, 50]]}');
+    const objects = parseDetections(body, json(undefined), { labelHeaders: ['person', 'horse'], width: 200, height: 100, detectionFormat: 'mask_rcnn' });
+    assert.deepEqual(objects, [
+      { classIndex: 1, label: 'horse', score: 1, box: { x0: 0.1, y0: 0.1, x1: 0.6, y1: 0.9 } },
+      { classIndex: 0, label: 'person', score: 0.875, box: { x0: 0, y0: 0, x1: 0.25, y1: 0.5 } },
+    ]);
+  });
+
+  it('rejects rows that are not detections, naming the problem', () => {
+    const opts = { ...size, detectionFormat: 'clarify' as const };
+    assert.throws(() => parseDetections(bytes('[[1, 0.9, 0.1]]'), json(undefined), opts), /row 0 is not \[class, score, x0, y0, x1, y1\]/);
+    assert.throws(() => parseDetections(bytes('[[7, 0.9, 0, 0, 1, 1]]'), json(undefined), opts), /class 7, not an index into label_headers \(0..2\)/);
+    assert.throws(() => parseDetections(bytes('[[1.5, 0.9, 0, 0, 1, 1]]'), json(undefined), opts), /class 1.5/);
+    assert.throws(() => parseDetections(bytes('{"prediction": 3}'), json('prediction'), opts), /expected a list of detection rows/);
+    const maskOpts = { ...size, detectionFormat: 'mask_rcnn' as const };
+    assert.throws(() => parseDetections(bytes('{"labels": ["horse"], "boxes": [[0,0,1,1]]}'), json(undefined), maskOpts), /"horse" is not "<class> <score>%"/);
+  });
+});

@@ -1,0 +1,43 @@
+/** Config objects for tests, in the shape users write them. */
+import type { AnalysisConfig } from '../../src/config/config.js';
+import { validateConfig } from '../../src/config/config.js';
+
+export type RawConfig = Record<string, unknown>;
+
+/** What the SageMaker Python SDK writes for an image classification explainability job. */
+export function sdkClassificationConfig(): RawConfig {
+  return {
+    dataset_type: 'application/x-image',
+    probability_threshold: 0.5,
+    methods: {
+      shap: {
+        use_logit: false,
+        save_local_shap_values: true,
+        num_samples: 500,
+        image_config: {
+          model_type: 'IMAGE_CLASSIFICATION',
+          num_segments: 20,
+          segment_compactness: 5,
+          feature_extraction_method: 'segmentation',
+        },
+      },
+      report: { name: 'report', title: 'Analysis Report' },
+    },
+    predictor: {
+      model_name: 'my-model',
+      instance_type: 'ml.m5.xlarge',
+      initial_instance_count: 1,
+      content_type: 'image/jpeg',
+      label_headers: ['red', 'green', 'blue'],
+    },
+  };
+}
+
+export function classificationConfig(endpointUrl: string, overrides: { predictor?: RawConfig; clarify_images?: RawConfig } = {}): AnalysisConfig {
+  return validateConfig({
+    dataset_type: 'application/x-image',
+    methods: { shap: { image_config: { model_type: 'IMAGE_CLASSIFICATION' } } },
+    predictor: { label_headers: ['red', 'green', 'blue'], content_type: 'image/png', ...overrides.predictor },
+    clarify_images: { endpoint_url: endpointUrl, retry_base_delay_ms: 5, retry_max_delay_ms: 50, max_concurrency: 4, ...overrides.clarify_images },
+  });
+}
