@@ -27,7 +27,7 @@ export interface TextSink {
 
 export interface Storage {
   readonly location: Location;
-  /** Every object below the root, in a deterministic order (byte order of keys), one page in memory at a time. */
+  /** Every object below the root, in the store's listing order (S3 and local: byte order of keys), one page in memory at a time. */
   list(): AsyncIterable<StoredObject>;
   read(key: string): Promise<Buffer>;
   write(key: string, body: Uint8Array | string, contentType?: string): Promise<void>;
