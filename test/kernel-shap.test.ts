@@ -1,0 +1,123 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { defaultBudget, planCoalitions, solveKernelShap } from '../src/explain/kernel-shap.js';
+import { seededRandom } from '../src/explain/random.js';
+
+/** A non-linear game with interactions: v(S) = sigmoid(Σ a_i s_i + Σ b_ij s_i s_j) · (1 + 0.3 s_0 s_1 s_2). */
+function makeGame(m: number, seed: number): (mask: Uint8Array) => number {
+  const random = seededRandom(seed);
+  const a = Array.from({ length: m }, () => random() * 2 - 1);
+  const b = Array.from({ length: m * m }, () => (random() * 2 - 1) * 0.4);
+  return (mask) => {
+    let z = 0;
+    for (let i = 0; i < m; i++) {
+      if (!mask[i]) continue;
+      z += a[i]!;
+      for (let j = 0; j < i; j++) if (mask[j]) z += b[i * m + j]!;
+    }
+    return (1 / (1 + Math.exp(-z))) * (1 + 0.3 * (mask[0]! & mask[1]! & mask[2]!));
+  };
+}
+
+/** Exact Shapley values by enumerating all 2^M coalitions: φ_i = Σ_S |S|!(M−|S|−1)!/M! · (v(S∪i) − v(S)). */
+function exactShapley(m: number, game: (mask: Uint8Array) => number): Float64Array {
+  const values = new Float64Array(2 ** m);
+  const mask = new Uint8Array(m);
+  for (let s = 0; s < 2 ** m; s++) {
+    for (let i = 0; i < m; i++) mask[i] = (s >> i) & 1;
+    values[s] = game(mask);
+  }
+  const factorial = [1];
+  for (let i = 1; i <= m; i++) factorial[i] = factorial[i - 1]! * i;
+  const phi = new Float64Array(m);
+  for (let s = 0; s < 2 ** m; s++) {
+    let size = 0;
+    for (let i = 0; i < m; i++) size += (s >> i) & 1;
+    const w = (factorial[size]! * factorial[m - size - 1]!) / factorial[m]!;
+    for (let i = 0; i < m; i++) if (!((s >> i) & 1)) phi[i] = phi[i]! + w * (values[s | (1 << i)]! - values[s]!);
+  }
+  return phi;
+}
+
+function explain(m: number, budget: number, seed: number, game: (mask: Uint8Array) => number): { phi: Float64Array; calls: number; exact: boolean } {
+  const plan = planCoalitions(m, budget, seededRandom(seed));
+  const values = plan.masks.map((mask) => Float64Array.of(game(mask)));
+  const full = Float64Array.of(game(new Uint8Array(m).fill(1)));
+  const empty = Float64Array.of(game(new Uint8Array(m)));
+  return { phi: solveKernelShap(plan, values, full, empty)[0]!, calls: plan.masks.length, exact: plan.exact };
+}
+
+const relativeSquaredError = (phi: Float64Array, exact: Float64Array): number => {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < exact.length; i++) {
+    num += (phi[i]! - exact[i]!) ** 2;
+    den += exact[i]! ** 2;
+  }
+  return num / den;
+};
+
+describe('Kernel SHAP estimator', () => {
+  for (const m of [4, 8, 12]) {
+    it(`equals exact Shapley values (|error| < 1e-9) with a budget of 2^M − 2, M = ${m}`, () => {
+      const game = makeGame(m, m);
+      const exact = exactShapley(m, game);
+      const ours = explain(m, 2 ** m - 2, 1, game);
+      assert.equal(ours.exact, true);
+      assert.equal(ours.calls, 2 ** m - 2);
+      for (let i = 0; i < m; i++) assert.ok(Math.abs(ours.phi[i]! - exact[i]!) < 1e-9, `φ${i}: ${ours.phi[i]} vs ${exact[i]}`);
+    });
+  }
+
+  it('holds efficiency to 1e-9 at every budget', () => {
+    const m = 16;
+    const game = makeGame(m, 3);
+    const delta = game(new Uint8Array(m).fill(1)) - game(new Uint8Array(m));
+    for (const budget of [10, 33, 100, 500, 2050]) {
+      const { phi } = explain(m, budget, 7, game);
+      const sum = phi.reduce((a, b) => a + b, 0);
+      assert.ok(Math.abs(sum - delta) < 1e-9, `budget ${budget}: Σφ = ${sum}, f(all) − f(none) = ${delta}`);
+    }
+  });
+
+  it('never plans the same coalition twice, nor the empty or full one, and stays within budget', () => {
+    for (const [m, budget] of [[16, 2050], [10, 300], [20, 777]] as const) {
+      const plan = planCoalitions(m, budget, seededRandom(5));
+      const keys = new Set(plan.masks.map((mask) => mask.join('')));
+      assert.equal(keys.size, plan.masks.length, 'duplicates');
+      assert.ok(plan.masks.length <= budget, `${plan.masks.length} > ${budget}`);
+      assert.ok(plan.masks.length >= budget - 1, `budget unused: ${plan.masks.length} of ${budget}`);
+      for (const mask of plan.masks) {
+        const size = mask.reduce((a, b) => a + b, 0);
+        assert.ok(size > 0 && size < m);
+      }
+    }
+  });
+
+  it('is deterministic for a seed and differs between seeds', () => {
+    const game = makeGame(16, 9);
+    assert.deepEqual(explain(16, 600, 42, game).phi, explain(16, 600, 42, game).phi);
+    assert.notDeepEqual(explain(16, 600, 42, game).phi, explain(16, 600, 43, game).phi);
+  });
+
+  it('error falls as the budget grows (M = 16, mean over 20 seeds)', () => {
+    const m = 16;
+    const errors = [512, 2048, 8192].map((budget) => {
+      let total = 0;
+      for (let seed = 0; seed < 20; seed++) {
+        const game = makeGame(m, 100 + seed);
+        total += relativeSquaredError(explain(m, budget, seed, game).phi, exactShapley(m, game));
+      }
+      return total / 20;
+    });
+    console.log(`Kernel SHAP relative squared error, M = 16, mean of 20 games: ${[512, 2048, 8192].map((b, i) => `${b} calls ${errors[i]!.toExponential(3)}`).join(', ')}`);
+    assert.ok(errors[0]! > errors[1]! && errors[1]! > errors[2]!, errors.join(' > '));
+  });
+
+  it('default budget is min(2M + 2048, 2^M − 2)', () => {
+    assert.equal(defaultBudget(4), 14);
+    assert.equal(defaultBudget(12), 2072);
+    assert.equal(defaultBudget(20), 2088);
+    assert.equal(defaultBudget(64), 2176);
+  });
+});
