@@ -13,6 +13,9 @@ import type { RgbImage } from './image/rgb.js';
 import { OrderedEmitter } from './output/ordered.js';
 import { type AnalysisSummary, failureRecord, type ImageFailure, type PredictionRecord, predictionRecord } from './output/records.js';
 import type { EndpointTransport } from './predictor/transport.js';
+import { ClassificationExplainer } from './explain/classification.js';
+import { EXPLANATIONS_DIR, type ExplanationRecord, explanationRecord, GlobalImportance, writeExplanationArtifacts } from './output/explanations.js';
+import { outputName } from './output/names.js';
 import { createInvoker, Predictor } from './predictor/predictor.js';
 import { parseLocation } from './storage/location.js';
 import { openStorage, type Storage } from './storage/storage.js';
@@ -36,6 +39,7 @@ export interface JobResult {
 
 interface ImageOutcome {
   readonly record: PredictionRecord;
+  readonly explanation?: ExplanationRecord;
   readonly failure?: ImageFailure;
   readonly withoutDetections?: boolean;
 }
@@ -75,6 +79,18 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   const sink = await output.openTextSink('predictions.jsonl', 'application/jsonlines');
   const emitter = new OrderedEmitter<PredictionRecord>((record) => sink.write(`${JSON.stringify(record)}\n`));
 
+  // Classification images are explained with SHAP; detection explanations are not built yet.
+  const explaining = config.methods.shap.image_config.model_type === 'IMAGE_CLASSIFICATION';
+  const explainer = explaining ? new ClassificationExplainer(config, predictor, storageOptions) : undefined;
+  const writeLocal = explaining && config.methods.shap.save_local_shap_values;
+  const outSink = writeLocal ? await output.openTextSink(`${EXPLANATIONS_DIR}/out.jsonl`, 'application/jsonlines') : undefined;
+  const outEmitter = new OrderedEmitter<ExplanationRecord | undefined>(async (record) => {
+    if (record && outSink) await outSink.write(`${JSON.stringify(record)}\n`);
+  });
+  const importance = new GlobalImportance(config.predictor.label_headers, config.methods.shap.agg_method);
+  let explained = 0;
+  let explanationCalls = 0;
+
   const counts: DatasetCounts = { imagesFound: 0, filesSkipped: 0 };
   const failures: ImageFailure[] = [];
   let succeeded = 0;
@@ -88,10 +104,15 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
       size = { width: rgb.width, height: rgb.height };
       const payload = await stageOf('encode', () => encodeImage(rgb, config.predictor.content_type, { jpegQuality: ext.jpeg_quality }));
       const prediction = await predictor.predict(payload, rgb.width, rgb.height);
-      return {
-        record: predictionRecord(image, size, prediction),
-        withoutDetections: prediction.kind === 'detection' && prediction.objects.length === 0,
-      };
+      const record = predictionRecord(image, size, prediction);
+      if (!explainer || prediction.kind !== 'classification') {
+        return { record, withoutDetections: prediction.kind === 'detection' && prediction.objects.length === 0 };
+      }
+      const name = outputName(image.key, image.uri);
+      const explanation = await stageOf('explain', () => explainer.explain(rgb, image.key, prediction.scores.map((s) => s.score)));
+      const explanationLine = explanationRecord(image, name, rgb, config.predictor.label_headers, prediction.predicted.index, explanation);
+      await stageOf('write', () => writeExplanationArtifacts(output, explanationLine, rgb, explanation, prediction.predicted.index));
+      return { record, explanation: explanationLine };
     } catch (error) {
       const stage = error instanceof StageError ? error.stage : 'explain';
       const failure: ImageFailure = { image: image.uri, stage, message: errorMessage(error) };
@@ -99,8 +120,9 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
     }
   };
 
-  // Enough images in flight to keep every endpoint slot busy; bounded so memory stays flat.
-  const window = Math.max(2, ext.max_concurrency * 2);
+  // Enough images in flight to keep every endpoint slot busy; bounded so memory stays flat. An
+  // explained image alone makes hundreds of calls, so a few images in flight are enough.
+  const window = explaining ? 4 : Math.max(2, ext.max_concurrency * 2);
   const inFlight = new Set<Promise<void>>();
   let fatal: unknown;
   try {
@@ -115,7 +137,12 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
               succeeded += 1;
               if (outcome.withoutDetections) withoutDetections += 1;
             }
-            await emitter.push(image.index, outcome.record);
+            if (outcome.explanation) {
+              explained += 1;
+              explanationCalls += outcome.explanation.calls;
+              importance.add(outcome.explanation);
+            }
+            await Promise.all([emitter.push(image.index, outcome.record), outEmitter.push(image.index, outcome.explanation)]);
           })
           .catch((error: unknown) => {
             fatal ??= error;
@@ -132,14 +159,17 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
     await Promise.all(inFlight);
     if (fatal) throw fatal;
     await emitter.drain();
+    await outEmitter.drain();
     if (counts.imagesFound === 0) {
       throw new ConfigError([
         { path: 'dataset_uri', message: `no images (.jpg, .jpeg, .png) under ${datasetUri} (${counts.filesSkipped} other files skipped)` },
       ]);
     }
     await sink.close();
+    await outSink?.close();
   } catch (error) {
     await sink.abort();
+    await outSink?.abort();
     invoker.close();
     throw error;
   }
@@ -163,6 +193,17 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
       failed_calls: stats.failedCalls,
       mean_latency_ms: stats.attempts - stats.failedCalls > 0 ? round(stats.latencyMsTotal / Math.max(1, stats.calls - stats.failedCalls), 3) : 0,
     },
+    ...(explaining
+      ? {
+          explanations: {
+            method: 'kernel_shap' as const,
+            images_explained: explained,
+            calls: explanationCalls,
+            mean_calls_per_image: explained > 0 ? round(explanationCalls / explained, 1) : 0,
+            global_importance: importance.summary(),
+          },
+        }
+      : {}),
     durations: {
       started_at: started.toISOString(),
       finished_at: finished.toISOString(),

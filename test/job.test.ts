@@ -61,7 +61,7 @@ describe('the job end to end: CLI, S3 in and out, faulty endpoint', () => {
   function config(extra: Record<string, unknown> = {}): Record<string, unknown> {
     return {
       dataset_type: 'application/x-image',
-      methods: { shap: { image_config: { model_type: 'IMAGE_CLASSIFICATION' } } },
+      methods: { shap: { num_samples: 8, image_config: { model_type: 'IMAGE_CLASSIFICATION' } } },
       predictor: { content_type: 'image/png', accept_type: 'application/json', probability: 'prediction', label_headers: ['red', 'green', 'blue'] },
       clarify_images: { endpoint_url: endpoint.url, max_concurrency: 4, retry_base_delay_ms: 5, retry_max_delay_ms: 40 },
       ...extra,
@@ -141,10 +141,15 @@ describe('the job end to end: CLI, S3 in and out, faulty endpoint', () => {
       's3://data/set/bad/zero.png',
       's3://data/set/faults/failing-magenta.png',
     ]);
-    // 12 images reached the endpoint; yellow needed 1 retry, cyan 2; magenta failed once (424 is final).
+    // 12 images reached the endpoint (one prediction each), and the 11 that succeeded were
+    // explained with the calls out.jsonl lists; yellow needed 1 retry, cyan 2; magenta failed once (424 is final).
+    const explained = (await s3Text('results', 'run1/explanations_shap/out.jsonl')).trim().split('\n').map((l) => JSON.parse(l) as { key: string; calls: number });
+    assert.equal(explained.length, 11);
+    const explanationCalls = explained.reduce((a, r) => a + r.calls, 0);
+    assert.equal(summary.explanations?.calls, explanationCalls);
     assert.deepEqual(
       { calls: summary.endpoint_calls.calls, attempts: summary.endpoint_calls.attempts, retries: summary.endpoint_calls.retries, failed: summary.endpoint_calls.failed_calls },
-      { calls: 12, attempts: 15, retries: 3, failed: 1 },
+      { calls: 12 + explanationCalls, attempts: 15 + explanationCalls, retries: 3, failed: 1 },
     );
     const effective = JSON.parse(await s3Text('results', 'run1/analysis_config.json')) as { dataset_uri: string; methods: { shap: { image_config: { num_segments: number } } } };
     assert.equal(effective.dataset_uri, 's3://data/set');
@@ -156,7 +161,9 @@ describe('the job end to end: CLI, S3 in and out, faulty endpoint', () => {
     const out = path.join(tmp, 'local-out');
     const run = await runCli(['run', '--config', file, '--output', out], s3.env());
     assert.equal(run.code, 0, run.stderr);
-    assert.deepEqual((await readdir(out)).sort(), ['analysis.json', 'analysis_config.json', 'predictions.jsonl']);
+    const files = (await readdir(out)).sort();
+    assert.deepEqual(files.filter((f) => !f.startsWith('shap_')), ['analysis.json', 'analysis_config.json', 'explanations_shap', 'predictions.jsonl']);
+    assert.equal(files.filter((f) => /^shap_.+\.jpeg$/.test(f)).length, 3, 'one heatmap per image');
     const records = (await readFile(path.join(out, 'predictions.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as PredictionRecord);
     assert.deepEqual(new Set(records.map((r) => r.predicted_label)), new Set(['red', 'green', 'blue']));
     const summary = JSON.parse(await readFile(path.join(out, 'analysis.json'), 'utf8')) as AnalysisSummary;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { defaultBudget, planCoalitions, solveKernelShap } from '../src/explain/kernel-shap.js';
+import { defaultBudget, KernelShapDesign, solveKernelShap } from '../src/explain/kernel-shap.js';
 import { seededRandom } from '../src/explain/random.js';
 
 /** A non-linear game with interactions: v(S) = sigmoid(Σ a_i s_i + Σ b_ij s_i s_j) · (1 + 0.3 s_0 s_1 s_2). */
@@ -39,12 +39,13 @@ function exactShapley(m: number, game: (mask: Uint8Array) => number): Float64Arr
   return phi;
 }
 
-function explain(m: number, budget: number, seed: number, game: (mask: Uint8Array) => number): { phi: Float64Array; calls: number; exact: boolean } {
-  const plan = planCoalitions(m, budget, seededRandom(seed));
+function explain(m: number, budget: number, seed: number, game: (mask: Uint8Array) => number): { phi: Float64Array; se: Float64Array; calls: number; exact: boolean } {
+  const plan = KernelShapDesign.plan(m, budget, seededRandom(seed));
   const values = plan.masks.map((mask) => Float64Array.of(game(mask)));
   const full = Float64Array.of(game(new Uint8Array(m).fill(1)));
   const empty = Float64Array.of(game(new Uint8Array(m)));
-  return { phi: solveKernelShap(plan, values, full, empty)[0]!, calls: plan.masks.length, exact: plan.exact };
+  const solution = solveKernelShap(plan, values, full, empty);
+  return { phi: solution.values[0]!, se: solution.standardErrors[0]!, calls: plan.masks.length, exact: plan.exact };
 }
 
 const relativeSquaredError = (phi: Float64Array, exact: Float64Array): number => {
@@ -82,7 +83,7 @@ describe('Kernel SHAP estimator', () => {
 
   it('never plans the same coalition twice, nor the empty or full one, and stays within budget', () => {
     for (const [m, budget] of [[16, 2050], [10, 300], [20, 777]] as const) {
-      const plan = planCoalitions(m, budget, seededRandom(5));
+      const plan = KernelShapDesign.plan(m, budget, seededRandom(5));
       const keys = new Set(plan.masks.map((mask) => mask.join('')));
       assert.equal(keys.size, plan.masks.length, 'duplicates');
       assert.ok(plan.masks.length <= budget, `${plan.masks.length} > ${budget}`);
@@ -112,6 +113,29 @@ describe('Kernel SHAP estimator', () => {
     });
     console.log(`Kernel SHAP relative squared error, M = 16, mean of 20 games: ${[512, 2048, 8192].map((b, i) => `${b} calls ${errors[i]!.toExponential(3)}`).join(', ')}`);
     assert.ok(errors[0]! > errors[1]! && errors[1]! > errors[2]!, errors.join(' > '));
+  });
+
+  it('standard errors are honest: exact value within ±1.96·SE for 90–98 % of values (M = 16, 100 runs)', () => {
+    const m = 16;
+    let inside = 0;
+    let total = 0;
+    for (let seed = 0; seed < 100; seed++) {
+      const game = makeGame(m, 500 + (seed % 10));
+      const exact = exactShapley(m, game);
+      const { phi, se } = explain(m, 1600, seed, game);
+      for (let i = 0; i < m; i++) {
+        total += 1;
+        if (Math.abs(phi[i]! - exact[i]!) <= 1.96 * se[i]!) inside += 1;
+      }
+    }
+    const coverage = inside / total;
+    console.log(`95 % interval coverage of the jackknife standard errors: ${(coverage * 100).toFixed(1)} % of ${total} values`);
+    assert.ok(coverage >= 0.9 && coverage <= 0.98, `coverage ${coverage}`);
+  });
+
+  it('standard errors are 0 when the answer is exact', () => {
+    const { se } = explain(8, 254, 1, makeGame(8, 1));
+    assert.ok(se.every((v) => v === 0));
   });
 
   it('default budget is min(2M + 2048, 2^M − 2)', () => {

@@ -67,6 +67,8 @@ export interface ExtensionConfig {
   max_image_pixels: number;
   jpeg_quality: number;
   detection_format: DetectionFormat;
+  baseline_fill: 'noise' | 'mean' | 'blur';
+  shap_tolerance?: number;
 }
 
 /** The effective config: what was given plus every default, as written to the output. */
@@ -201,12 +203,16 @@ export function validateConfig(input: unknown): AnalysisConfig {
     const m = methods as Record<string, unknown>;
     if (m['report'] === undefined) m['report'] = {};
   }
+  const explicitFill = (input as { clarify_images?: { baseline_fill?: unknown } }).clarify_images?.baseline_fill;
   const validate = validator();
   if (!validate(candidate)) {
     throw new ConfigError(problemsFrom(validate.errors ?? []));
   }
   const config = candidate as unknown as AnalysisConfig;
   const problems = crossFieldProblems(config);
+  if (explicitFill !== undefined && config.methods.shap.baseline !== undefined) {
+    problems.push({ path: 'clarify_images.baseline_fill', message: 'give either methods.shap.baseline (an image) or clarify_images.baseline_fill, not both' });
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }

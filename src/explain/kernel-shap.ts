@@ -1,25 +1,16 @@
 /**
  * Kernel SHAP (Lundberg & Lee 2017) over M features, with the improvements that beat plain
- * sampling at an equal number of model calls (as in the shap library's KernelExplainer and
- * Covert & Lee 2021): every coalition size whose whole set of coalitions fits the budget is
- * enumerated (smallest and largest sizes first), the rest is sampled in complement pairs, no
- * coalition is evaluated twice, and with 2^M − 2 ≤ budget the answer is exact. The efficiency
- * constraint (Σφ = f(all) − f(none)) is imposed exactly by eliminating one variable.
+ * sampling at an equal number of model calls (the shap library's KernelExplainer; Covert & Lee
+ * 2021): a coalition size is enumerated whole, smallest and largest sizes first, while the budget
+ * gives it at least as many calls as kernel sampling would; the other sizes are sampled in complement pairs; no coalition is evaluated twice;
+ * with 2^M − 2 ≤ budget the answer is exact. The efficiency constraint
+ * (Σφ = f(all) − f(none)) is imposed exactly by eliminating one variable. Standard errors come
+ * from a delete-a-group jackknife over the sampled pairs (enumerated coalitions carry no noise).
  */
 import type { Random } from './random.js';
 
-export interface CoalitionPlan {
-  readonly features: number;
-  /** One mask per model call: 1 = feature present. Never the empty or the full coalition, never repeated. */
-  readonly masks: readonly Uint8Array[];
-  /** Regression weight of each mask. */
-  readonly weights: Float64Array;
-  /** All 2^M − 2 coalitions with their exact kernel weights: the solution is the exact Shapley value. */
-  readonly exact: boolean;
-}
-
 /** C(n, k); each step's value is C(n − k + i, i), an integer, so it is exact below 2^53. */
-function binomial(n: number, k: number): number {
+export function binomial(n: number, k: number): number {
   let r = 1;
   for (let i = 1; i <= k; i++) r = (r * (n - k + i)) / i;
   return r;
@@ -35,7 +26,7 @@ export function defaultBudget(m: number): number {
   return m >= 31 ? 2 * m + 2048 : Math.min(2 * m + 2048, 2 ** m - 2);
 }
 
-function* subsetsOfSize(m: number, size: number): Generator<Uint8Array> {
+export function* subsetsOfSize(m: number, size: number): Generator<Uint8Array> {
   const index = Array.from({ length: size }, (_, i) => i);
   for (;;) {
     const mask = new Uint8Array(m);
@@ -51,64 +42,136 @@ function* subsetsOfSize(m: number, size: number): Generator<Uint8Array> {
 
 const keyOf = (mask: Uint8Array): string => Buffer.from(mask.buffer, mask.byteOffset, mask.byteLength).toString('latin1');
 
-function complement(mask: Uint8Array): Uint8Array {
-  return mask.map((v) => 1 - v);
+/** Number of jackknife groups the sampled pairs are dealt into. */
+export const JACKKNIFE_GROUPS = 40;
+
+interface SizePair {
+  readonly sizes: readonly number[];
+  /** Kernel mass of all coalitions of these sizes. */
+  readonly mass: number;
+  readonly count: number;
 }
 
-/** Choose the coalitions to evaluate for a budget of model calls (excluding f(all) and f(none)). */
-export function planCoalitions(m: number, budget: number, random: Random): CoalitionPlan {
-  if (m < 2) throw new RangeError(`Kernel SHAP needs at least 2 features, got ${m}`);
-  const masks: Uint8Array[] = [];
-  const weights: number[] = [];
-  const total = 2 ** m - 2;
-  if (m < 31 && total <= budget) {
-    for (let size = 1; size < m; size++) {
-      const w = shapleyKernelWeight(m, size);
-      for (const mask of subsetsOfSize(m, size)) {
-        masks.push(mask);
-        weights.push(w);
-      }
+/** What the solver needs of a set of coalitions: enumerated rows first, then sampled rows. */
+export interface CoalitionDesign {
+  readonly features: number;
+  readonly masks: readonly Uint8Array[];
+  /** Number of leading masks that were enumerated (fixed weights, no sampling noise). */
+  readonly enumeratedCount: number;
+  /** Regression weight of every mask. */
+  weights(): Float64Array;
+  /** Per sampled mask: how often it was drawn. */
+  sampledDraws(): readonly number[];
+  /** Per sampled mask: how many of its draws came from each jackknife group (group → draws). */
+  sampledGroups(): readonly ReadonlyMap<number, number>[];
+  /** The kernel weight the sampled part stands for. */
+  readonly sampledWeightTotal: number;
+  /** Total draws of the sampled part (duplicates included). */
+  readonly drawCount: number;
+}
+
+/**
+ * Which coalitions to evaluate, and with what regression weight. Enumerated coalitions come first
+ * (fixed weights); sampled ones follow, each remembering how often it was drawn and its group.
+ */
+export class KernelShapDesign implements CoalitionDesign {
+  readonly features: number;
+  readonly masks: Uint8Array[] = [];
+  /** Number of leading masks that were enumerated. */
+  readonly enumeratedCount: number;
+  readonly exact: boolean;
+  private readonly enumeratedWeights: number[] = [];
+  private readonly draws: number[] = [];
+  private readonly groups: Map<number, number>[] = [];
+  private readonly seen = new Map<string, number>();
+  private readonly rest: readonly SizePair[];
+  private readonly restMass: number;
+  /** Σ over the sampled sizes of C(M, s) · kernel weight: the weight the sampled part stands for. */
+  private readonly restWeight: number;
+  private totalDraws = 0;
+  private pairsDrawn = 0;
+
+  private constructor(m: number, private readonly random: Random, budget: number) {
+    if (m < 2) throw new RangeError(`Kernel SHAP needs at least 2 features, got ${m}`);
+    this.features = m;
+    const pairs: SizePair[] = [];
+    for (let s = 1; s <= Math.floor(m / 2); s++) {
+      const sizes = s === m - s ? [s] : [s, m - s];
+      pairs.push({
+        sizes,
+        mass: sizes.reduce((a, size) => a + (m - 1) / (size * (m - size)), 0),
+        count: sizes.reduce((a, size) => a + binomial(m, size), 0),
+      });
     }
-    return { features: m, masks, weights: Float64Array.from(weights), exact: true };
+    // Enumerate a size pair only when kernel sampling would give it at least as many draws as it
+    // has coalitions (the shap library's rule); otherwise the sizes left to sample would rest on
+    // too few calls. Everything is enumerated when 2^M − 2 fits the budget.
+    const everything = m < 31 && 2 ** m - 2 <= budget;
+    let remaining = budget;
+    let massLeft = pairs.reduce((a, p) => a + p.mass, 0);
+    let next = 0;
+    while (next < pairs.length) {
+      const pair = pairs[next]!;
+      const fits = everything || (remaining * pair.mass) / massLeft >= pair.count - 1e-8;
+      if (!fits) break;
+      for (const size of pair.sizes) {
+        const w = shapleyKernelWeight(m, size);
+        for (const mask of subsetsOfSize(m, size)) this.add(mask, w);
+      }
+      remaining -= pair.count;
+      massLeft -= pair.mass;
+      next += 1;
+    }
+    this.enumeratedCount = this.masks.length;
+    this.exact = next === pairs.length;
+    this.rest = pairs.slice(next);
+    this.restMass = this.rest.reduce((a, p) => a + p.mass, 0);
+    this.restWeight = this.rest.reduce((a, p) => a + p.sizes.reduce((b, size) => b + shapleyKernelWeight(m, size) * binomial(m, size), 0), 0);
   }
 
-  // Kernel mass per size pair {s, M − s}; enumerate pairs from the outside in while they fit.
-  const pairs: { sizes: number[]; mass: number; count: number }[] = [];
-  for (let s = 1; s <= Math.floor(m / 2); s++) {
-    const sizes = s === m - s ? [s] : [s, m - s];
-    const count = sizes.reduce((a, size) => a + binomial(m, size), 0);
-    const mass = sizes.reduce((a, size) => a + (m - 1) / (size * (m - size)), 0);
-    pairs.push({ sizes, mass, count });
-  }
-  let remaining = budget;
-  let next = 0;
-  while (next < pairs.length && pairs[next]!.count <= remaining) {
-    const pair = pairs[next]!;
-    for (const size of pair.sizes) {
-      const w = shapleyKernelWeight(m, size);
-      for (const mask of subsetsOfSize(m, size)) {
-        masks.push(mask);
-        weights.push(w);
-      }
-    }
-    remaining -= pair.count;
-    next += 1;
+  /** Enumerate the sizes `budget` calls justify; sample nothing yet (see `sampleMore`). */
+  static enumerate(m: number, budget: number, random: Random): KernelShapDesign {
+    return new KernelShapDesign(m, random, budget);
   }
 
-  // Sample the other sizes in complement pairs; the left-over kernel mass is shared by draw count.
-  const rest = pairs.slice(next);
-  const restMass = rest.reduce((a, p) => a + p.mass, 0);
-  if (rest.length > 0 && remaining >= 2) {
-    const seen = new Map<string, number>(); // key → index into sampled
-    const sampled: { mask: Uint8Array; draws: number }[] = [];
-    let draws = 0;
+  /** Enumerate the sizes the budget justifies, then sample the rest of it. */
+  static plan(m: number, budget: number, random: Random): KernelShapDesign {
+    const design = new KernelShapDesign(m, random, budget);
+    design.sampleMore(budget - design.masks.length);
+    return design;
+  }
+
+  private add(mask: Uint8Array, weight: number): void {
+    this.seen.set(keyOf(mask), this.masks.length);
+    this.masks.push(mask);
+    this.enumeratedWeights.push(weight);
+  }
+
+  get sampledCount(): number {
+    return this.masks.length - this.enumeratedCount;
+  }
+
+  /** Whether more coalitions can still be drawn. */
+  get canSample(): boolean {
+    return !this.exact && this.rest.length > 0;
+  }
+
+  /**
+   * Draw complement pairs until `count` new coalitions were added (or the draws keep repeating).
+   * Returns the index of the first new mask; new masks are `masks.slice(start)`.
+   */
+  sampleMore(count: number): number {
+    const start = this.masks.length;
+    if (!this.canSample) return start;
+    const m = this.features;
+    let added = 0;
     let attempts = 0;
-    const maxAttempts = 100 * budget + 1000;
-    while (remaining >= 2 && attempts < maxAttempts) {
+    const maxAttempts = 100 * count + 1000;
+    while (added + 2 <= count && attempts < maxAttempts) {
       attempts += 1;
-      let u = random() * restMass;
-      let pair = rest[rest.length - 1]!;
-      for (const p of rest) {
+      let u = this.random() * this.restMass;
+      let pair = this.rest[this.rest.length - 1]!;
+      for (const p of this.rest) {
         if (u < p.mass) {
           pair = p;
           break;
@@ -117,40 +180,115 @@ export function planCoalitions(m: number, budget: number, random: Random): Coali
       }
       const size = pair.sizes[0]!;
       const mask = new Uint8Array(m);
-      // Partial Fisher–Yates: the first `size` positions of a random permutation are on.
       const order = Array.from({ length: m }, (_, i) => i);
       for (let i = 0; i < size; i++) {
-        const j = i + Math.floor(random() * (m - i));
+        // Partial Fisher–Yates: the first `size` positions of a random permutation are on.
+        const j = i + Math.floor(this.random() * (m - i));
         [order[i], order[j]] = [order[j]!, order[i]!];
         mask[order[i]!] = 1;
       }
-      draws += 2;
-      for (const member of [mask, complement(mask)]) {
+      const group = this.pairsDrawn % JACKKNIFE_GROUPS;
+      this.pairsDrawn += 1;
+      for (const member of [mask, mask.map((v) => 1 - v)]) {
+        this.totalDraws += 1;
         const key = keyOf(member);
-        const at = seen.get(key);
+        const at = this.seen.get(key);
         if (at === undefined) {
-          seen.set(key, sampled.length);
-          sampled.push({ mask: member, draws: 1 });
-          remaining -= 1;
-        } else {
-          sampled[at]!.draws += 1;
+          this.seen.set(key, this.masks.length);
+          this.masks.push(member);
+          this.draws.push(1);
+          this.groups.push(new Map([[group, 1]]));
+          added += 1;
+        } else if (at >= this.enumeratedCount) {
+          // A repeat adds weight, credited to the group of the pair that drew it.
+          const i = at - this.enumeratedCount;
+          this.draws[i]! += 1;
+          const byGroup = this.groups[i]!;
+          byGroup.set(group, (byGroup.get(group) ?? 0) + 1);
         }
       }
     }
-    // Scale so the sampled part carries the rest's share of the kernel, relative to enumerated weights.
-    const restWeightTotal = rest.reduce((a, p) => a + p.sizes.reduce((b, size) => b + shapleyKernelWeight(m, size) * binomial(m, size), 0), 0);
-    for (const s of sampled) {
-      masks.push(s.mask);
-      weights.push((restWeightTotal * s.draws) / draws);
+    return start;
+  }
+
+  /** Regression weight of every mask (sampled ones share the sampled sizes' kernel weight by draws). */
+  weights(): Float64Array {
+    const w = new Float64Array(this.masks.length);
+    w.set(this.enumeratedWeights);
+    this.draws.forEach((d, i) => (w[this.enumeratedCount + i] = (this.restWeight * d) / this.totalDraws));
+    return w;
+  }
+
+  sampledDraws(): readonly number[] {
+    return this.draws;
+  }
+
+  sampledGroups(): readonly ReadonlyMap<number, number>[] {
+    return this.groups;
+  }
+
+  get sampledWeightTotal(): number {
+    return this.restWeight;
+  }
+
+  get drawCount(): number {
+    return this.totalDraws;
+  }
+}
+
+export interface ShapSolution {
+  /** φ[output][feature]. */
+  readonly values: Float64Array[];
+  /** Standard error of each φ (0 where exact). */
+  readonly standardErrors: Float64Array[];
+}
+
+/** Normal equations of the constrained problem, accumulated over a set of rows. */
+class NormalEquations {
+  readonly ata: Float64Array;
+  readonly atb: Float64Array[];
+  constructor(readonly n: number, outputs: number) {
+    this.ata = new Float64Array(n * n);
+    this.atb = Array.from({ length: outputs }, () => new Float64Array(n));
+  }
+
+  addRow(row: Float64Array, weight: number, targets: Float64Array): void {
+    const { n } = this;
+    for (let i = 0; i < n; i++) {
+      const wi = weight * row[i]!;
+      if (wi === 0) continue;
+      for (let j = 0; j <= i; j++) this.ata[i * n + j] = this.ata[i * n + j]! + wi * row[j]!;
+      for (let o = 0; o < targets.length; o++) this.atb[o]![i] = this.atb[o]![i]! + wi * targets[o]!;
     }
   }
-  return { features: m, masks, weights: Float64Array.from(weights), exact: false };
+
+  /** this + scale · (a − b), element-wise (b optional). */
+  static combine(base: NormalEquations, scale: number, a: NormalEquations, b?: NormalEquations): NormalEquations {
+    const out = new NormalEquations(base.n, base.atb.length);
+    for (let i = 0; i < out.ata.length; i++) out.ata[i] = base.ata[i]! + scale * (a.ata[i]! - (b ? b.ata[i]! : 0));
+    out.atb.forEach((vec, o) => {
+      for (let i = 0; i < vec.length; i++) vec[i] = base.atb[o]![i]! + scale * (a.atb[o]![i]! - (b ? b.atb[o]![i]! : 0));
+    });
+    return out;
+  }
+
+  solve(): Float64Array[] {
+    const { n } = this;
+    const full = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j <= i; j++) {
+        full[i * n + j] = this.ata[i * n + j]!;
+        full[j * n + i] = this.ata[i * n + j]!;
+      }
+    }
+    return choleskySolve(full, n, this.atb);
+  }
 }
 
 /** Solve A x = b for symmetric positive (semi-)definite A by Cholesky, several right-hand sides. */
 function choleskySolve(a: Float64Array, n: number, rhs: Float64Array[]): Float64Array[] {
   const l = new Float64Array(n * n);
-  // A tiny ridge keeps a rank-deficient design (few samples) solvable; it is far below any signal.
+  // A tiny ridge keeps a rank-deficient design (very few samples) solvable; far below any signal.
   let trace = 0;
   for (let i = 0; i < n; i++) trace += a[i * n + i]!;
   const ridge = (trace / Math.max(1, n)) * 1e-12;
@@ -158,11 +296,7 @@ function choleskySolve(a: Float64Array, n: number, rhs: Float64Array[]): Float64
     for (let j = 0; j <= i; j++) {
       let sum = a[i * n + j]! + (i === j ? ridge : 0);
       for (let k = 0; k < j; k++) sum -= l[i * n + k]! * l[j * n + k]!;
-      if (i === j) {
-        l[i * n + i] = Math.sqrt(Math.max(sum, Number.MIN_VALUE));
-      } else {
-        l[i * n + j] = sum / l[j * n + j]!;
-      }
+      l[i * n + j] = i === j ? Math.sqrt(Math.max(sum, Number.MIN_VALUE)) : sum / l[j * n + j]!;
     }
   }
   return rhs.map((b) => {
@@ -182,44 +316,80 @@ function choleskySolve(a: Float64Array, n: number, rhs: Float64Array[]): Float64
   });
 }
 
+/** β (M − 1 free values) → φ with the last value fixed by efficiency. */
+function withLast(beta: Float64Array, delta: number): Float64Array {
+  const phi = new Float64Array(beta.length + 1);
+  let sum = 0;
+  for (let i = 0; i < beta.length; i++) {
+    phi[i] = beta[i]!;
+    sum += beta[i]!;
+  }
+  phi[beta.length] = delta - sum;
+  return phi;
+}
+
 /**
  * Weighted least squares with the efficiency constraint, for several outputs at once.
- * `values[c][o]`: output o of the model on coalition c. Returns φ[o][feature].
+ * `values[c][o]`: output o of the model on coalition c (same order as design.masks).
  */
-export function solveKernelShap(plan: CoalitionPlan, values: readonly Float64Array[], full: Float64Array, empty: Float64Array): Float64Array[] {
-  const m = plan.features;
-  const outputs = full.length;
+export function solveKernelShap(design: CoalitionDesign, values: readonly Float64Array[], full: Float64Array, empty: Float64Array): ShapSolution {
+  const m = design.features;
   const n = m - 1;
-  const ata = new Float64Array(n * n);
-  const atb = Array.from({ length: outputs }, () => new Float64Array(n));
+  const outputs = full.length;
   const delta = Float64Array.from(full, (f, o) => f - empty[o]!);
   const row = new Float64Array(n);
-  plan.masks.forEach((mask, c) => {
-    const w = plan.weights[c]!;
+  const targets = new Float64Array(outputs);
+  const prepare = (c: number): void => {
+    const mask = design.masks[c]!;
     const last = mask[m - 1]!;
     for (let i = 0; i < n; i++) row[i] = mask[i]! - last;
-    for (let i = 0; i < n; i++) {
-      const wi = w * row[i]!;
-      if (wi === 0) continue;
-      for (let j = 0; j <= i; j++) ata[i * n + j] = ata[i * n + j]! + wi * row[j]!;
-    }
     const v = values[c]!;
+    for (let o = 0; o < outputs; o++) targets[o] = v[o]! - empty[o]! - last * delta[o]!;
+  };
+
+  const enumerated = new NormalEquations(n, outputs);
+  const enumWeights = design.weights();
+  for (let c = 0; c < design.enumeratedCount; c++) {
+    prepare(c);
+    enumerated.addRow(row, enumWeights[c]!, targets);
+  }
+  const draws = design.sampledDraws();
+  const groups = design.sampledGroups();
+  let groupCount = 0;
+  for (const byGroup of groups) for (const g of byGroup.keys()) groupCount = Math.max(groupCount, g + 1);
+  // Sampled rows weighted by their draw counts; totals and per-group parts for the jackknife.
+  const sampled = new NormalEquations(n, outputs);
+  const byGroup = Array.from({ length: groupCount }, () => new NormalEquations(n, outputs));
+  const drawsByGroup = new Array<number>(groupCount).fill(0);
+  for (let i = 0; i < draws.length; i++) {
+    prepare(design.enumeratedCount + i);
+    sampled.addRow(row, draws[i]!, targets);
+    for (const [g, count] of groups[i]!) {
+      byGroup[g]!.addRow(row, count, targets);
+      drawsByGroup[g]! += count;
+    }
+  }
+  const scale = draws.length > 0 ? design.sampledWeightTotal / design.drawCount : 0;
+  const all = NormalEquations.combine(enumerated, scale, sampled);
+  const values_ = all.solve().map((beta, o) => withLast(beta, delta[o]!));
+
+  const standardErrors = values_.map(() => new Float64Array(m));
+  if (groupCount >= 2) {
+    const estimates = byGroup.map((part, g) => {
+      const remainingDraws = design.drawCount - drawsByGroup[g]!;
+      const eqs = NormalEquations.combine(enumerated, design.sampledWeightTotal / remainingDraws, sampled, part);
+      return eqs.solve().map((beta, o) => withLast(beta, delta[o]!));
+    });
     for (let o = 0; o < outputs; o++) {
-      const y = v[o]! - empty[o]! - last * delta[o]!;
-      const b = atb[o]!;
-      for (let i = 0; i < n; i++) b[i] = b[i]! + w * row[i]! * y;
+      for (let i = 0; i < m; i++) {
+        let mean = 0;
+        for (const e of estimates) mean += e[o]![i]!;
+        mean /= groupCount;
+        let ss = 0;
+        for (const e of estimates) ss += (e[o]![i]! - mean) ** 2;
+        standardErrors[o]![i] = Math.sqrt(((groupCount - 1) / groupCount) * ss);
+      }
     }
-  });
-  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) ata[i * n + j] = ata[j * n + i]!;
-  const solutions = choleskySolve(ata, n, atb);
-  return solutions.map((beta, o) => {
-    const phi = new Float64Array(m);
-    let sum = 0;
-    for (let i = 0; i < n; i++) {
-      phi[i] = beta[i]!;
-      sum += beta[i]!;
-    }
-    phi[m - 1] = delta[o]! - sum;
-    return phi;
-  });
+  }
+  return { values: values_, standardErrors };
 }

@@ -64,5 +64,13 @@ export interface AnalysisSummary {
   images: { succeeded: number; failed: number; without_detections?: number };
   failures: ImageFailure[];
   endpoint_calls: { calls: number; attempts: number; retries: number; failed_calls: number; mean_latency_ms: number };
+  explanations?: {
+    method: 'kernel_shap';
+    images_explained: number;
+    /** Endpoint calls made for explanations (beyond one prediction per image). */
+    calls: number;
+    mean_calls_per_image: number;
+    global_importance: { agg_method: string; segments: number; labels: { label: string; value: number }[] };
+  };
   durations: { started_at: string; finished_at: string; total_seconds: number };
 }

@@ -68,6 +68,22 @@ export function openStorage(uri: string, options: StorageOptions = {}): Storage 
   return new S3Storage(location, client);
 }
 
+/** Read one object named by its full URI (s3://bucket/key or a local path). */
+export async function readUri(uri: string, options: StorageOptions = {}): Promise<Buffer> {
+  if (/^s3:\/\//i.test(uri)) {
+    const rest = uri.slice(5);
+    const slash = rest.indexOf('/');
+    if (slash <= 0 || slash === rest.length - 1) throw new Error(`"${uri}" does not name an object (s3://bucket/key)`);
+    const client = options.s3Client ?? (sharedS3 ??= createS3Client(options.region));
+    const response = await client.send(new GetObjectCommand({ Bucket: rest.slice(0, slash), Key: rest.slice(slash + 1) }));
+    if (!response.Body) throw new Error(`${uri} has no body`);
+    return Buffer.from(await response.Body.transformToByteArray());
+  }
+  const location = parseLocation(uri);
+  if (location.kind !== 'local') throw new Error(`cannot read ${uri}`);
+  return readFile(location.dir);
+}
+
 function compareBytes(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }

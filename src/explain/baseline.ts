@@ -1,0 +1,48 @@
+/**
+ * What a switched-off segment shows. Clarify's rule: `methods.shap.baseline` is an image (resized
+ * to each image), and without it, white noise. clarify-images adds `mean` (the image's mean
+ * colour) and `blur` (a strong Gaussian blur of the image) through `clarify_images.baseline_fill`.
+ */
+import sharp from 'sharp';
+import { createRgbImage, type RgbImage } from '../image/rgb.js';
+import type { Random } from './random.js';
+
+export type BaselineFill = 'noise' | 'mean' | 'blur';
+
+/** Uniform noise in 0..255 per channel, from the given generator (seeded per image). */
+export function noiseBaseline(width: number, height: number, random: Random): RgbImage {
+  const data = new Uint8Array(width * height * 3);
+  for (let i = 0; i < data.length; i++) data[i] = Math.floor(random() * 256);
+  return createRgbImage(width, height, data);
+}
+
+export function meanBaseline(image: RgbImage): RgbImage {
+  const sums = [0, 0, 0];
+  for (let i = 0; i < image.data.length; i += 3) {
+    sums[0]! += image.data[i]!;
+    sums[1]! += image.data[i + 1]!;
+    sums[2]! += image.data[i + 2]!;
+  }
+  const n = image.width * image.height;
+  const colour = sums.map((s) => Math.round(s / n));
+  const data = new Uint8Array(image.data.length);
+  for (let i = 0; i < data.length; i += 3) data.set(colour, i);
+  return createRgbImage(image.width, image.height, data);
+}
+
+/** Gaussian blur with σ = 5 % of the shorter side (at least 0.3, sharp's minimum). */
+export async function blurBaseline(image: RgbImage): Promise<RgbImage> {
+  const sigma = Math.max(0.3, 0.05 * Math.min(image.width, image.height));
+  const data = await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } }).blur(sigma).raw().toBuffer();
+  return createRgbImage(image.width, image.height, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+}
+
+/** A decoded baseline image stretched to the image's size. */
+export async function resizeBaseline(baseline: RgbImage, width: number, height: number): Promise<RgbImage> {
+  if (baseline.width === width && baseline.height === height) return baseline;
+  const data = await sharp(baseline.data, { raw: { width: baseline.width, height: baseline.height, channels: 3 } })
+    .resize(width, height, { fit: 'fill' })
+    .raw()
+    .toBuffer();
+  return createRgbImage(width, height, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+}

@@ -1,0 +1,107 @@
+/**
+ * SHAP for one image over its superpixels: plan coalitions, evaluate the masked images through a
+ * caller-given model function, and solve for every output at once. Optionally stops early when
+ * the largest standard error falls below a tolerance.
+ */
+import pLimit from 'p-limit';
+import type { RgbImage } from '../image/rgb.js';
+import { KernelShapDesign, solveKernelShap } from './kernel-shap.js';
+import { indexSegments, maskImage } from './masking.js';
+import type { Random } from './random.js';
+import type { SegmentMap } from '../segment/slic.js';
+
+export interface ImageShapInput {
+  readonly image: RgbImage;
+  readonly segments: SegmentMap;
+  readonly baseline: RgbImage;
+  /** Model outputs on the unmasked image (already known from the prediction). */
+  readonly full: Float64Array;
+  /** Coalition evaluations at most (the empty coalition is one more call). */
+  readonly budget: number;
+  readonly random: Random;
+  /** Stop sampling once every standard error is below this (optional). */
+  readonly tolerance?: number;
+  /** Masked images prepared ahead of the endpoint; bounds memory. */
+  readonly prepareAhead: number;
+  /** The model on one image: one value per output. */
+  evaluate(image: RgbImage): Promise<Float64Array>;
+}
+
+export interface ImageShapResult {
+  /** φ[output][segment]. */
+  readonly values: Float64Array[];
+  readonly standardErrors: Float64Array[];
+  /** Model outputs on the unmasked image and on the all-baseline image. */
+  readonly full: Float64Array;
+  readonly empty: Float64Array;
+  /** Model calls made for this explanation (coalitions + the all-baseline image). */
+  readonly calls: number;
+  readonly exact: boolean;
+  readonly stoppedEarly: boolean;
+}
+
+/** First round of sampling before the first tolerance check, as a share of what is left. */
+const FIRST_ROUND_SHARE = 0.25;
+const MIN_ROUND = 64;
+
+export async function explainImage(input: ImageShapInput): Promise<ImageShapResult> {
+  const m = input.segments.count;
+  const index = indexSegments(input.segments);
+  const limit = pLimit(Math.max(1, input.prepareAhead));
+  const evaluateMask = (mask: Uint8Array): Promise<Float64Array> =>
+    limit(() => input.evaluate(maskImage(input.image, input.baseline, index, mask)));
+
+  const empty = await evaluateMask(new Uint8Array(m));
+  if (m === 1) {
+    // One segment: it carries the whole difference, exactly.
+    return {
+      values: Array.from(input.full, (f, o) => Float64Array.of(f - empty[o]!)),
+      standardErrors: Array.from(input.full, () => new Float64Array(1)),
+      full: input.full,
+      empty,
+      calls: 1,
+      exact: true,
+      stoppedEarly: false,
+    };
+  }
+
+  const design = KernelShapDesign.enumerate(m, input.budget, input.random);
+  const values: Float64Array[] = [];
+  const evaluateFrom = async (start: number): Promise<void> => {
+    const fresh = design.masks.slice(start);
+    const results = await Promise.all(fresh.map(evaluateMask));
+    results.forEach((r, i) => (values[start + i] = r));
+  };
+  await evaluateFrom(0);
+
+  let stoppedEarly = false;
+  if (design.canSample) {
+    if (input.tolerance === undefined) {
+      await evaluateFrom(design.sampleMore(input.budget - design.masks.length));
+    } else {
+      let round = Math.max(MIN_ROUND, Math.ceil((input.budget - design.masks.length) * FIRST_ROUND_SHARE));
+      while (design.masks.length < input.budget) {
+        const before = design.masks.length;
+        await evaluateFrom(design.sampleMore(Math.min(round, input.budget - design.masks.length)));
+        if (design.masks.length === before) break; // the sizes left cannot give new coalitions
+        const { standardErrors } = solveKernelShap(design, values, input.full, empty);
+        const largest = Math.max(...standardErrors.map((se) => Math.max(...se)));
+        if (largest < input.tolerance) {
+          stoppedEarly = design.masks.length < input.budget;
+          break;
+        }
+        round = Math.max(MIN_ROUND, round);
+      }
+    }
+  }
+  const solution = solveKernelShap(design, values, input.full, empty);
+  return {
+    values: solution.values,
+    standardErrors: solution.standardErrors,
+    full: input.full,
+    empty,
+    calls: design.masks.length + 1,
+    exact: design.exact,
+    stoppedEarly,
+  };
+}
