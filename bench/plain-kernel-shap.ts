@@ -30,16 +30,15 @@ export function plainKernelShapDesign(m: number, calls: number, random: Random):
     }
     masks.push(mask);
   }
-  const draws = masks.map(() => 1);
-  const groups = masks.map((_, i) => new Map([[i % JACKKNIFE_GROUPS, 1]]));
+  // Drawn in proportion to the kernel, so every draw has the same importance weight.
+  const weights = masks.map((_, i) => new Map([[i % JACKKNIFE_GROUPS, 1]]));
+  const units = Array.from({ length: Math.min(JACKKNIFE_GROUPS, calls) }, (_, g) => Math.floor(calls / JACKKNIFE_GROUPS) + (g < calls % JACKKNIFE_GROUPS ? 1 : 0));
   return {
     features: m,
     masks,
     enumeratedCount: 0,
-    weights: () => new Float64Array(calls).fill(1 / calls),
-    sampledDraws: () => draws,
-    sampledGroups: () => groups,
-    sampledWeightTotal: 1,
-    drawCount: calls,
+    enumeratedWeights: () => [],
+    sampledWeights: () => weights,
+    unitsPerGroup: () => units,
   };
 }

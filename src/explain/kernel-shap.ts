@@ -1,8 +1,10 @@
 /**
  * Kernel SHAP (Lundberg & Lee 2017) over M features, with the improvements that beat plain
  * sampling at an equal number of model calls (the shap library's KernelExplainer; Covert & Lee
- * 2021): a coalition size is enumerated whole, smallest and largest sizes first, while the budget
- * gives it at least as many calls as kernel sampling would; the other sizes are sampled in complement pairs; no coalition is evaluated twice;
+ * 2021; Musco & Witter 2024): a coalition size is enumerated whole, smallest and largest sizes
+ * first, while the budget gives it at least as many calls as kernel sampling would; the other
+ * sizes are sampled in complement pairs, uniformly over sizes (leverage scores) with importance
+ * weights; no coalition is evaluated twice;
  * with 2^M − 2 ≤ budget the answer is exact. The efficiency constraint
  * (Σφ = f(all) − f(none)) is imposed exactly by eliminating one variable. Standard errors come
  * from a delete-a-group jackknife over the sampled pairs (enumerated coalitions carry no noise).
@@ -45,6 +47,10 @@ const keyOf = (mask: Uint8Array): string => Buffer.from(mask.buffer, mask.byteOf
 /** Number of jackknife groups the sampled pairs are dealt into. */
 export const JACKKNIFE_GROUPS = 40;
 
+/** How sampled coalition sizes are drawn: by kernel mass (classic) or uniformly (leverage scores). */
+export type SizeSampling = 'kernel' | 'uniform';
+export const DEFAULT_SIZE_SAMPLING: SizeSampling = 'uniform';
+
 interface SizePair {
   readonly sizes: readonly number[];
   /** Kernel mass of all coalitions of these sizes. */
@@ -52,22 +58,23 @@ interface SizePair {
   readonly count: number;
 }
 
-/** What the solver needs of a set of coalitions: enumerated rows first, then sampled rows. */
+/**
+ * What the solver needs of a set of coalitions: enumerated rows first (exact kernel weights), then
+ * sampled rows whose weights are importance weights summed over their draws. A sampled row's
+ * weight is its sum divided by the number of sampling units (pairs, or single draws); per-group
+ * sums let the jackknife leave one group out.
+ */
 export interface CoalitionDesign {
   readonly features: number;
   readonly masks: readonly Uint8Array[];
   /** Number of leading masks that were enumerated (fixed weights, no sampling noise). */
   readonly enumeratedCount: number;
-  /** Regression weight of every mask. */
-  weights(): Float64Array;
-  /** Per sampled mask: how often it was drawn. */
-  sampledDraws(): readonly number[];
-  /** Per sampled mask: how many of its draws came from each jackknife group (group → draws). */
-  sampledGroups(): readonly ReadonlyMap<number, number>[];
-  /** The kernel weight the sampled part stands for. */
-  readonly sampledWeightTotal: number;
-  /** Total draws of the sampled part (duplicates included). */
-  readonly drawCount: number;
+  /** Kernel weight of each enumerated mask. */
+  enumeratedWeights(): readonly number[];
+  /** Per sampled mask: jackknife group → summed importance weight of its draws in that group. */
+  sampledWeights(): readonly ReadonlyMap<number, number>[];
+  /** Sampling units (pairs or draws) per jackknife group. */
+  unitsPerGroup(): readonly number[];
 }
 
 /**
@@ -80,18 +87,16 @@ export class KernelShapDesign implements CoalitionDesign {
   /** Number of leading masks that were enumerated. */
   readonly enumeratedCount: number;
   readonly exact: boolean;
-  private readonly enumeratedWeights: number[] = [];
-  private readonly draws: number[] = [];
-  private readonly groups: Map<number, number>[] = [];
+  private readonly enumerated: number[] = [];
+  private readonly sampled: Map<number, number>[] = [];
+  private readonly units: number[] = [];
   private readonly seen = new Map<string, number>();
   private readonly rest: readonly SizePair[];
-  private readonly restMass: number;
-  /** Σ over the sampled sizes of C(M, s) · kernel weight: the weight the sampled part stands for. */
-  private readonly restWeight: number;
-  private totalDraws = 0;
+  /** Probability of drawing each size pair left to sample (kernel mass, or uniform over sizes). */
+  private readonly restProbability: readonly number[];
   private pairsDrawn = 0;
 
-  private constructor(m: number, private readonly random: Random, budget: number) {
+  private constructor(m: number, private readonly random: Random, budget: number, private readonly sizeSampling: SizeSampling) {
     if (m < 2) throw new RangeError(`Kernel SHAP needs at least 2 features, got ${m}`);
     this.features = m;
     const pairs: SizePair[] = [];
@@ -125,18 +130,21 @@ export class KernelShapDesign implements CoalitionDesign {
     this.enumeratedCount = this.masks.length;
     this.exact = next === pairs.length;
     this.rest = pairs.slice(next);
-    this.restMass = this.rest.reduce((a, p) => a + p.mass, 0);
-    this.restWeight = this.rest.reduce((a, p) => a + p.sizes.reduce((b, size) => b + shapleyKernelWeight(m, size) * binomial(m, size), 0), 0);
+    // Kernel: sizes in proportion to their kernel mass. Uniform: every size equally likely, the
+    // leverage scores of the Shapley regression (Musco & Witter 2024); importance weights correct it.
+    const raw = this.rest.map((p) => (this.sizeSampling === 'kernel' ? p.mass : p.sizes.length));
+    const total = raw.reduce((a, b) => a + b, 0);
+    this.restProbability = raw.map((r) => r / total);
   }
 
   /** Enumerate the sizes `budget` calls justify; sample nothing yet (see `sampleMore`). */
-  static enumerate(m: number, budget: number, random: Random): KernelShapDesign {
-    return new KernelShapDesign(m, random, budget);
+  static enumerate(m: number, budget: number, random: Random, sizeSampling: SizeSampling = DEFAULT_SIZE_SAMPLING): KernelShapDesign {
+    return new KernelShapDesign(m, random, budget, sizeSampling);
   }
 
   /** Enumerate the sizes the budget justifies, then sample the rest of it. */
-  static plan(m: number, budget: number, random: Random): KernelShapDesign {
-    const design = new KernelShapDesign(m, random, budget);
+  static plan(m: number, budget: number, random: Random, sizeSampling: SizeSampling = DEFAULT_SIZE_SAMPLING): KernelShapDesign {
+    const design = new KernelShapDesign(m, random, budget, sizeSampling);
     design.sampleMore(budget - design.masks.length);
     return design;
   }
@@ -144,7 +152,7 @@ export class KernelShapDesign implements CoalitionDesign {
   private add(mask: Uint8Array, weight: number): void {
     this.seen.set(keyOf(mask), this.masks.length);
     this.masks.push(mask);
-    this.enumeratedWeights.push(weight);
+    this.enumerated.push(weight);
   }
 
   get sampledCount(): number {
@@ -169,15 +177,16 @@ export class KernelShapDesign implements CoalitionDesign {
     const maxAttempts = 100 * count + 1000;
     while (added + 2 <= count && attempts < maxAttempts) {
       attempts += 1;
-      let u = this.random() * this.restMass;
-      let pair = this.rest[this.rest.length - 1]!;
-      for (const p of this.rest) {
-        if (u < p.mass) {
-          pair = p;
+      let u = this.random();
+      let p = this.rest.length - 1;
+      for (let i = 0; i < this.rest.length; i++) {
+        if (u < this.restProbability[i]!) {
+          p = i;
           break;
         }
-        u -= p.mass;
+        u -= this.restProbability[i]!;
       }
+      const pair = this.rest[p]!;
       const size = pair.sizes[0]!;
       const mask = new Uint8Array(m);
       const order = Array.from({ length: m }, (_, i) => i);
@@ -189,50 +198,38 @@ export class KernelShapDesign implements CoalitionDesign {
       }
       const group = this.pairsDrawn % JACKKNIFE_GROUPS;
       this.pairsDrawn += 1;
+      this.units[group] = (this.units[group] ?? 0) + 1;
+      // Importance weight of one draw of a given coalition of size s from this pair:
+      // kernel(s) · C(M, s) / P(pair), halved when both members come from the one middle size.
+      const importance = (shapleyKernelWeight(m, size) * binomial(m, size)) / (this.restProbability[p]! * (pair.sizes.length === 1 ? 2 : 1));
       for (const member of [mask, mask.map((v) => 1 - v)]) {
-        this.totalDraws += 1;
         const key = keyOf(member);
         const at = this.seen.get(key);
         if (at === undefined) {
           this.seen.set(key, this.masks.length);
           this.masks.push(member);
-          this.draws.push(1);
-          this.groups.push(new Map([[group, 1]]));
+          this.sampled.push(new Map([[group, importance]]));
           added += 1;
         } else if (at >= this.enumeratedCount) {
           // A repeat adds weight, credited to the group of the pair that drew it.
-          const i = at - this.enumeratedCount;
-          this.draws[i]! += 1;
-          const byGroup = this.groups[i]!;
-          byGroup.set(group, (byGroup.get(group) ?? 0) + 1);
+          const byGroup = this.sampled[at - this.enumeratedCount]!;
+          byGroup.set(group, (byGroup.get(group) ?? 0) + importance);
         }
       }
     }
     return start;
   }
 
-  /** Regression weight of every mask (sampled ones share the sampled sizes' kernel weight by draws). */
-  weights(): Float64Array {
-    const w = new Float64Array(this.masks.length);
-    w.set(this.enumeratedWeights);
-    this.draws.forEach((d, i) => (w[this.enumeratedCount + i] = (this.restWeight * d) / this.totalDraws));
-    return w;
+  enumeratedWeights(): readonly number[] {
+    return this.enumerated;
   }
 
-  sampledDraws(): readonly number[] {
-    return this.draws;
+  sampledWeights(): readonly ReadonlyMap<number, number>[] {
+    return this.sampled;
   }
 
-  sampledGroups(): readonly ReadonlyMap<number, number>[] {
-    return this.groups;
-  }
-
-  get sampledWeightTotal(): number {
-    return this.restWeight;
-  }
-
-  get drawCount(): number {
-    return this.totalDraws;
+  unitsPerGroup(): readonly number[] {
+    return Array.from({ length: this.units.length }, (_, g) => this.units[g] ?? 0);
   }
 }
 
@@ -348,36 +345,34 @@ export function solveKernelShap(design: CoalitionDesign, values: readonly Float6
   };
 
   const enumerated = new NormalEquations(n, outputs);
-  const enumWeights = design.weights();
+  const enumWeights = design.enumeratedWeights();
   for (let c = 0; c < design.enumeratedCount; c++) {
     prepare(c);
     enumerated.addRow(row, enumWeights[c]!, targets);
   }
-  const draws = design.sampledDraws();
-  const groups = design.sampledGroups();
-  let groupCount = 0;
-  for (const byGroup of groups) for (const g of byGroup.keys()) groupCount = Math.max(groupCount, g + 1);
-  // Sampled rows weighted by their draw counts; totals and per-group parts for the jackknife.
+  // Sampled rows with their summed importance weights; totals and per-group parts for the jackknife.
+  const weights = design.sampledWeights();
+  const units = design.unitsPerGroup();
+  const groupCount = units.length;
+  const totalUnits = units.reduce((a, b) => a + b, 0);
   const sampled = new NormalEquations(n, outputs);
   const byGroup = Array.from({ length: groupCount }, () => new NormalEquations(n, outputs));
-  const drawsByGroup = new Array<number>(groupCount).fill(0);
-  for (let i = 0; i < draws.length; i++) {
+  for (let i = 0; i < weights.length; i++) {
     prepare(design.enumeratedCount + i);
-    sampled.addRow(row, draws[i]!, targets);
-    for (const [g, count] of groups[i]!) {
-      byGroup[g]!.addRow(row, count, targets);
-      drawsByGroup[g]! += count;
+    let sum = 0;
+    for (const [g, w] of weights[i]!) {
+      byGroup[g]!.addRow(row, w, targets);
+      sum += w;
     }
+    sampled.addRow(row, sum, targets);
   }
-  const scale = draws.length > 0 ? design.sampledWeightTotal / design.drawCount : 0;
-  const all = NormalEquations.combine(enumerated, scale, sampled);
+  const all = NormalEquations.combine(enumerated, totalUnits > 0 ? 1 / totalUnits : 0, sampled);
   const values_ = all.solve().map((beta, o) => withLast(beta, delta[o]!));
 
   const standardErrors = values_.map(() => new Float64Array(m));
   if (groupCount >= 2) {
     const estimates = byGroup.map((part, g) => {
-      const remainingDraws = design.drawCount - drawsByGroup[g]!;
-      const eqs = NormalEquations.combine(enumerated, design.sampledWeightTotal / remainingDraws, sampled, part);
+      const eqs = NormalEquations.combine(enumerated, 1 / (totalUnits - units[g]!), sampled, part);
       return eqs.solve().map((beta, o) => withLast(beta, delta[o]!));
     });
     for (let o = 0; o < outputs; o++) {
