@@ -6,6 +6,7 @@
  */
 import { type CoalitionDesign, KernelShapDesign, type SizeSampling, solveKernelShap } from '../src/explain/kernel-shap.js';
 import { seededRandom } from '../src/explain/random.js';
+import { coalitionBits, exactShapley, relativeSquaredError } from '../test/support/exact-shapley.js';
 import { blockImage, regionModel } from '../test/support/region-model.js';
 import { plainKernelShapDesign } from './plain-kernel-shap.js';
 
@@ -30,7 +31,8 @@ export interface AccuracyResult {
   readonly alternativeSampling: SizeSampling;
 }
 
-function regionGame(): { m: number; game: (coalition: number) => number } {
+/** The region model's first class on a 4×4 block image, segments masked to gray; cached per coalition. */
+export function regionGame(): { m: number; game: (coalition: number) => number } {
   const rows = 4;
   const cols = 4;
   const block = 8;
@@ -51,34 +53,14 @@ function regionGame(): { m: number; game: (coalition: number) => number } {
   return { m: rows * cols, game };
 }
 
-function exactShapley(m: number, game: (s: number) => number): Float64Array {
-  const factorial = [1];
-  for (let i = 1; i <= m; i++) factorial[i] = factorial[i - 1]! * i;
-  const phi = new Float64Array(m);
-  for (let s = 0; s < 2 ** m; s++) {
-    let size = 0;
-    for (let i = 0; i < m; i++) size += (s >> i) & 1;
-    const w = (factorial[size]! * factorial[m - size - 1]!) / factorial[m]!;
-    for (let i = 0; i < m; i++) if (!((s >> i) & 1)) phi[i] = phi[i]! + w * (game(s | (1 << i)) - game(s));
-  }
-  return phi;
-}
-
 export function runAccuracy(seeds = 20, sizeSampling?: SizeSampling): AccuracyResult {
   const alternativeSampling: SizeSampling = (sizeSampling ?? 'kernel') === 'kernel' ? 'uniform' : 'kernel';
   const { m, game } = regionGame();
-  const exact = exactShapley(m, game);
-  const bits = (mask: Uint8Array): number => mask.reduce((acc, on, i) => acc | (on << i), 0);
+  const exact = exactShapley(m, 1, (s) => [game(s)])[0]!;
   const error = (design: CoalitionDesign): number => {
-    const values = design.masks.map((mask) => Float64Array.of(game(bits(mask))));
+    const values = design.masks.map((mask) => Float64Array.of(game(coalitionBits(mask))));
     const phi = solveKernelShap(design, values, Float64Array.of(game(2 ** m - 1)), Float64Array.of(game(0))).values[0]!;
-    let num = 0;
-    let den = 0;
-    exact.forEach((e, i) => {
-      num += (phi[i]! - e) ** 2;
-      den += e * e;
-    });
-    return num / den;
+    return relativeSquaredError(phi, exact);
   };
   const stats = (make: (seed: number) => CoalitionDesign): { mean: number; sd: number } => {
     const errors = Array.from({ length: seeds }, (_, seed) => error(make(seed)));

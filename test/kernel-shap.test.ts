@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { defaultBudget, KernelShapDesign, solveKernelShap } from '../src/explain/kernel-shap.js';
 import { seededRandom } from '../src/explain/random.js';
+import { exactShapley, relativeSquaredError } from './support/exact-shapley.js';
 
 /** A non-linear game with interactions: v(S) = sigmoid(Σ a_i s_i + Σ b_ij s_i s_j) · (1 + 0.3 s_0 s_1 s_2). */
 function makeGame(m: number, seed: number): (mask: Uint8Array) => number {
@@ -19,24 +20,13 @@ function makeGame(m: number, seed: number): (mask: Uint8Array) => number {
   };
 }
 
-/** Exact Shapley values by enumerating all 2^M coalitions: φ_i = Σ_S |S|!(M−|S|−1)!/M! · (v(S∪i) − v(S)). */
-function exactShapley(m: number, game: (mask: Uint8Array) => number): Float64Array {
-  const values = new Float64Array(2 ** m);
+/** Exact Shapley values of a game on masks, through the shared enumeration reference. */
+function exactShapleyOf(m: number, game: (mask: Uint8Array) => number): Float64Array {
   const mask = new Uint8Array(m);
-  for (let s = 0; s < 2 ** m; s++) {
+  return exactShapley(m, 1, (s) => {
     for (let i = 0; i < m; i++) mask[i] = (s >> i) & 1;
-    values[s] = game(mask);
-  }
-  const factorial = [1];
-  for (let i = 1; i <= m; i++) factorial[i] = factorial[i - 1]! * i;
-  const phi = new Float64Array(m);
-  for (let s = 0; s < 2 ** m; s++) {
-    let size = 0;
-    for (let i = 0; i < m; i++) size += (s >> i) & 1;
-    const w = (factorial[size]! * factorial[m - size - 1]!) / factorial[m]!;
-    for (let i = 0; i < m; i++) if (!((s >> i) & 1)) phi[i] = phi[i]! + w * (values[s | (1 << i)]! - values[s]!);
-  }
-  return phi;
+    return [game(mask)];
+  })[0]!;
 }
 
 function explain(m: number, budget: number, seed: number, game: (mask: Uint8Array) => number): { phi: Float64Array; se: Float64Array; calls: number; exact: boolean } {
@@ -48,21 +38,11 @@ function explain(m: number, budget: number, seed: number, game: (mask: Uint8Arra
   return { phi: solution.values[0]!, se: solution.standardErrors[0]!, calls: plan.masks.length, exact: plan.exact };
 }
 
-const relativeSquaredError = (phi: Float64Array, exact: Float64Array): number => {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < exact.length; i++) {
-    num += (phi[i]! - exact[i]!) ** 2;
-    den += exact[i]! ** 2;
-  }
-  return num / den;
-};
-
 describe('Kernel SHAP estimator', () => {
   for (const m of [4, 8, 12]) {
     it(`equals exact Shapley values (|error| < 1e-9) with a budget of 2^M − 2, M = ${m}`, () => {
       const game = makeGame(m, m);
-      const exact = exactShapley(m, game);
+      const exact = exactShapleyOf(m, game);
       const ours = explain(m, 2 ** m - 2, 1, game);
       assert.equal(ours.exact, true);
       assert.equal(ours.calls, 2 ** m - 2);
@@ -107,7 +87,7 @@ describe('Kernel SHAP estimator', () => {
       let total = 0;
       for (let seed = 0; seed < 20; seed++) {
         const game = makeGame(m, 100 + seed);
-        total += relativeSquaredError(explain(m, budget, seed, game).phi, exactShapley(m, game));
+        total += relativeSquaredError(explain(m, budget, seed, game).phi, exactShapleyOf(m, game));
       }
       return total / 20;
     });
@@ -121,7 +101,7 @@ describe('Kernel SHAP estimator', () => {
     let total = 0;
     for (let seed = 0; seed < 100; seed++) {
       const game = makeGame(m, 500 + (seed % 10));
-      const exact = exactShapley(m, game);
+      const exact = exactShapleyOf(m, game);
       const { phi, se } = explain(m, 1600, seed, game);
       for (let i = 0; i < m; i++) {
         total += 1;

@@ -12,28 +12,12 @@ import { runJob } from '../src/job.js';
 import type { ExplanationRecord } from '../src/output/explanations.js';
 import type { AnalysisSummary } from '../src/output/records.js';
 import { plainKernelShapDesign } from '../bench/plain-kernel-shap.js';
+import { regionGame } from '../bench/accuracy.js';
+import { coalitionBits, exactShapley, relativeSquaredError } from './support/exact-shapley.js';
 import { startEndpointServer, type TestEndpointServer } from './support/endpoint-server.js';
 import { blockImage, REGION_LABELS, regionModel, regionScores } from './support/region-model.js';
 
 const GRAY = 128;
-
-/** Exact Shapley values of a game over M players, by enumerating all 2^M coalitions. */
-function exactShapley(m: number, outputs: number, game: (coalition: number) => number[]): Float64Array[] {
-  const values = Array.from({ length: 2 ** m }, (_, s) => game(s));
-  const factorial = [1];
-  for (let i = 1; i <= m; i++) factorial[i] = factorial[i - 1]! * i;
-  const phi = Array.from({ length: outputs }, () => new Float64Array(m));
-  for (let s = 0; s < 2 ** m; s++) {
-    let size = 0;
-    for (let i = 0; i < m; i++) size += (s >> i) & 1;
-    const w = (factorial[size]! * factorial[m - size - 1]!) / factorial[m]!;
-    for (let i = 0; i < m; i++) {
-      if ((s >> i) & 1) continue;
-      for (let o = 0; o < outputs; o++) phi[o]![i] = phi[o]![i]! + w * (values[s | (1 << i)]![o]! - values[s]![o]!);
-    }
-  }
-  return phi;
-}
 
 /** The masked image for coalition bits `s`: segment j from the image if bit j is set, else gray. */
 function maskedPixels(image: Uint8Array, labels: Uint16Array, s: number): Uint8Array {
@@ -260,39 +244,16 @@ describe('image SHAP explanations', () => {
 
 describe('estimator accuracy on the region model (M = 16 blocks)', () => {
   // The same model as the endpoint, evaluated in-process on masked block images (fast enough to
-  // enumerate 2^16 coalitions), with the 16 blocks as the features.
-  const rows = 4;
-  const cols = 4;
-  const block = 8;
-  const image = blockImage(rows, cols, block);
-  const m = rows * cols;
-  const blockOf = (p: number): number => Math.floor(Math.floor(p / image.width) / block) * cols + Math.floor((p % image.width) / block);
-  const labels = Uint16Array.from({ length: image.width * image.height }, (_, p) => blockOf(p));
-  const cache = new Map<number, number[]>();
-  const gameOf = (s: number): number[] => {
-    let v = cache.get(s);
-    if (!v) {
-      v = regionModel(maskedPixels(image.data, labels, s), image.width, image.height);
-      cache.set(s, v);
-    }
-    return v;
-  };
-  const exact = exactShapley(m, 1, (s) => [gameOf(s)[0]!])[0]!;
-  const bits = (mask: Uint8Array): number => mask.reduce((acc, on, i) => acc | (on << i), 0);
+  // enumerate 2^16 coalitions), with the 16 blocks as the features (bench/accuracy.ts).
+  const { m, game } = regionGame();
+  const gameOf = (s: number): number[] => [game(s)];
+  const exact = exactShapley(m, 1, gameOf)[0]!;
   const estimate = (design: CoalitionDesign): { phi: Float64Array; se: Float64Array } => {
-    const values = design.masks.map((mask) => Float64Array.of(gameOf(bits(mask))[0]!));
+    const values = design.masks.map((mask) => Float64Array.of(gameOf(coalitionBits(mask))[0]!));
     const solution = solveKernelShap(design, values, Float64Array.of(gameOf(2 ** m - 1)[0]!), Float64Array.of(gameOf(0)[0]!));
     return { phi: solution.values[0]!, se: solution.standardErrors[0]! };
   };
-  const relativeError = (phi: Float64Array): number => {
-    let num = 0;
-    let den = 0;
-    exact.forEach((e, i) => {
-      num += (phi[i]! - e) ** 2;
-      den += e * e;
-    });
-    return num / den;
-  };
+  const relativeError = (phi: Float64Array): number => relativeSquaredError(phi, exact);
   const SEEDS = 20;
   const meanError = (make: (seed: number) => CoalitionDesign): number => {
     let total = 0;
