@@ -14,7 +14,18 @@ import { OrderedEmitter } from './output/ordered.js';
 import { type AnalysisSummary, failureRecord, type ImageFailure, type PredictionRecord, predictionRecord } from './output/records.js';
 import type { EndpointTransport } from './predictor/transport.js';
 import { ClassificationExplainer } from './explain/classification.js';
-import { EXPLANATIONS_DIR, type ExplanationRecord, explanationRecord, GlobalImportance, writeExplanationArtifacts } from './output/explanations.js';
+import { ExplanationGroundwork } from './explain/groundwork.js';
+import { DetectionExplainer } from './explain/detection.js';
+import {
+  type DetectionExplanationRecord,
+  detectionRecord,
+  EXPLANATIONS_DIR,
+  type ExplanationRecord,
+  explanationRecord,
+  GlobalImportance,
+  writeDetectionArtifacts,
+  writeExplanationArtifacts,
+} from './output/explanations.js';
 import { outputName } from './output/names.js';
 import { createInvoker, Predictor } from './predictor/predictor.js';
 import { parseLocation } from './storage/location.js';
@@ -39,7 +50,7 @@ export interface JobResult {
 
 interface ImageOutcome {
   readonly record: PredictionRecord;
-  readonly explanation?: ExplanationRecord;
+  readonly explanation?: ExplanationRecord | DetectionExplanationRecord;
   readonly failure?: ImageFailure;
   readonly withoutDetections?: boolean;
 }
@@ -79,17 +90,17 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   const sink = await output.openTextSink('predictions.jsonl', 'application/jsonlines');
   const emitter = new OrderedEmitter<PredictionRecord>((record) => sink.write(`${JSON.stringify(record)}\n`));
 
-  // Classification images are explained with SHAP; detection explanations are not built yet.
-  const explaining = config.methods.shap.image_config.model_type === 'IMAGE_CLASSIFICATION';
-  const explainer = explaining ? new ClassificationExplainer(config, predictor, storageOptions) : undefined;
-  const writeLocal = explaining && config.methods.shap.save_local_shap_values;
-  const outSink = writeLocal ? await output.openTextSink(`${EXPLANATIONS_DIR}/out.jsonl`, 'application/jsonlines') : undefined;
-  const outEmitter = new OrderedEmitter<ExplanationRecord | undefined>(async (record) => {
+  const groundwork = new ExplanationGroundwork(config, predictor, storageOptions);
+  const classification = new ClassificationExplainer(groundwork);
+  const detection = new DetectionExplainer(groundwork);
+  const outSink = config.methods.shap.save_local_shap_values ? await output.openTextSink(`${EXPLANATIONS_DIR}/out.jsonl`, 'application/jsonlines') : undefined;
+  const outEmitter = new OrderedEmitter<ExplanationRecord | DetectionExplanationRecord | undefined>(async (record) => {
     if (record && outSink) await outSink.write(`${JSON.stringify(record)}\n`);
   });
   const importance = new GlobalImportance(config.predictor.label_headers, config.methods.shap.agg_method);
   let explained = 0;
   let explanationCalls = 0;
+  let objectsExplained = 0;
 
   const counts: DatasetCounts = { imagesFound: 0, filesSkipped: 0 };
   const failures: ImageFailure[] = [];
@@ -105,14 +116,17 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
       const payload = await stageOf('encode', () => encodeImage(rgb, config.predictor.content_type, { jpegQuality: ext.jpeg_quality }));
       const prediction = await predictor.predict(payload, rgb.width, rgb.height);
       const record = predictionRecord(image, size, prediction);
-      if (!explainer || prediction.kind !== 'classification') {
-        return { record, withoutDetections: prediction.kind === 'detection' && prediction.objects.length === 0 };
-      }
       const name = outputName(image.key, image.uri);
-      const explanation = await stageOf('explain', () => explainer.explain(rgb, image.key, prediction.scores.map((s) => s.score)));
-      const explanationLine = explanationRecord(image, name, rgb, config.predictor.label_headers, prediction.predicted.index, explanation);
-      await stageOf('write', () => writeExplanationArtifacts(output, explanationLine, rgb, explanation, prediction.predicted.index));
-      return { record, explanation: explanationLine };
+      if (prediction.kind === 'detection') {
+        const explanation = await stageOf('explain', () => detection.explain(rgb, image.key, prediction.objects, prediction.all));
+        const line = detectionRecord(image, name, rgb, explanation);
+        await stageOf('write', () => writeDetectionArtifacts(output, line, rgb, explanation));
+        return { record, explanation: line, withoutDetections: prediction.objects.length === 0 };
+      }
+      const explanation = await stageOf('explain', () => classification.explain(rgb, image.key, prediction.scores.map((s) => s.score)));
+      const line = explanationRecord(image, name, rgb, config.predictor.label_headers, prediction.predicted.index, explanation);
+      await stageOf('write', () => writeExplanationArtifacts(output, line, rgb, explanation, prediction.predicted.index));
+      return { record, explanation: line };
     } catch (error) {
       const stage = error instanceof StageError ? error.stage : 'explain';
       const failure: ImageFailure = { image: image.uri, stage, message: errorMessage(error) };
@@ -120,9 +134,9 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
     }
   };
 
-  // Enough images in flight to keep every endpoint slot busy; bounded so memory stays flat. An
-  // explained image alone makes hundreds of calls, so a few images in flight are enough.
-  const window = explaining ? 4 : Math.max(2, ext.max_concurrency * 2);
+  // A few images in flight keep every endpoint slot busy (an explained image alone makes
+  // hundreds of calls) while memory stays bounded.
+  const window = 4;
   const inFlight = new Set<Promise<void>>();
   let fatal: unknown;
   try {
@@ -140,7 +154,8 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
             if (outcome.explanation) {
               explained += 1;
               explanationCalls += outcome.explanation.calls;
-              importance.add(outcome.explanation);
+              if ('objects' in outcome.explanation) objectsExplained += outcome.explanation.objects.length;
+              else importance.add(outcome.explanation);
             }
             await Promise.all([emitter.push(image.index, outcome.record), outEmitter.push(image.index, outcome.explanation)]);
           })
@@ -193,17 +208,13 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
       failed_calls: stats.failedCalls,
       mean_latency_ms: stats.attempts - stats.failedCalls > 0 ? round(stats.latencyMsTotal / Math.max(1, stats.calls - stats.failedCalls), 3) : 0,
     },
-    ...(explaining
-      ? {
-          explanations: {
-            method: 'kernel_shap' as const,
-            images_explained: explained,
-            calls: explanationCalls,
-            mean_calls_per_image: explained > 0 ? round(explanationCalls / explained, 1) : 0,
-            global_importance: importance.summary(),
-          },
-        }
-      : {}),
+    explanations: {
+      method: 'kernel_shap' as const,
+      images_explained: explained,
+      calls: explanationCalls,
+      mean_calls_per_image: explained > 0 ? round(explanationCalls / explained, 1) : 0,
+      ...(isDetection ? { objects_explained: objectsExplained } : { global_importance: importance.summary() }),
+    },
     durations: {
       started_at: started.toISOString(),
       finished_at: finished.toISOString(),

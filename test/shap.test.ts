@@ -237,8 +237,8 @@ describe('image SHAP explanations', () => {
     assert.deepEqual(heatmaps.sort(), records.map((r) => r.heatmap_path).sort());
     const summary = JSON.parse(await readFile(path.join(out, 'analysis.json'), 'utf8')) as AnalysisSummary;
     assert.equal(summary.explanations?.images_explained, 3);
-    assert.deepEqual(summary.explanations?.global_importance.labels.map((l) => l.label), REGION_LABELS);
-    assert.ok(summary.explanations!.global_importance.labels.every((l) => l.value > 0));
+    assert.deepEqual(summary.explanations?.global_importance?.labels.map((l) => l.label), REGION_LABELS);
+    assert.ok(summary.explanations!.global_importance!.labels.every((l) => l.value > 0));
   });
 });
 

@@ -14,6 +14,10 @@ export interface ImageShapInput {
   readonly image: RgbImage;
   readonly segments: SegmentMap;
   readonly baseline: RgbImage;
+  /** Segment ids that are players (default: all). The others always show the baseline. */
+  readonly players?: readonly number[];
+  /** Outputs on the all-baseline image, when already known (saves a call). */
+  readonly empty?: Float64Array;
   /** Model outputs on the unmasked image (already known from the prediction). */
   readonly full: Float64Array;
   /** Coalition evaluations at most (the empty coalition is one more call). */
@@ -28,13 +32,13 @@ export interface ImageShapInput {
 }
 
 export interface ImageShapResult {
-  /** φ[output][segment]. */
+  /** φ[output][player], players in the order given (default: segment ids). */
   readonly values: Float64Array[];
   readonly standardErrors: Float64Array[];
   /** Model outputs on the unmasked image and on the all-baseline image. */
   readonly full: Float64Array;
   readonly empty: Float64Array;
-  /** Model calls made for this explanation (coalitions + the all-baseline image). */
+  /** Model calls made for this explanation (coalitions, plus the all-baseline image unless given). */
   readonly calls: number;
   readonly exact: boolean;
   readonly stoppedEarly: boolean;
@@ -45,13 +49,22 @@ const FIRST_ROUND_SHARE = 0.25;
 const MIN_ROUND = 64;
 
 export async function explainImage(input: ImageShapInput): Promise<ImageShapResult> {
-  const m = input.segments.count;
+  const players = input.players ?? Array.from({ length: input.segments.count }, (_, j) => j);
+  const m = players.length;
+  if (m === 0) throw new RangeError('no segment to explain');
   const index = indexSegments(input.segments);
   const limit = pLimit(Math.max(1, input.prepareAhead));
+  const segmentMask = new Uint8Array(input.segments.count);
   const evaluateMask = (mask: Uint8Array): Promise<Float64Array> =>
-    limit(() => input.evaluate(maskImage(input.image, input.baseline, index, mask)));
+    limit(() => {
+      segmentMask.fill(0);
+      players.forEach((segment, i) => (segmentMask[segment] = mask[i]!));
+      return input.evaluate(maskImage(input.image, input.baseline, index, segmentMask));
+    });
 
-  const empty = await evaluateMask(new Uint8Array(m));
+  const emptyGiven = input.empty !== undefined;
+  const empty = input.empty ?? (await evaluateMask(new Uint8Array(m)));
+  const emptyCalls = emptyGiven ? 0 : 1;
   if (m === 1) {
     // One segment: it carries the whole difference, exactly.
     return {
@@ -59,7 +72,7 @@ export async function explainImage(input: ImageShapInput): Promise<ImageShapResu
       standardErrors: Array.from(input.full, () => new Float64Array(1)),
       full: input.full,
       empty,
-      calls: 1,
+      calls: emptyCalls,
       exact: true,
       stoppedEarly: false,
     };
@@ -100,7 +113,7 @@ export async function explainImage(input: ImageShapInput): Promise<ImageShapResu
     standardErrors: solution.standardErrors,
     full: input.full,
     empty,
-    calls: design.masks.length + 1,
+    calls: design.masks.length + emptyCalls,
     exact: design.exact,
     stoppedEarly,
   };

@@ -1,8 +1,9 @@
 /** The explanation outputs: one out.jsonl record per image, its segment map and its heatmap. */
 import type { ClassificationExplanation } from '../explain/classification.js';
+import type { DetectionExplanation } from '../explain/detection.js';
 import type { RgbImage } from '../image/rgb.js';
 import type { Storage } from '../storage/storage.js';
-import { renderHeatmap } from './heatmap.js';
+import { renderDetections, renderHeatmap } from './heatmap.js';
 import { encodeGray16Png } from './png16.js';
 
 export const EXPLANATIONS_DIR = 'explanations_shap';
@@ -120,4 +121,103 @@ export class GlobalImportance {
     };
     return { agg_method: this.method, segments: this.count, labels: this.labels.map((label, o) => ({ label, value: value(o) })) };
   }
+}
+
+/** One explained object in a detection record. */
+export interface ObjectRecord {
+  /** 1 = highest score. */
+  index: number;
+  label: string;
+  class_index: number;
+  score: number;
+  box: { x0: number; y0: number; x1: number; y1: number };
+  box_pixels: { x0: number; y0: number; x1: number; y1: number };
+  heatmap_path: string;
+  /** f(image, or its context region) and f(all masked) under the matching rule. */
+  prediction: number;
+  base_value: number;
+  /** One per segment, in segment-id order; 0 for segments outside the context region. */
+  shap_values: number[];
+  std_errors: number[];
+  /** Segments that were players (all of them with context 1). */
+  feature_segments: number[];
+  context_region_pixels: { x0: number; y0: number; x1: number; y1: number };
+  exact: boolean;
+  stopped_early: boolean;
+}
+
+export interface DetectionExplanationRecord {
+  image: string;
+  key: string;
+  name: string;
+  width: number;
+  height: number;
+  num_segments: number;
+  segments_path: string;
+  objects_path: string;
+  calls: number;
+  budget: number;
+  objects: ObjectRecord[];
+}
+
+export function objectHeatmapPath(name: string, k: number): string {
+  return `shap_${name}_box${k}_object.jpeg`;
+}
+
+export function objectsOverviewPath(name: string): string {
+  return `${name}_objects.jpeg`;
+}
+
+export function pixelBox(box: { x0: number; y0: number; x1: number; y1: number }, width: number, height: number): { x0: number; y0: number; x1: number; y1: number } {
+  return { x0: Math.round(box.x0 * width), y0: Math.round(box.y0 * height), x1: Math.round(box.x1 * width), y1: Math.round(box.y1 * height) };
+}
+
+export function detectionRecord(image: { uri: string; key: string }, name: string, rgb: RgbImage, explanation: DetectionExplanation): DetectionExplanationRecord {
+  return {
+    image: image.uri,
+    key: image.key,
+    name,
+    width: rgb.width,
+    height: rgb.height,
+    num_segments: explanation.segments.count,
+    segments_path: segmentsPath(name),
+    objects_path: objectsOverviewPath(name),
+    calls: explanation.calls,
+    budget: explanation.budget,
+    objects: explanation.objects.map((o, i) => ({
+      index: i + 1,
+      label: o.object.label,
+      class_index: o.object.classIndex,
+      score: o.object.score,
+      box: { ...o.object.box },
+      box_pixels: pixelBox(o.object.box, rgb.width, rgb.height),
+      heatmap_path: objectHeatmapPath(name, i + 1),
+      prediction: o.prediction,
+      base_value: o.baseValue,
+      shap_values: Array.from(o.shapValues),
+      std_errors: Array.from(o.standardErrors),
+      feature_segments: [...o.players],
+      context_region_pixels: { ...o.region },
+      exact: o.exact,
+      stopped_early: o.stoppedEarly,
+    })),
+  };
+}
+
+/** The segment map, one heatmap per object (its box drawn) and the overview of all kept detections. */
+export async function writeDetectionArtifacts(storage: Storage, record: DetectionExplanationRecord, rgb: RgbImage, explanation: DetectionExplanation): Promise<void> {
+  const { segments } = explanation;
+  await storage.write(record.segments_path, encodeGray16Png(segments.width, segments.height, segments.labels), 'image/png');
+  for (const [i, object] of record.objects.entries()) {
+    const heatmap = await renderHeatmap(rgb, segments, explanation.objects[i]!.shapValues, {
+      title: `${object.label} ${object.score.toFixed(2)}`,
+      box: object.box_pixels,
+    });
+    await storage.write(object.heatmap_path, heatmap, 'image/jpeg');
+  }
+  const overview = await renderDetections(
+    rgb,
+    record.objects.map((o) => ({ box: o.box_pixels, caption: `${o.index}. ${o.label} ${o.score.toFixed(2)}` })),
+  );
+  await storage.write(record.objects_path, overview, 'image/jpeg');
 }

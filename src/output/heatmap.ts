@@ -126,3 +126,31 @@ export async function renderHeatmap(image: RgbImage, segments: SegmentMap, value
     .jpeg({ quality: options.quality ?? 90, chromaSubsampling: '4:4:4' })
     .toBuffer();
 }
+
+/** The image with each detection's box and caption drawn (the `<name>_objects.jpeg` overview). */
+export async function renderDetections(image: RgbImage, detections: readonly { box: HeatmapBox; caption: string }[], quality = 90): Promise<Buffer> {
+  const { width, height } = image;
+  const fontSize = Math.max(10, Math.min(18, Math.round(Math.min(width, height) / 25)));
+  const stroke = Math.max(2, Math.round(Math.min(width, height) / 150));
+  const colours = ['#ffc800', '#00d0ff', '#ff4fd8', '#7cff4f', '#ff8c00'];
+  const shapes = detections
+    .map((d, i) => {
+      const colour = colours[i % colours.length]!;
+      const w = Math.max(1, d.box.x1 - d.box.x0);
+      const h = Math.max(1, d.box.y1 - d.box.y0);
+      const labelY = d.box.y0 > fontSize + 4 ? d.box.y0 - 4 : d.box.y0 + fontSize + 2;
+      // Keep the caption inside the image (bold sans-serif is about 0.62 em per character).
+      const labelX = Math.max(2, Math.min(d.box.x0 + 2, width - d.caption.length * fontSize * 0.62 - 2));
+      return `<rect x="${d.box.x0}" y="${d.box.y0}" width="${w}" height="${h}" fill="none" stroke="${colour}" stroke-width="${stroke}"/>
+  <text x="${labelX.toFixed(1)}" y="${labelY}" fill="${colour}" stroke="#000" stroke-width="0.6" paint-order="stroke">${escapeXml(d.caption)}</text>`;
+    })
+    .join('\n  ');
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">
+  <style>text { font-family: sans-serif; font-size: ${fontSize}px; font-weight: bold; }</style>
+  ${shapes}
+</svg>`;
+  return sharp(image.data, { raw: { width, height, channels: 3 } })
+    .composite([{ input: Buffer.from(svg), top: 0, left: 0 }])
+    .jpeg({ quality, chromaSubsampling: '4:4:4' })
+    .toBuffer();
+}

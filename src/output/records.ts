@@ -70,7 +70,10 @@ export interface AnalysisSummary {
     /** Endpoint calls made for explanations (beyond one prediction per image). */
     calls: number;
     mean_calls_per_image: number;
-    global_importance: { agg_method: string; segments: number; labels: { label: string; value: number }[] };
+    /** Classification: per-label importance over all segments of all images. */
+    global_importance?: { agg_method: string; segments: number; labels: { label: string; value: number }[] };
+    /** Object detection: objects explained over all images. */
+    objects_explained?: number;
   };
   durations: { started_at: string; finished_at: string; total_seconds: number };
 }

@@ -1,0 +1,85 @@
+/**
+ * What every explanation of an image needs first, whatever the model type: its superpixels,
+ * its baseline, its seeded random stream, its budget, and a way to turn a masked image into an
+ * endpoint answer through the job's predictor.
+ */
+import type { AnalysisConfig } from '../config/config.js';
+import { StageError } from '../errors.js';
+import { decodeImage, describeDecodeError } from '../image/decode.js';
+import { encodeImage } from '../image/encode.js';
+import type { RgbImage } from '../image/rgb.js';
+import type { Prediction, Predictor } from '../predictor/predictor.js';
+import { slic, type SegmentMap } from '../segment/slic.js';
+import { readUri, type StorageOptions } from '../storage/storage.js';
+import { blurBaseline, meanBaseline, noiseBaseline, resizeBaseline } from './baseline.js';
+import { fnv1a32 } from './hash.js';
+import { defaultBudget } from './kernel-shap.js';
+import { type Random, seededRandom } from './random.js';
+
+export class ExplanationGroundwork {
+  private baselineImage: Promise<RgbImage> | undefined;
+  constructor(
+    readonly config: AnalysisConfig,
+    readonly predictor: Predictor,
+    private readonly storageOptions: StorageOptions,
+  ) {}
+
+  private get seed(): number {
+    return this.config.methods.shap.seed ?? 0;
+  }
+
+  /** The coalition sampler's stream for this image: the seed mixed with the image key. */
+  randomFor(key: string): Random {
+    return seededRandom((this.seed ^ fnv1a32(key)) >>> 0);
+  }
+
+  budgetFor(players: number): number {
+    return this.config.methods.shap.num_samples ?? defaultBudget(players);
+  }
+
+  segment(image: RgbImage): SegmentMap {
+    const { num_segments, segment_compactness } = this.config.methods.shap.image_config;
+    try {
+      return slic(image, { numSegments: num_segments, compactness: segment_compactness });
+    } catch (error) {
+      throw new StageError('segment', error instanceof Error ? error.message : String(error), { cause: error });
+    }
+  }
+
+  async baselineFor(image: RgbImage, key: string): Promise<RgbImage> {
+    const uri = this.config.methods.shap.baseline;
+    if (uri) {
+      this.baselineImage ??= readUri(uri, this.storageOptions)
+        .then((bytes) => decodeImage(bytes, { maxPixels: this.config.clarify_images.max_image_pixels }))
+        .catch((error: unknown) => {
+          throw new StageError('explain', `cannot use methods.shap.baseline ${uri}: ${describeDecodeError(error)}`, { cause: error });
+        });
+      return resizeBaseline(await this.baselineImage, image.width, image.height);
+    }
+    switch (this.config.clarify_images.baseline_fill) {
+      case 'mean':
+        return meanBaseline(image);
+      case 'blur':
+        return blurBaseline(image);
+      case 'noise':
+        return noiseBaseline(image.width, image.height, seededRandom((this.seed ^ fnv1a32(key) ^ 0x9e3779b9) >>> 0));
+    }
+  }
+
+  /** Encode per content_type and ask the endpoint, like the prediction of the original image. */
+  async predict(image: RgbImage): Promise<Prediction> {
+    const { predictor, clarify_images: ext } = this.config;
+    let payload: Uint8Array;
+    try {
+      payload = await encodeImage(image, predictor.content_type, { jpegQuality: ext.jpeg_quality });
+    } catch (error) {
+      throw new StageError('encode', error instanceof Error ? error.message : String(error), { cause: error });
+    }
+    return this.predictor.predict(payload, image.width, image.height);
+  }
+
+  /** Masked images prepared ahead of the endpoint limiter; bounds memory per image. */
+  get prepareAhead(): number {
+    return this.config.clarify_images.max_concurrency * 2;
+  }
+}
