@@ -27,6 +27,10 @@ import {
   writeExplanationArtifacts,
 } from './output/explanations.js';
 import { outputName } from './output/names.js';
+import { renderSegmentBoundaries } from './output/heatmap.js';
+import { renderHtml, renderPdf, ReportCollector, reportFacts, type ReportImage, topSegments } from './output/report.js';
+import { encodeImage as encodeForReport } from './image/encode.js';
+import type { SegmentMap } from './segment/slic.js';
 import { createInvoker, Predictor } from './predictor/predictor.js';
 import { parseLocation } from './storage/location.js';
 import { openStorage, type Storage } from './storage/storage.js';
@@ -101,6 +105,11 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   let explained = 0;
   let explanationCalls = 0;
   let objectsExplained = 0;
+  const report = new ReportCollector(ext.report_max_images);
+  const reportBase = async (rgb: RgbImage, segments: SegmentMap): Promise<{ original: Buffer; segments: Buffer }> => ({
+    original: Buffer.from(await encodeForReport(rgb, 'image/jpeg', { jpegQuality: 85 })),
+    segments: await renderSegmentBoundaries(rgb, segments),
+  });
 
   const counts: DatasetCounts = { imagesFound: 0, filesSkipped: 0 };
   const failures: ImageFailure[] = [];
@@ -120,12 +129,46 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
       if (prediction.kind === 'detection') {
         const explanation = await stageOf('explain', () => detection.explain(rgb, image.key, prediction.objects, prediction.all));
         const line = detectionRecord(image, name, rgb, explanation);
-        await stageOf('write', () => writeDetectionArtifacts(output, line, rgb, explanation));
+        const drawn = await stageOf('write', () => writeDetectionArtifacts(output, line, rgb, explanation));
+        if (report.wants(image.index)) {
+          await report.add(image.index, {
+            uri: image.uri,
+            name,
+            width: rgb.width,
+            height: rgb.height,
+            ...(await reportBase(rgb, explanation.segments)),
+            numSegments: explanation.segments.count,
+            calls: explanation.calls,
+            ranking: line.objects.map((o) => ({ label: `${o.index}. ${o.label}`, score: o.score })),
+            overview: drawn.overview,
+            panels: line.objects.map((o, k) => ({
+              title: `Object ${o.index}: ${o.label} ${o.score.toFixed(3)}`,
+              heatmap: drawn.heatmaps[k]!,
+              prediction: o.prediction,
+              baseValue: o.base_value,
+              topSegments: topSegments(o.shap_values, o.std_errors),
+            })),
+          });
+        }
         return { record, explanation: line, withoutDetections: prediction.objects.length === 0 };
       }
       const explanation = await stageOf('explain', () => classification.explain(rgb, image.key, prediction.scores.map((s) => s.score)));
       const line = explanationRecord(image, name, rgb, config.predictor.label_headers, prediction.predicted.index, explanation);
-      await stageOf('write', () => writeExplanationArtifacts(output, line, rgb, explanation, prediction.predicted.index));
+      const drawn = await stageOf('write', () => writeExplanationArtifacts(output, line, rgb, explanation, prediction.predicted.index));
+      if (report.wants(image.index)) {
+        const top = line.explanations[prediction.predicted.index]!;
+        await report.add(image.index, {
+          uri: image.uri,
+          name,
+          width: rgb.width,
+          height: rgb.height,
+          ...(await reportBase(rgb, explanation.segments)),
+          numSegments: explanation.segments.count,
+          calls: line.calls,
+          ranking: [...prediction.scores].sort((a, b) => b.score - a.score).slice(0, 5).map((s) => ({ label: s.label, score: s.score })),
+          panels: [{ title: `Predicted: ${top.label}`, heatmap: drawn.heatmap, prediction: top.prediction, baseValue: top.base_value, topSegments: topSegments(top.shap_values, top.std_errors) }],
+        });
+      }
       return { record, explanation: line };
     } catch (error) {
       const stage = error instanceof StageError ? error.stage : 'explain';
@@ -146,6 +189,9 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
           .then(async (outcome) => {
             if (outcome.failure) {
               failures.push(outcome.failure);
+              if (report.wants(image.index)) {
+                await report.add(image.index, { uri: image.uri, name: image.key, width: 0, height: 0, ranking: [], panels: [], failure: outcome.failure });
+              }
               log(`failed: ${outcome.failure.image} [${outcome.failure.stage}] ${outcome.failure.message}`);
             } else {
               succeeded += 1;
@@ -221,8 +267,25 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
       total_seconds: round((finished.getTime() - started.getTime()) / 1000, 3),
     },
   };
+  summary.report = await writeReport(output, config, summary, report, log);
   await output.write('analysis.json', `${JSON.stringify(summary, null, 2)}\n`, 'application/json');
   return { summary, exitCode: failures.length > 0 ? 1 : 0 };
+}
+
+/** report.html always; report.pdf unless PDF rendering fails, which is said and does not fail the job. */
+async function writeReport(output: Storage, config: AnalysisConfig, summary: AnalysisSummary, collector: ReportCollector, log: (line: string) => void): Promise<NonNullable<AnalysisSummary['report']>> {
+  const images: ReportImage[] = collector.images();
+  const facts = reportFacts(config, summary, images.length);
+  const name = config.methods.report.name;
+  await output.write(`${name}.html`, renderHtml(facts, images), 'text/html');
+  try {
+    await output.write(`${name}.pdf`, await renderPdf(facts, images), 'application/pdf');
+    return { html: `${name}.html`, pdf: `${name}.pdf`, images: images.length };
+  } catch (error) {
+    const message = `report.pdf not written: ${errorMessage(error)} (report.html has the same content)`;
+    log(message);
+    return { html: `${name}.html`, pdf_error: message, images: images.length };
+  }
 }
 
 function round(value: number, digits: number): number {

@@ -68,6 +68,7 @@ export interface ExtensionConfig {
   jpeg_quality: number;
   detection_format: DetectionFormat;
   baseline_fill: 'noise' | 'mean' | 'blur';
+  report_max_images: number;
   shap_tolerance?: number;
 }
 

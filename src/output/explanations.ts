@@ -80,11 +80,12 @@ export function explanationRecord(
 }
 
 /** Segment map (16-bit PNG) and the top class's heatmap, written before the record that names them. */
-export async function writeExplanationArtifacts(storage: Storage, record: ExplanationRecord, rgb: RgbImage, explanation: ClassificationExplanation, predictedIndex: number): Promise<void> {
+export async function writeExplanationArtifacts(storage: Storage, record: ExplanationRecord, rgb: RgbImage, explanation: ClassificationExplanation, predictedIndex: number): Promise<{ heatmap: Buffer }> {
   const { segments, result } = explanation;
   await storage.write(record.segments_path, encodeGray16Png(segments.width, segments.height, segments.labels), 'image/png');
   const heatmap = await renderHeatmap(rgb, segments, result.values[predictedIndex]!, { title: record.predicted_label });
   await storage.write(record.heatmap_path, heatmap, 'image/jpeg');
+  return { heatmap };
 }
 
 /** Global importance per label over all explained images, per Clarify's agg_method. */
@@ -205,19 +206,22 @@ export function detectionRecord(image: { uri: string; key: string }, name: strin
 }
 
 /** The segment map, one heatmap per object (its box drawn) and the overview of all kept detections. */
-export async function writeDetectionArtifacts(storage: Storage, record: DetectionExplanationRecord, rgb: RgbImage, explanation: DetectionExplanation): Promise<void> {
+export async function writeDetectionArtifacts(storage: Storage, record: DetectionExplanationRecord, rgb: RgbImage, explanation: DetectionExplanation): Promise<{ heatmaps: Buffer[]; overview: Buffer }> {
   const { segments } = explanation;
   await storage.write(record.segments_path, encodeGray16Png(segments.width, segments.height, segments.labels), 'image/png');
+  const heatmaps: Buffer[] = [];
   for (const [i, object] of record.objects.entries()) {
     const heatmap = await renderHeatmap(rgb, segments, explanation.objects[i]!.shapValues, {
       title: `${object.label} ${object.score.toFixed(2)}`,
       box: object.box_pixels,
     });
     await storage.write(object.heatmap_path, heatmap, 'image/jpeg');
+    heatmaps.push(heatmap);
   }
   const overview = await renderDetections(
     rgb,
     record.objects.map((o) => ({ box: o.box_pixels, caption: `${o.index}. ${o.label} ${o.score.toFixed(2)}` })),
   );
   await storage.write(record.objects_path, overview, 'image/jpeg');
+  return { heatmaps, overview };
 }

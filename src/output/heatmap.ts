@@ -154,3 +154,17 @@ export async function renderDetections(image: RgbImage, detections: readonly { b
     .jpeg({ quality, chromaSubsampling: '4:4:4' })
     .toBuffer();
 }
+
+/** The image in its own colours with the segment boundaries drawn (for the report). */
+export function renderSegmentBoundaries(image: RgbImage, segments: SegmentMap): Promise<Buffer> {
+  const { width, height } = image;
+  const out = Uint8Array.from(image.data);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const p = y * width + x;
+      const label = segments.labels[p]!;
+      if ((x + 1 < width && segments.labels[p + 1] !== label) || (y + 1 < height && segments.labels[p + width] !== label)) out.set([255, 230, 0], p * 3);
+    }
+  }
+  return sharp(out, { raw: { width, height, channels: 3 } }).jpeg({ quality: 85 }).toBuffer();
+}

@@ -1,0 +1,52 @@
+/** What every subcommand of the CLI is made of. */
+import type { ParseArgsConfig } from 'node:util';
+import { ConfigError } from '../errors.js';
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURES = 1;
+export const EXIT_USAGE = 2;
+
+export type OptionValues = Record<string, string | boolean | undefined>;
+
+export interface CliIo {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+export interface Command {
+  readonly summary: string;
+  readonly usage: string;
+  readonly options: NonNullable<ParseArgsConfig['options']>;
+  run(values: OptionValues, io: CliIo): Promise<number>;
+}
+
+export class UsageError extends Error {}
+
+export function requireString(values: OptionValues, name: string): string {
+  const value = values[name];
+  if (typeof value !== 'string' || value === '') throw new UsageError(`--${name} is required`);
+  return value;
+}
+
+export function optionalString(values: OptionValues, name: string): string | undefined {
+  const value = values[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
+export function printConfigError(error: ConfigError, io: CliIo, file?: string): void {
+  io.err(`clarify-images: invalid config${file ? ` ${file}` : ''}:`);
+  for (const p of error.problems) io.err(`  ${p.path || '(root)'}: ${p.message}`);
+}
+
+/** Resolves on SIGINT or SIGTERM (for long-running commands). */
+export function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const done = (signal: NodeJS.Signals): void => {
+      process.off('SIGINT', done);
+      process.off('SIGTERM', done);
+      resolve(signal);
+    };
+    process.once('SIGINT', done);
+    process.once('SIGTERM', done);
+  });
+}

@@ -1,0 +1,110 @@
+/**
+ * Pre-check the endpoint: send one image exactly as the job would, show the request, the raw
+ * answer, what `probability` extracted, and whether that fits the model type.
+ */
+import { type AnalysisConfig, DEFAULT_DATASET_URI, endpointTarget, loadConfig } from '../config/config.js';
+import { isImageKey } from '../dataset/dataset.js';
+import { ConfigError, errorMessage } from '../errors.js';
+import { decodeImage, describeDecodeError } from '../image/decode.js';
+import { encodeImage } from '../image/encode.js';
+import { createInvoker, Predictor } from '../predictor/predictor.js';
+import { openStorage, readUri } from '../storage/storage.js';
+import { type Command, EXIT_FAILURES, EXIT_OK, EXIT_USAGE, optionalString, printConfigError, requireString } from './command.js';
+
+async function firstImage(config: AnalysisConfig, datasetUri: string): Promise<{ uri: string; bytes: Buffer }> {
+  const storage = openStorage(datasetUri, { region: config.clarify_images.region });
+  for await (const object of storage.list()) {
+    if (isImageKey(object.key === '' ? datasetUri : object.key)) return { uri: storage.uri(object.key), bytes: await storage.read(object.key) };
+  }
+  throw new ConfigError([{ path: 'dataset_uri', message: `no image under ${datasetUri}; give one with --image` }]);
+}
+
+export const precheckCommand: Command = {
+  summary: 'send one image as the job would and check the answer fits the model type',
+  usage: `clarify-images precheck --config FILE [--image FILE_OR_URI] [--dataset-uri URI]
+
+  --config FILE     analysis_config.json
+  --image URI       the image to send (local path or s3://bucket/key); default: the first image of the dataset
+  --dataset-uri URI overrides dataset_uri when picking the first image
+  -h, --help        show this help
+
+Prints the request (endpoint, headers, payload size), the raw answer, what predictor.probability
+extracted, and a verdict. Exit 0 when the answer fits the model type, 1 when it does not (or the
+call failed), 2 on a config or usage error.`,
+  options: { config: { type: 'string' }, image: { type: 'string' }, 'dataset-uri': { type: 'string' } },
+  async run(values, io) {
+    const file = requireString(values, 'config');
+    let config: AnalysisConfig;
+    try {
+      config = await loadConfig(file);
+      endpointTarget(config);
+    } catch (error) {
+      if (error instanceof ConfigError) {
+        printConfigError(error, io, file);
+        return EXIT_USAGE;
+      }
+      throw error;
+    }
+    let source: { uri: string; bytes: Buffer };
+    try {
+      const image = optionalString(values, 'image');
+      source = image
+        ? { uri: image, bytes: await readUri(image, { region: config.clarify_images.region }) }
+        : await firstImage(config, optionalString(values, 'dataset-uri') ?? config.dataset_uri ?? DEFAULT_DATASET_URI);
+    } catch (error) {
+      if (error instanceof ConfigError) {
+        printConfigError(error, io, file);
+        return EXIT_USAGE;
+      }
+      io.err(`cannot read the image: ${errorMessage(error)}`);
+      return EXIT_USAGE;
+    }
+    const { predictor: p, clarify_images: ext, methods } = config;
+    let rgb;
+    try {
+      rgb = await decodeImage(source.bytes, { maxPixels: ext.max_image_pixels });
+    } catch (error) {
+      io.err(`cannot decode ${source.uri}: ${describeDecodeError(error)}`);
+      return EXIT_FAILURES;
+    }
+    const payload = await encodeImage(rgb, p.content_type, { jpegQuality: ext.jpeg_quality });
+    const invoker = createInvoker(config);
+    const predictor = new Predictor(config, invoker);
+    io.out(`Image: ${source.uri} (${rgb.width}×${rgb.height})`);
+    io.out(`Request: ${invoker.transport.description}`);
+    io.out(`  Content-Type: ${p.content_type}`);
+    io.out(`  Accept: ${p.accept_type}`);
+    if (p.custom_attributes !== undefined) io.out(`  CustomAttributes: ${p.custom_attributes}`);
+    if (p.target_model !== undefined) io.out(`  TargetModel: ${p.target_model}`);
+    io.out(`  Body: ${payload.length} bytes`);
+    try {
+      const response = await predictor.invokeRaw(payload);
+      const text = Buffer.from(response.body).toString('utf8');
+      io.out(`Response: ${response.body.length} bytes${response.contentType ? `, Content-Type ${response.contentType}` : ''}`);
+      io.out(`  ${text.length > 2000 ? `${text.slice(0, 2000)} … (${text.length - 2000} more characters)` : text}`);
+      const expression = p.probability === undefined ? '(none: the whole answer)' : JSON.stringify(p.probability);
+      try {
+        const prediction = predictor.interpret(response.body, rgb.width, rgb.height);
+        io.out(`Extracted with probability ${expression}:`);
+        if (prediction.kind === 'classification') {
+          for (const s of prediction.scores) io.out(`  ${s.label}: ${s.score}`);
+          io.out(`VERDICT: OK for ${methods.shap.image_config.model_type}: ${prediction.scores.length} scores, one per label_headers entry; predicted "${prediction.predicted.label}".`);
+        } else {
+          for (const d of prediction.all) io.out(`  ${d.label} (class ${d.classIndex}): ${d.score} box [${d.box.x0}, ${d.box.y0}, ${d.box.x1}, ${d.box.y1}]`);
+          io.out(
+            `VERDICT: OK for ${methods.shap.image_config.model_type}: ${prediction.all.length} detections, ${prediction.objects.length} at or above probability_threshold ${config.probability_threshold} would be explained.`,
+          );
+        }
+        return EXIT_OK;
+      } catch (error) {
+        io.out(`VERDICT: the answer does not fit ${methods.shap.image_config.model_type}: ${errorMessage(error)}`);
+        return EXIT_FAILURES;
+      }
+    } catch (error) {
+      io.out(`VERDICT: the call failed: ${errorMessage(error)}`);
+      return EXIT_FAILURES;
+    } finally {
+      invoker.close();
+    }
+  },
+};

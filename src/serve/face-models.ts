@@ -1,0 +1,109 @@
+/**
+ * Real pretrained models for the local model server, from weights that ship inside the
+ * @vladmandic/face-api npm package (MIT), run on TensorFlow.js's WebAssembly backend (its .wasm
+ * ships in @tensorflow/tfjs-backend-wasm). Nothing is downloaded at run time.
+ *
+ * - face-detector: the tiny face detector (YOLOv2-style, 416×416 input). Measured on 2 cores:
+ *   38 ms per 512×512 image, vs 205 ms for SSD-MobileNet-v1 at the same face score (0.975 vs
+ *   0.979), so the tiny one serves the demo.
+ * - face-expression: the face-expression classifier (7 classes) on a face crop, 5.5 ms per call.
+ */
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import type { RgbImage } from '../image/rgb.js';
+
+type FaceApi = typeof import('@vladmandic/face-api/dist/face-api.node-wasm.js');
+
+const require = createRequire(import.meta.url);
+
+export const EXPRESSION_LABELS = ['neutral', 'happy', 'sad', 'angry', 'fearful', 'disgusted', 'surprised'] as const;
+export const DETECTOR_LABELS = ['face'] as const;
+
+export interface ModelDetection {
+  readonly classIndex: number;
+  readonly label: string;
+  readonly score: number;
+  /** Normalised to the image. */
+  readonly box: { x0: number; y0: number; x1: number; y1: number };
+}
+
+export type ServedModel =
+  | { readonly name: string; readonly kind: 'classification'; readonly labels: readonly string[]; classify(image: RgbImage): Promise<number[]> }
+  | { readonly name: string; readonly kind: 'detection'; readonly labels: readonly string[]; detect(image: RgbImage): Promise<ModelDetection[]> };
+
+export const MODEL_NAMES = ['face-detector', 'face-expression'] as const;
+export type ModelName = (typeof MODEL_NAMES)[number];
+
+let faceApi: Promise<FaceApi> | undefined;
+
+/** tfjs on WebAssembly, once per process. */
+function loadFaceApi(): Promise<FaceApi> {
+  faceApi ??= (async () => {
+    await tf.setBackend('wasm');
+    await tf.ready();
+    return require('@vladmandic/face-api/dist/face-api.node-wasm.js') as FaceApi;
+  })();
+  return faceApi;
+}
+
+function modelDirectory(): string {
+  return path.join(path.dirname(require.resolve('@vladmandic/face-api/package.json')), 'model');
+}
+
+function toTensor(image: RgbImage): tf.Tensor3D {
+  return tf.tensor3d(Int32Array.from(image.data), [image.height, image.width, 3], 'int32');
+}
+
+/** Low enough that weak, partly masked faces still answer (the matching rule needs them). */
+const DETECTOR_MIN_SCORE = 0.05;
+
+export async function loadModel(name: ModelName): Promise<ServedModel> {
+  const api = await loadFaceApi();
+  const dir = modelDirectory();
+  if (name === 'face-detector') {
+    await api.nets.tinyFaceDetector.loadFromDisk(dir);
+    const options = new api.TinyFaceDetectorOptions({ inputSize: 416, scoreThreshold: DETECTOR_MIN_SCORE });
+    return {
+      name,
+      kind: 'detection',
+      labels: DETECTOR_LABELS,
+      async detect(image) {
+        const input = toTensor(image);
+        try {
+          const faces = await api.detectAllFaces(input as unknown as Parameters<FaceApi['detectAllFaces']>[0], options);
+          return faces.map((f) => ({
+            classIndex: 0,
+            label: 'face',
+            score: f.score,
+            box: {
+              x0: Math.max(0, f.box.x / image.width),
+              y0: Math.max(0, f.box.y / image.height),
+              x1: Math.min(1, (f.box.x + f.box.width) / image.width),
+              y1: Math.min(1, (f.box.y + f.box.height) / image.height),
+            },
+          }));
+        } finally {
+          input.dispose();
+        }
+      },
+    };
+  }
+  await api.nets.faceExpressionNet.loadFromDisk(dir);
+  return {
+    name,
+    kind: 'classification',
+    labels: EXPRESSION_LABELS,
+    async classify(image) {
+      const input = toTensor(image);
+      try {
+        const result = await api.nets.faceExpressionNet.predictExpressions(input as unknown as Parameters<FaceApi['nets']['faceExpressionNet']['predictExpressions']>[0]);
+        const expressions = (Array.isArray(result) ? result[0] : result) as unknown as Record<string, number>;
+        return EXPRESSION_LABELS.map((label) => expressions[label] ?? 0);
+      } finally {
+        input.dispose();
+      }
+    },
+  };
+}

@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, readdir } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { before, describe, it } from 'node:test';
+import sharp from 'sharp';
+import { chromium } from 'playwright-core';
+import type { DetectionExplanationRecord, ExplanationRecord } from '../src/output/explanations.js';
+import { CHROMIUM_ARGS, ensureChromium } from './support/chromium.js';
+import { runCli } from './support/cli.js';
+
+async function readLabels(file: string): Promise<{ labels: Uint16Array; width: number }> {
+  const { data, info } = await sharp(file).pipelineColourspace('grey16').toColourspace('grey16').raw({ depth: 'ushort' }).toBuffer({ resolveWithObject: true });
+  return { labels: new Uint16Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)), width: info.width };
+}
+
+async function records<T>(dir: string): Promise<T[]> {
+  return (await readFile(path.join(dir, 'explanations_shap', 'out.jsonl'), 'utf8'))
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as T);
+}
+
+function pdfPages(pdf: Buffer): number {
+  assert.equal(pdf.subarray(0, 5).toString(), '%PDF-');
+  return (pdf.toString('latin1').match(/\/Type\s*\/Page\b/g) ?? []).length;
+}
+
+describe('npm run demo: a real classifier and a real detector, offline', () => {
+  let out: string;
+  let stdout: string;
+
+  before(async () => {
+    out = await mkdtemp(path.join(os.tmpdir(), 'clarify-demo-'));
+    const run = await runCli(['demo', '--output', out]);
+    stdout = run.stdout;
+    assert.equal(run.code, 0, run.stderr);
+  });
+
+  it('writes report.html, report.pdf, heatmaps and out.jsonl for both model types', async () => {
+    for (const kind of ['classification', 'detection']) {
+      const files = await readdir(path.join(out, kind));
+      for (const file of ['report.html', 'report.pdf', 'analysis.json', 'predictions.jsonl']) assert.ok(files.includes(file), `${kind}/${file}`);
+      assert.ok(files.some((f) => f.startsWith('shap_') && f.endsWith('.jpeg')), `${kind} heatmaps`);
+      assert.ok(pdfPages(await readFile(path.join(out, kind, 'report.pdf'))) > 0);
+    }
+    assert.match(stdout, /report: .*classification\/report\.html/);
+    const classified = await records<ExplanationRecord>(path.join(out, 'classification'));
+    assert.deepEqual(classified.map((r) => r.predicted_label), ['happy', 'neutral', 'sad']);
+  });
+
+  it('pointing game: each face\'s top-valued segment lies inside that face\'s box', async () => {
+    const dir = path.join(out, 'detection');
+    let hits = 0;
+    let total = 0;
+    for (const record of await records<DetectionExplanationRecord>(dir)) {
+      const { labels, width } = await readLabels(path.join(dir, record.segments_path));
+      for (const object of record.objects) {
+        const best = object.shap_values.indexOf(Math.max(...object.shap_values));
+        let sx = 0;
+        let sy = 0;
+        let n = 0;
+        labels.forEach((label, p) => {
+          if (label !== best) return;
+          sx += p % width;
+          sy += Math.floor(p / width);
+          n += 1;
+        });
+        const [cx, cy] = [sx / n, sy / n];
+        const b = object.box_pixels;
+        total += 1;
+        if (cx >= b.x0 && cx <= b.x1 && cy >= b.y0 && cy <= b.y1) hits += 1;
+      }
+    }
+    console.log(`pointing game on the demo's faces: ${hits}/${total} hits`);
+    assert.ok(total >= 5, `${total} faces explained`);
+    assert.ok(hits / total >= 0.8, `${hits}/${total}`);
+  });
+
+  it('report.html renders in headless Chromium: every image loads, no console errors', async (t) => {
+    const browser = await ensureChromium();
+    if ('reason' in browser) {
+      t.skip(`Chromium unavailable: ${browser.reason}`);
+      return;
+    }
+    const instance = await chromium.launch({ executablePath: browser.path, args: CHROMIUM_ARGS });
+    try {
+      for (const kind of ['classification', 'detection']) {
+        const page = await instance.newPage();
+        const errors: string[] = [];
+        page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+        page.on('pageerror', (e) => errors.push(e.message));
+        await page.goto(`file://${path.join(out, kind, 'report.html')}`, { waitUntil: 'load' });
+        // Runs in the page (this project's types have no DOM).
+        const images = (await page.evaluate('Array.from(document.images).map((img) => ({ complete: img.complete, width: img.naturalWidth }))')) as { complete: boolean; width: number }[];
+        assert.ok(images.length >= 6, `${kind}: ${images.length} images`);
+        assert.ok(images.every((i) => i.complete && i.width > 0), `${kind}: an image did not load`);
+        assert.deepEqual(errors, []);
+        await page.close();
+      }
+    } finally {
+      await instance.close();
+    }
+  });
+});

@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { colourShareModel, startEndpointServer, type TestEndpointServer } from './support/endpoint-server.js';
+import { solidPng } from './support/fixtures.js';
+import { runCli } from './support/cli.js';
+
+describe('clarify-images precheck', () => {
+  let endpoint: TestEndpointServer;
+  let tmp: string;
+  let image: string;
+  let mode: 'ok' | 'short' | 'fail' = 'ok';
+
+  before(async () => {
+    tmp = await mkdtemp(path.join(os.tmpdir(), 'clarify-precheck-'));
+    image = path.join(tmp, 'red.png');
+    await writeFile(image, await solidPng(20, 10, [200, 30, 30]));
+    endpoint = await startEndpointServer({
+      model: (r) => (r.accept === 'application/json' && mode === 'short' ? { prediction: [0.5, 0.5] } : { prediction: colourShareModel(r) }),
+      faults: () => (mode === 'fail' ? { status: 424, message: 'model crashed' } : undefined),
+    });
+  });
+  after(async () => endpoint.stop());
+
+  async function config(extra: Record<string, unknown> = {}): Promise<string> {
+    const file = path.join(tmp, `config-${Math.random().toString(36).slice(2)}.json`);
+    await writeFile(
+      file,
+      JSON.stringify({
+        dataset_type: 'application/x-image',
+        dataset_uri: tmp,
+        methods: { shap: { image_config: { model_type: 'IMAGE_CLASSIFICATION' } } },
+        predictor: { content_type: 'image/png', probability: 'prediction', label_headers: ['red', 'green', 'blue'], custom_attributes: 'trace=1' },
+        clarify_images: { endpoint_url: endpoint.url, max_retries: 0 },
+        ...extra,
+      }),
+    );
+    return file;
+  }
+
+  it('shows the request, the raw answer, the extracted scores and an OK verdict', async () => {
+    mode = 'ok';
+    const run = await runCli(['precheck', '--config', await config(), '--image', image]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /Content-Type: image\/png/);
+    assert.match(run.stdout, /Accept: application\/json/);
+    assert.match(run.stdout, /CustomAttributes: trace=1/);
+    assert.match(run.stdout, /\{"prediction":\[/);
+    assert.match(run.stdout, /red: 0\.76/);
+    assert.match(run.stdout, /VERDICT: OK for IMAGE_CLASSIFICATION: 3 scores.*predicted "red"/);
+    assert.equal(endpoint.requests.at(-1)!.contentType, 'image/png');
+  });
+
+  it('picks the first image of the dataset when --image is absent', async () => {
+    mode = 'ok';
+    const run = await runCli(['precheck', '--config', await config()]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /Image: .*red\.png \(20×10\)/);
+  });
+
+  it('says clearly when the answer does not fit the model type', async () => {
+    mode = 'short';
+    const run = await runCli(['precheck', '--config', await config(), '--image', image]);
+    assert.equal(run.code, 1);
+    assert.match(run.stdout, /VERDICT: the answer does not fit IMAGE_CLASSIFICATION: got 2 scores but label_headers has 3 labels/);
+    const detection = await runCli([
+      'precheck',
+      '--config',
+      await config({ methods: { shap: { image_config: { model_type: 'OBJECT_DETECTION' } } } }),
+      '--image',
+      image,
+    ]);
+    assert.equal(detection.code, 1);
+    assert.match(detection.stdout, /VERDICT: the answer does not fit OBJECT_DETECTION: detection row 0/);
+  });
+
+  it('reports a failing call', async () => {
+    mode = 'fail';
+    const run = await runCli(['precheck', '--config', await config(), '--image', image]);
+    assert.equal(run.code, 1);
+    assert.match(run.stdout, /VERDICT: the call failed: HTTP 424.*model crashed/);
+    mode = 'ok';
+  });
+});
