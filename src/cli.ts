@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { errorMessage } from './errors.js';
 import { VERSION } from './version.js';
 import { type CliIo, type Command, EXIT_FAILURES, EXIT_OK, EXIT_USAGE, type OptionValues, UsageError } from './commands/command.js';
+import { compareCommand } from './commands/compare.js';
 import { demoCommand } from './commands/demo.js';
 import { precheckCommand } from './commands/precheck.js';
 import { runCommand } from './commands/run.js';
@@ -25,6 +26,7 @@ const commands: Record<string, Command> = {
   precheck: precheckCommand,
   'serve-model': serveModelCommand,
   demo: demoCommand,
+  compare: compareCommand,
 };
 
 function mainUsage(): string {
