@@ -162,7 +162,7 @@ describe('the job end to end: CLI, S3 in and out, faulty endpoint', () => {
     const run = await runCli(['run', '--config', file, '--output', out], s3.env());
     assert.equal(run.code, 0, run.stderr);
     const files = (await readdir(out)).sort();
-    assert.deepEqual(files.filter((f) => !f.startsWith('shap_')), ['analysis.json', 'analysis_config.json', 'explanations_shap', 'predictions.jsonl', 'report.html', 'report.pdf']);
+    assert.deepEqual(files.filter((f) => !f.startsWith('shap_')), ['analysis.json', 'analysis_config.json', 'explanations_shap', 'predictions.jsonl', 'report.html', 'report.pdf', 'state']);
     assert.equal(files.filter((f) => /^shap_.+\.jpeg$/.test(f)).length, 3, 'one heatmap per image');
     const records = (await readFile(path.join(out, 'predictions.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as PredictionRecord);
     assert.deepEqual(new Set(records.map((r) => r.predicted_label)), new Set(['red', 'green', 'blue']));

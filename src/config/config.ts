@@ -249,3 +249,42 @@ export function endpointTarget(config: AnalysisConfig): { kind: 'url'; url: stri
     },
   ]);
 }
+
+/**
+ * Config fields that shape predictions and explanations. Runs that agree on these can be compared
+ * and resumed; the endpoint and performance settings (concurrency, retries, timeouts) may differ.
+ */
+export const RESULT_SHAPING_FIELDS: readonly string[] = [
+  'dataset_type',
+  'probability_threshold',
+  'methods.shap.baseline',
+  'methods.shap.num_samples',
+  'methods.shap.use_logit',
+  'methods.shap.seed',
+  'methods.shap.save_local_shap_values',
+  'methods.shap.image_config.model_type',
+  'methods.shap.image_config.num_segments',
+  'methods.shap.image_config.segment_compactness',
+  'methods.shap.image_config.feature_extraction_method',
+  'methods.shap.image_config.max_objects',
+  'methods.shap.image_config.iou_threshold',
+  'methods.shap.image_config.context',
+  'predictor.content_type',
+  'predictor.accept_type',
+  'predictor.probability',
+  'predictor.label',
+  'predictor.label_headers',
+  'clarify_images.baseline_fill',
+  'clarify_images.shap_tolerance',
+  'clarify_images.jpeg_quality',
+  'clarify_images.detection_format',
+];
+
+export function configValue(config: unknown, path: string): unknown {
+  return path.split('.').reduce<unknown>((value, key) => (value && typeof value === 'object' ? (value as Record<string, unknown>)[key] : undefined), config);
+}
+
+/** A stable fingerprint of the result-shaping fields (for resume). */
+export function resultFingerprint(config: AnalysisConfig): string {
+  return JSON.stringify(RESULT_SHAPING_FIELDS.map((p) => [p, configValue(config, p) ?? null]));
+}

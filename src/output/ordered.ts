@@ -27,6 +27,16 @@ export class OrderedEmitter<T> {
     return this.waiting.size;
   }
 
+  /** A stopped run: write what waits, in order, skipping the images that never finished. */
+  async flushGaps(): Promise<void> {
+    const ready = [...this.waiting.entries()].sort((a, b) => a[0] - b[0]).map(([, item]) => item);
+    this.waiting.clear();
+    this.chain = this.chain.then(async () => {
+      for (const r of ready) await this.emit(r);
+    });
+    await this.chain;
+  }
+
   async drain(): Promise<void> {
     await this.chain;
     if (this.waiting.size > 0) throw new Error(`internal: ${this.waiting.size} results still wait for an earlier image`);

@@ -57,11 +57,11 @@ export function failureRecord(image: { uri: string; key: string }, failure: Imag
 
 export interface AnalysisSummary {
   tool: { name: 'clarify-images'; version: string };
-  status: 'completed' | 'completed_with_failures';
+  status: 'completed' | 'completed_with_failures' | 'partial';
   model_type: string;
   endpoint: string;
   dataset: { uri: string; images_found: number; files_skipped: number };
-  images: { succeeded: number; failed: number; without_detections?: number };
+  images: { succeeded: number; failed: number; without_detections?: number; /** A stopped run: images listed but not processed. */ not_processed?: number };
   failures: ImageFailure[];
   endpoint_calls: { calls: number; attempts: number; retries: number; failed_calls: number; mean_latency_ms: number };
   explanations?: {

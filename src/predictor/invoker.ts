@@ -30,7 +30,16 @@ export function backoffDelayMs(attempt: number, policy: RetryPolicy, random: () 
   return Math.floor(random() * ceiling);
 }
 
+/** The job is stopping: calls not yet sent are not sent. The image is unfinished, not failed. */
+export class StopError extends Error {
+  constructor() {
+    super('stopped before this call was sent');
+    this.name = 'StopError';
+  }
+}
+
 export class EndpointInvoker {
+  private cancelled = false;
   readonly stats: CallStats = { calls: 0, attempts: 0, retries: 0, failedCalls: 0, latencyMsTotal: 0 };
   private readonly limit: LimitFunction;
   constructor(
@@ -51,12 +60,19 @@ export class EndpointInvoker {
     return this.limit.pendingCount;
   }
 
+  /** Stop sending: every call not yet sent (queued, or waiting to retry) rejects with StopError. */
+  cancel(): void {
+    this.cancelled = true;
+  }
+
   /** A slot is held per attempt, not during backoff, so other images keep the endpoint busy. */
   async invoke(request: InvokeRequest): Promise<InvokeResponse> {
+    if (this.cancelled) throw new StopError();
     this.stats.calls += 1;
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.limit(async () => {
+          if (this.cancelled) throw new StopError();
           this.stats.attempts += 1;
           const started = performance.now();
           const response = await this.transport.invoke(request);
@@ -64,6 +80,10 @@ export class EndpointInvoker {
           return response;
         });
       } catch (error) {
+        if (error instanceof StopError) {
+          if (attempt === 0) this.stats.calls -= 1; // never sent
+          throw error;
+        }
         const retryable = error instanceof EndpointError ? error.retryable : false;
         if (!retryable || attempt >= this.policy.maxRetries) {
           this.stats.failedCalls += 1;
@@ -74,6 +94,7 @@ export class EndpointInvoker {
         }
         this.stats.retries += 1;
         await sleep(backoffDelayMs(attempt, this.policy, this.random));
+        if (this.cancelled) throw new StopError(); // it was sent and failed; not retried now
       }
     }
   }

@@ -1,7 +1,7 @@
 /** The predictor stage: send one encoded image, get back class scores or detections. */
 import { type AnalysisConfig, endpointTarget } from '../config/config.js';
 import { StageError } from '../errors.js';
-import { EndpointInvoker } from './invoker.js';
+import { EndpointInvoker, StopError } from './invoker.js';
 import { type ClassScore, type Detection, parseClassScores, parseDetections, type ResponseFormat, selectDetections } from './parse.js';
 import { ContainerHttpTransport, type EndpointTransport, type InvokeResponse, SageMakerRuntimeTransport } from './transport.js';
 
@@ -55,6 +55,7 @@ export class Predictor {
         targetModel: predictor.target_model,
       });
     } catch (error) {
+      if (error instanceof StopError) throw error;
       throw new StageError('invoke', error instanceof Error ? error.message : String(error), { cause: error });
     }
   }

@@ -7,7 +7,7 @@ import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/p
 import path from 'node:path';
 import { PassThrough, type Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { GetObjectCommand, ListObjectsV2Command, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { type Location, parseLocation, uriOf } from './location.js';
 
@@ -32,6 +32,8 @@ export interface Storage {
   read(key: string): Promise<Buffer>;
   write(key: string, body: Uint8Array | string, contentType?: string): Promise<void>;
   openTextSink(key: string, contentType?: string): Promise<TextSink>;
+  /** Whether a complete object is at the key. */
+  exists(key: string): Promise<boolean>;
   uri(key: string): string;
 }
 
@@ -134,6 +136,14 @@ export class LocalStorage implements Storage {
     return readFile(this.pathOf(key));
   }
 
+  async exists(key: string): Promise<boolean> {
+    try {
+      return (await stat(this.pathOf(key))).isFile();
+    } catch {
+      return false;
+    }
+  }
+
   /** Written to a temporary file and renamed, so a reader never sees half an object. */
   async write(key: string, body: Uint8Array | string): Promise<void> {
     const file = this.pathOf(key);
@@ -188,6 +198,17 @@ export class S3Storage implements Storage {
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
+  }
+
+  async exists(key: string): Promise<boolean> {
+    try {
+      await this.client.send(new HeadObjectCommand({ Bucket: this.location.bucket, Key: this.objectKey(key) }));
+      return true;
+    } catch (error) {
+      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      if (status === 404 || (error as { name?: string }).name === 'NotFound') return false;
+      throw error;
+    }
   }
 
   async read(key: string): Promise<Buffer> {

@@ -1,0 +1,61 @@
+/**
+ * Resume: after an image's artifacts are written, a marker `state/<name>.json` records its
+ * results and the fingerprint of the result-shaping config. A later run over the same output
+ * reuses an image only when its marker matches the config and every artifact it names is there;
+ * otherwise (or with --force) the image is explained again. Failed images are never reused.
+ */
+import { resultFingerprint, type AnalysisConfig } from '../config/config.js';
+import type { Storage } from '../storage/storage.js';
+import { deserializeResult, type ImageResult, serializeResult } from './run-writer.js';
+
+interface Marker {
+  readonly fingerprint: string;
+  readonly key: string;
+  readonly artifacts: readonly string[];
+  readonly result: string;
+}
+
+function artifactsOf(result: ImageResult): string[] {
+  const e = result.explanation;
+  if (!e) return [];
+  if ('objects' in e) return [e.segments_path, e.objects_path, ...e.objects.map((o) => o.heatmap_path)];
+  return [e.segments_path, e.heatmap_path];
+}
+
+export class ResumeStore {
+  private readonly fingerprint: string;
+  reused = 0;
+  constructor(
+    private readonly output: Storage,
+    config: AnalysisConfig,
+    private readonly enabled: boolean,
+  ) {
+    this.fingerprint = resultFingerprint(config);
+  }
+
+  private keyOf(name: string): string {
+    return `state/${name}.json`;
+  }
+
+  /** The stored result of a complete image, verified, with its index in this run's listing. */
+  async lookup(name: string, key: string, index: number): Promise<ImageResult | undefined> {
+    if (!this.enabled) return undefined;
+    let marker: Marker;
+    try {
+      marker = JSON.parse((await this.output.read(this.keyOf(name))).toString('utf8')) as Marker;
+    } catch {
+      return undefined; // no marker (or unreadable): explain it
+    }
+    if (marker.fingerprint !== this.fingerprint || marker.key !== key) return undefined;
+    for (const artifact of marker.artifacts) if (!(await this.output.exists(artifact))) return undefined;
+    this.reused += 1;
+    return { ...deserializeResult(marker.result), index };
+  }
+
+  /** Written last, after the artifacts, so a marker always means a complete image. */
+  async save(name: string, result: ImageResult): Promise<void> {
+    if (result.failure) return;
+    const marker: Marker = { fingerprint: this.fingerprint, key: result.key, artifacts: artifactsOf(result), result: serializeResult(result) };
+    await this.output.write(this.keyOf(name), JSON.stringify(marker), 'application/json');
+  }
+}

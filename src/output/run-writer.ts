@@ -1,0 +1,268 @@
+/**
+ * Everything the job writes, fed one image result at a time in any order and written in dataset
+ * order. A final writer produces the run's outputs; a part writer (one shard of a scaled-out run)
+ * produces `parts/<i>-of-<n>/`, which `mergeParts` feeds through a final writer again, so a merged
+ * run's files are the same bytes as a single process's.
+ */
+import type { AnalysisConfig } from '../config/config.js';
+import type { CallStats } from '../predictor/invoker.js';
+import type { Storage, TextSink } from '../storage/storage.js';
+import { VERSION } from '../version.js';
+import { type DetectionExplanationRecord, EXPLANATIONS_DIR, type ExplanationRecord, GlobalImportance } from './explanations.js';
+import { OrderedEmitter } from './ordered.js';
+import type { AnalysisSummary, ImageFailure, PredictionRecord } from './records.js';
+import { renderHtml, renderPdf, ReportCollector, reportFacts, type ReportImage } from './report.js';
+
+export interface ImageResult {
+  /** Position in the whole dataset's order (all shards). */
+  readonly index: number;
+  readonly key: string;
+  readonly uri: string;
+  readonly record: PredictionRecord;
+  readonly explanation?: ExplanationRecord | DetectionExplanationRecord;
+  readonly failure?: ImageFailure;
+  readonly withoutDetections?: boolean;
+  readonly report?: ReportImage;
+}
+
+/** JSON with the report's JPEG buffers as base64. */
+export function serializeResult(result: ImageResult): string {
+  return JSON.stringify(result, (_key, value: unknown) => {
+    if (value && typeof value === 'object' && (value as { type?: unknown }).type === 'Buffer' && Array.isArray((value as { data?: unknown }).data)) {
+      return { $base64: Buffer.from((value as { data: number[] }).data).toString('base64') };
+    }
+    return value;
+  });
+}
+
+export function deserializeResult(text: string): ImageResult {
+  return JSON.parse(text, (_key, value: unknown) => {
+    if (value && typeof value === 'object' && typeof (value as { $base64?: unknown }).$base64 === 'string') return Buffer.from((value as { $base64: string }).$base64, 'base64');
+    return value;
+  }) as ImageResult;
+}
+
+/** What the job knows beyond the image results. */
+export interface RunFacts {
+  readonly datasetUri: string;
+  readonly imagesFound: number;
+  readonly filesSkipped: number;
+  readonly endpoint: string;
+  readonly calls: CallStats;
+  readonly startedAt: Date;
+  /** The run was stopped (signal) before every image was processed. */
+  readonly partial: boolean;
+}
+
+export interface ResultWriter {
+  add(result: ImageResult): Promise<void>;
+  finish(facts: RunFacts): Promise<AnalysisSummary>;
+  abort(): Promise<void>;
+}
+
+function round(value: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}
+
+export class FinalWriter implements ResultWriter {
+  private readonly importance: GlobalImportance;
+  private readonly report: ReportCollector;
+  private readonly failures: ImageFailure[] = [];
+  private succeeded = 0;
+  private withoutDetections = 0;
+  private explained = 0;
+  private explanationCalls = 0;
+  private objectsExplained = 0;
+  private readonly emitter: OrderedEmitter<ImageResult>;
+
+  private constructor(
+    private readonly output: Storage,
+    private readonly config: AnalysisConfig,
+    private readonly predictions: TextSink,
+    private readonly explanations: TextSink | undefined,
+    private readonly log: (line: string) => void,
+  ) {
+    this.importance = new GlobalImportance(config.predictor.label_headers, config.methods.shap.agg_method);
+    this.report = new ReportCollector(config.clarify_images.report_max_images);
+    // Everything order-dependent (floating-point sums included) happens here, in dataset order.
+    this.emitter = new OrderedEmitter<ImageResult>(async (result) => {
+      await this.predictions.write(`${JSON.stringify(result.record)}\n`);
+      if (result.failure) this.failures.push(result.failure);
+      else {
+        this.succeeded += 1;
+        if (result.withoutDetections) this.withoutDetections += 1;
+      }
+      const explanation = result.explanation;
+      if (explanation) {
+        this.explained += 1;
+        this.explanationCalls += explanation.calls;
+        if ('objects' in explanation) this.objectsExplained += explanation.objects.length;
+        else this.importance.add(explanation);
+        await this.explanations?.write(`${JSON.stringify(explanation)}\n`);
+      }
+      if (result.report) await this.report.add(result.index, result.report);
+    });
+  }
+
+  static async open(output: Storage, config: AnalysisConfig, log: (line: string) => void): Promise<FinalWriter> {
+    await output.write('analysis_config.json', `${JSON.stringify(config, null, 2)}\n`, 'application/json');
+    const predictions = await output.openTextSink('predictions.jsonl', 'application/jsonlines');
+    const explanations = config.methods.shap.save_local_shap_values ? await output.openTextSink(`${EXPLANATIONS_DIR}/out.jsonl`, 'application/jsonlines') : undefined;
+    return new FinalWriter(output, config, predictions, explanations, log);
+  }
+
+  add(result: ImageResult): Promise<void> {
+    return this.emitter.push(result.index, result);
+  }
+
+  async finish(facts: RunFacts): Promise<AnalysisSummary> {
+    if (facts.partial) await this.emitter.flushGaps();
+    else await this.emitter.drain();
+    await this.predictions.close();
+    await this.explanations?.close();
+    const finished = new Date();
+    const { calls } = facts;
+    const isDetection = this.config.methods.shap.image_config.model_type === 'OBJECT_DETECTION';
+    const processed = this.succeeded + this.failures.length;
+    const summary: AnalysisSummary = {
+      tool: { name: 'clarify-images', version: VERSION },
+      status: facts.partial ? 'partial' : this.failures.length > 0 ? 'completed_with_failures' : 'completed',
+      model_type: this.config.methods.shap.image_config.model_type,
+      endpoint: facts.endpoint,
+      dataset: { uri: facts.datasetUri, images_found: facts.imagesFound, files_skipped: facts.filesSkipped },
+      images: {
+        succeeded: this.succeeded,
+        failed: this.failures.length,
+        ...(isDetection ? { without_detections: this.withoutDetections } : {}),
+        ...(facts.partial ? { not_processed: facts.imagesFound - processed } : {}),
+      },
+      failures: this.failures.sort((a, b) => (a.image < b.image ? -1 : a.image > b.image ? 1 : 0)),
+      endpoint_calls: {
+        calls: calls.calls,
+        attempts: calls.attempts,
+        retries: calls.retries,
+        failed_calls: calls.failedCalls,
+        mean_latency_ms: calls.calls - calls.failedCalls > 0 ? round(calls.latencyMsTotal / (calls.calls - calls.failedCalls), 3) : 0,
+      },
+      explanations: {
+        method: 'kernel_shap',
+        images_explained: this.explained,
+        calls: this.explanationCalls,
+        mean_calls_per_image: this.explained > 0 ? round(this.explanationCalls / this.explained, 1) : 0,
+        ...(isDetection ? { objects_explained: this.objectsExplained } : { global_importance: this.importance.summary() }),
+      },
+      durations: {
+        started_at: facts.startedAt.toISOString(),
+        finished_at: finished.toISOString(),
+        total_seconds: round((finished.getTime() - facts.startedAt.getTime()) / 1000, 3),
+      },
+    };
+    summary.report = await this.writeReport(summary);
+    await this.output.write('analysis.json', `${JSON.stringify(summary, null, 2)}\n`, 'application/json');
+    return summary;
+  }
+
+  /** report.html always; report.pdf unless PDF rendering fails, which is said and does not fail the job. */
+  private async writeReport(summary: AnalysisSummary): Promise<NonNullable<AnalysisSummary['report']>> {
+    const images: ReportImage[] = this.report.images();
+    const facts = reportFacts(this.config, summary, images.length);
+    const name = this.config.methods.report.name;
+    await this.output.write(`${name}.html`, renderHtml(facts, images), 'text/html');
+    try {
+      await this.output.write(`${name}.pdf`, await renderPdf(facts, images), 'application/pdf');
+      return { html: `${name}.html`, pdf: `${name}.pdf`, images: images.length };
+    } catch (error) {
+      const message = `report.pdf not written: ${error instanceof Error ? error.message : String(error)} (report.html has the same content)`;
+      this.log(message);
+      return { html: `${name}.html`, pdf_error: message, images: images.length };
+    }
+  }
+
+  async abort(): Promise<void> {
+    await this.predictions.abort();
+    await this.explanations?.abort();
+  }
+}
+
+export interface Shard {
+  /** From 0. */
+  readonly index: number;
+  readonly count: number;
+}
+
+export function partPrefix(shard: Shard): string {
+  return `parts/${shard.index}-of-${shard.count}`;
+}
+
+/** What a part says about its run, for the merge. */
+export interface PartSummary {
+  readonly shard: Shard;
+  readonly dataset_uri: string;
+  readonly images_found: number;
+  readonly files_skipped: number;
+  readonly endpoint: string;
+  readonly calls: CallStats;
+  readonly started_at: string;
+  readonly partial: boolean;
+}
+
+/** One shard's results: `[index, result]` lines, then its summary, then `_SUCCESS`. */
+export class PartWriter implements ResultWriter {
+  private readonly emitter: OrderedEmitter<ImageResult>;
+  private constructor(
+    private readonly output: Storage,
+    private readonly shard: Shard,
+    private readonly results: TextSink,
+  ) {
+    this.emitter = new OrderedEmitter<ImageResult>((result) => this.results.write(`${serializeResult(result)}\n`));
+  }
+
+  static async open(output: Storage, config: AnalysisConfig, shard: Shard): Promise<PartWriter> {
+    const prefix = partPrefix(shard);
+    await output.write(`${prefix}/analysis_config.json`, `${JSON.stringify(config, null, 2)}\n`, 'application/json');
+    return new PartWriter(output, shard, await output.openTextSink(`${prefix}/results.jsonl`, 'application/jsonlines'));
+  }
+
+  /** A shard sees only some indices: results wait only for earlier results of the same shard. */
+  private readonly pending: ImageResult[] = [];
+  async add(result: ImageResult): Promise<void> {
+    this.pending.push(result);
+  }
+
+  async finish(facts: RunFacts): Promise<AnalysisSummary> {
+    this.pending.sort((a, b) => a.index - b.index);
+    for (const [i, result] of this.pending.entries()) await this.emitter.push(i, result);
+    await this.emitter.drain();
+    await this.results.close();
+    const prefix = partPrefix(this.shard);
+    const part: PartSummary = {
+      shard: this.shard,
+      dataset_uri: facts.datasetUri,
+      images_found: facts.imagesFound,
+      files_skipped: facts.filesSkipped,
+      endpoint: facts.endpoint,
+      calls: facts.calls,
+      started_at: facts.startedAt.toISOString(),
+      partial: facts.partial,
+    };
+    await this.output.write(`${prefix}/part.json`, `${JSON.stringify(part, null, 2)}\n`, 'application/json');
+    if (!facts.partial) await this.output.write(`${prefix}/_SUCCESS`, '', 'text/plain');
+    const failures = this.pending.filter((r) => r.failure).map((r) => r.failure!);
+    return {
+      tool: { name: 'clarify-images', version: VERSION },
+      status: facts.partial ? 'partial' : failures.length > 0 ? 'completed_with_failures' : 'completed',
+      model_type: '',
+      endpoint: facts.endpoint,
+      dataset: { uri: facts.datasetUri, images_found: facts.imagesFound, files_skipped: facts.filesSkipped },
+      images: { succeeded: this.pending.length - failures.length, failed: failures.length },
+      failures,
+      endpoint_calls: { calls: facts.calls.calls, attempts: facts.calls.attempts, retries: facts.calls.retries, failed_calls: facts.calls.failedCalls, mean_latency_ms: 0 },
+      durations: { started_at: facts.startedAt.toISOString(), finished_at: new Date().toISOString(), total_seconds: 0 },
+    };
+  }
+
+  async abort(): Promise<void> {
+    await this.results.abort();
+  }
+}
