@@ -1,13 +1,29 @@
-# SageMaker Processing container for clarify-images.
-# Stub until the container issue: it builds the CLI; the Processing contract (reading
-# /opt/ml/processing/input/config/analysis_config.json with no arguments) comes with that issue.
-FROM node:20-slim
-WORKDIR /opt/clarify-images
+# clarify-images as a SageMaker Processing container.
+#   docker build -t clarify-images .
+#   docker run clarify-images                 # the Processing contract (see README "SageMaker Processing")
+#   docker run clarify-images run --help      # any other command: arguments replace CMD
+FROM node:20-slim AS build
+WORKDIR /build
 COPY package.json package-lock.json tsconfig.json ./
+RUN npm ci --ignore-scripts
 COPY src ./src
+COPY test ./test
+COPY bench ./bench
+RUN npx tsc -p tsconfig.json
+
+FROM node:20-slim
+ENV NODE_ENV=production \
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
+WORKDIR /opt/clarify-images
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
+COPY --from=build /build/dist/src ./dist/src
 COPY bin ./bin
 COPY config-schemas ./config-schemas
-RUN npm ci --ignore-scripts && npx tsc -p tsconfig.json && npm prune --omit=dev
+COPY examples ./examples
+# SageMaker mounts /opt/ml; the job only writes below /opt/ml/processing/output and /opt/ml/output.
+RUN mkdir -p /opt/ml/processing/output /opt/ml/output && chown -R node:node /opt/ml
 USER node
+# With no arguments (as SageMaker Processing runs it): the Processing contract. Arguments replace CMD.
 ENTRYPOINT ["node", "/opt/clarify-images/bin/clarify-images.js"]
-CMD ["--help"]
+CMD ["processing"]

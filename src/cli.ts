@@ -7,6 +7,8 @@ import { errorMessage } from './errors.js';
 import { VERSION } from './version.js';
 import { type CliIo, type Command, EXIT_FAILURES, EXIT_OK, EXIT_USAGE, type OptionValues, UsageError } from './commands/command.js';
 import { compareCommand } from './commands/compare.js';
+import { mergeCommand } from './commands/merge.js';
+import { processingCommand } from './commands/processing.js';
 import { demoCommand } from './commands/demo.js';
 import { precheckCommand } from './commands/precheck.js';
 import { runCommand } from './commands/run.js';
@@ -27,6 +29,8 @@ const commands: Record<string, Command> = {
   'serve-model': serveModelCommand,
   demo: demoCommand,
   compare: compareCommand,
+  merge: mergeCommand,
+  processing: processingCommand,
 };
 
 function mainUsage(): string {

@@ -1,44 +1,88 @@
 import { type AnalysisConfig, DEFAULT_DATASET_URI, DEFAULT_OUTPUT_URI, endpointTarget, loadConfig } from '../config/config.js';
 import { ConfigError, errorMessage } from '../errors.js';
 import { type JobResult, runJob } from '../job.js';
-import { type CliIo, type Command, EXIT_FAILURES, EXIT_USAGE, optionalString, printConfigError, requireString } from './command.js';
+import type { Shard } from '../output/run-writer.js';
+import { type CliIo, type Command, EXIT_FAILURES, EXIT_USAGE, optionalString, printConfigError, requireString, UsageError } from './command.js';
+
+/** Exit codes of a run ended by a signal, as shells report them (128 + signal number). */
+export const EXIT_SIGINT = 130;
+export const EXIT_SIGTERM = 143;
 
 /** One line and the failures, as the CLI and the demo print them. */
-export function printSummary({ summary }: JobResult, outputUri: string, io: CliIo): void {
+export function printSummary({ summary, reused }: JobResult, outputUri: string, io: CliIo): void {
   const { images, dataset, endpoint_calls: calls } = summary;
   io.out(
     `${images.succeeded} of ${dataset.images_found} images succeeded, ${images.failed} failed, ` +
-      `${dataset.files_skipped} non-image files skipped; ${calls.calls} endpoint calls (${calls.retries} retries); ` +
-      `results in ${outputUri}`,
+      `${dataset.files_skipped} non-image files skipped; ${calls.calls} endpoint calls (${calls.retries} retries)` +
+      `${reused > 0 ? `; ${reused} images reused from a previous run` : ''}; results in ${outputUri}`,
   );
+  if (summary.status === 'partial') io.out(`  STOPPED: ${images.not_processed ?? 0} images not processed; run again over the same output to finish (complete images are reused).`);
   for (const failure of summary.failures.slice(0, 20)) io.out(`  FAILED ${failure.image} [${failure.stage}]: ${failure.message}`);
   if (summary.failures.length > 20) io.out(`  … and ${summary.failures.length - 20} more, listed in analysis.json`);
   if (summary.report?.pdf_error) io.out(`  note: ${summary.report.pdf_error}`);
 }
 
+export function parseShard(text: string | undefined): Shard | undefined {
+  if (text === undefined) return undefined;
+  const match = /^(\d+)\/(\d+)$/.exec(text);
+  const index = Number(match?.[1]);
+  const count = Number(match?.[2]);
+  if (!match || count < 1 || index >= count) throw new UsageError(`--shard must be INDEX/COUNT with 0 ≤ INDEX < COUNT (e.g. 0/3), got "${text}"`);
+  return { index, count };
+}
+
+/** Run the job with SIGINT / SIGTERM wired to a graceful stop. */
+export async function runWithSignals(config: AnalysisConfig, options: Omit<Parameters<typeof runJob>[1], 'stop' | 'graceMs'>): Promise<{ result: JobResult; signal?: NodeJS.Signals }> {
+  const controller = new AbortController();
+  let signal: NodeJS.Signals | undefined;
+  const onSignal = (s: NodeJS.Signals): void => {
+    if (signal) process.exit(s === 'SIGINT' ? EXIT_SIGINT : EXIT_SIGTERM); // a second signal: now
+    signal = s;
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const result = await runJob(config, { ...options, stop: controller.signal, graceMs: config.clarify_images.stop_grace_seconds * 1000 });
+    return { result, signal };
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
 export const runCommand: Command = {
   summary: 'explain every image of a dataset with the model behind an endpoint',
-  usage: `clarify-images run --config FILE [--dataset-uri URI] [--output URI]
+  usage: `clarify-images run --config FILE [--dataset-uri URI] [--output URI] [--shard I/N] [--force]
 
   --config FILE       analysis_config.json (SageMaker Clarify format; see config-schemas/)
   --dataset-uri URI   s3://bucket/prefix or a local folder; overrides dataset_uri in the config
                       (default when neither: ${DEFAULT_DATASET_URI})
   --output URI        s3://bucket/prefix or a local folder for the results (default: ${DEFAULT_OUTPUT_URI})
+  --shard I/N         explain only shard I (from 0) of N, by a stable hash of each image's key, and
+                      write a part; 'clarify-images merge' joins the N parts
+  --force             recompute images a previous run over this output completed (default: reuse them)
   --quiet             print only the final summary
   -h, --help          show this help
 
 Writes analysis_config.json (the effective config), predictions.jsonl (one line per image),
-explanations_shap/out.jsonl, heatmaps, report.html / report.pdf and analysis.json (counts,
-failures, endpoint calls, durations). Exit 0 when every image succeeded, 1 when some failed
-(listed in analysis.json), 2 on a config or usage error.`,
+explanations_shap/out.jsonl, heatmaps, report.html / report.pdf, analysis.json (counts, failures,
+endpoint calls, durations) and state/ (one marker per complete image, for resuming).
+SIGTERM / SIGINT: no new images; in-flight ones may finish for clarify_images.stop_grace_seconds;
+what is complete is written, analysis.json says "partial"; exit 143 / 130.
+Exit 0 when every image succeeded, 1 when some failed (listed in analysis.json), 2 on a config or
+usage error.`,
   options: {
     config: { type: 'string' },
     'dataset-uri': { type: 'string' },
     output: { type: 'string' },
+    shard: { type: 'string' },
+    force: { type: 'boolean' },
     quiet: { type: 'boolean' },
   },
   async run(values, io) {
     const file = requireString(values, 'config');
+    const shard = parseShard(optionalString(values, 'shard'));
     let config: AnalysisConfig;
     try {
       config = await loadConfig(file);
@@ -52,12 +96,20 @@ failures, endpoint calls, durations). Exit 0 when every image succeeded, 1 when 
     }
     const outputUri = optionalString(values, 'output') ?? DEFAULT_OUTPUT_URI;
     try {
-      const result = await runJob(config, {
+      const { result, signal } = await runWithSignals(config, {
         datasetUri: optionalString(values, 'dataset-uri'),
         outputUri,
+        shard,
+        force: values['force'] === true,
         log: values['quiet'] === true ? undefined : (line) => io.err(line),
       });
-      printSummary(result, outputUri, io);
+      if (shard) {
+        io.out(`part ${shard.index} of ${shard.count} written to ${outputUri}/parts/${shard.index}-of-${shard.count}: ${result.summary.images.succeeded} images succeeded, ${result.summary.images.failed} failed`);
+        io.out(`when all ${shard.count} parts are written: clarify-images merge --output ${outputUri} --parts ${shard.count}`);
+      } else {
+        printSummary(result, outputUri, io);
+      }
+      if (signal) return signal === 'SIGINT' ? EXIT_SIGINT : EXIT_SIGTERM;
       return result.exitCode;
     } catch (error) {
       if (error instanceof ConfigError) {

@@ -69,6 +69,9 @@ export interface ExtensionConfig {
   detection_format: DetectionFormat;
   baseline_fill: 'noise' | 'mean' | 'blur';
   report_max_images: number;
+  stop_grace_seconds: number;
+  output_uri?: string;
+  merge_timeout_seconds: number;
   shap_tolerance?: number;
 }
 

@@ -1,0 +1,33 @@
+import { mergeParts } from '../output/merge.js';
+import { openStorage } from '../storage/storage.js';
+import { type Command, EXIT_FAILURES, EXIT_OK, optionalString, requireString, UsageError } from './command.js';
+
+export const mergeCommand: Command = {
+  summary: 'join the parts of a sharded run into one analysis',
+  usage: `clarify-images merge --output URI --parts N [--timeout SECONDS]
+
+  --output URI       the output every shard wrote to (s3:// prefix or local folder)
+  --parts N          how many shards (the N of --shard I/N)
+  --timeout SECONDS  how long to wait for every part to be complete (default 3600)
+  -h, --help         show this help
+
+Writes predictions.jsonl, explanations_shap/out.jsonl, analysis.json and the report at the output
+root, in dataset order: the same files one process would have written. Exit 0 when every image
+succeeded, 1 when some failed or a part did not complete in time.`,
+  options: { output: { type: 'string' }, parts: { type: 'string' }, timeout: { type: 'string' } },
+  async run(values, io) {
+    const output = requireString(values, 'output');
+    const parts = Number(requireString(values, 'parts'));
+    if (!Number.isInteger(parts) || parts < 1) throw new UsageError('--parts must be a positive integer');
+    const timeout = Number(optionalString(values, 'timeout') ?? '3600');
+    if (!(timeout >= 0)) throw new UsageError('--timeout must be a number of seconds');
+    try {
+      const summary = await mergeParts(openStorage(output), { parts, timeoutMs: timeout * 1000, log: (l) => io.err(l) });
+      io.out(`merged ${parts} parts: ${summary.images.succeeded} of ${summary.dataset.images_found} images succeeded, ${summary.images.failed} failed; results in ${output}`);
+      return summary.images.failed > 0 ? EXIT_FAILURES : EXIT_OK;
+    } catch (error) {
+      io.err(`clarify-images merge: ${error instanceof Error ? error.message : String(error)}`);
+      return EXIT_FAILURES;
+    }
+  },
+};

@@ -1,0 +1,121 @@
+/**
+ * The SageMaker Processing container contract (what the Dockerfile's entrypoint runs):
+ * config from /opt/ml/processing/input/config/analysis_config.json, data from
+ * /opt/ml/processing/input/data unless dataset_uri is set, results to /opt/ml/processing/output,
+ * hosts from /opt/ml/config/resourceconfig.json. Exit 0 on success; otherwise non-zero with a
+ * one-line reason in /opt/ml/output/message. CLARIFY_IMAGES_ML_ROOT moves /opt/ml (tests).
+ */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { type AnalysisConfig, endpointTarget, loadConfig } from '../config/config.js';
+import { ConfigError, errorMessage } from '../errors.js';
+import { mergeParts } from '../output/merge.js';
+import type { Shard } from '../output/run-writer.js';
+import { openStorage } from '../storage/storage.js';
+import { type Command, EXIT_FAILURES, EXIT_OK, EXIT_USAGE } from './command.js';
+import { EXIT_SIGINT, EXIT_SIGTERM, printSummary, runWithSignals } from './run.js';
+
+export function mlRoot(): string {
+  return process.env['CLARIFY_IMAGES_ML_ROOT'] ?? '/opt/ml';
+}
+
+interface ResourceConfig {
+  current_host?: string;
+  hosts?: string[];
+}
+
+/** This host's shard, from resourceconfig.json; none on a single host (or outside SageMaker). */
+export async function shardFromResourceConfig(root: string): Promise<Shard | undefined> {
+  let resource: ResourceConfig;
+  try {
+    resource = JSON.parse(await readFile(path.join(root, 'config', 'resourceconfig.json'), 'utf8')) as ResourceConfig;
+  } catch {
+    return undefined;
+  }
+  const hosts = resource.hosts ?? [];
+  if (hosts.length <= 1 || !resource.current_host) return undefined;
+  const index = hosts.indexOf(resource.current_host);
+  if (index < 0) throw new ConfigError([{ path: 'resourceconfig.json', message: `current_host "${resource.current_host}" is not among hosts ${JSON.stringify(hosts)}` }]);
+  return { index, count: hosts.length };
+}
+
+async function failureMessage(root: string, message: string): Promise<void> {
+  const dir = path.join(root, 'output');
+  await mkdir(dir, { recursive: true });
+  // SageMaker shows the first line of this file as the job's FailureReason.
+  await writeFile(path.join(dir, 'message'), `${message.split('\n')[0]!.slice(0, 1000)}\n`);
+}
+
+export const processingCommand: Command = {
+  summary: 'run as a SageMaker Processing job (the container entrypoint)',
+  usage: `clarify-images processing
+
+Follows the SageMaker Processing contract, with no options:
+  config   /opt/ml/processing/input/config/analysis_config.json
+  data     /opt/ml/processing/input/data (unless dataset_uri is set in the config)
+  output   /opt/ml/processing/output (SageMaker uploads it)
+  hosts    /opt/ml/config/resourceconfig.json: with several hosts each explains a disjoint share of
+           the images (stable hash of the key) and the first host merges the parts
+           (waiting up to clarify_images.merge_timeout_seconds)
+On failure: non-zero exit and a one-line reason in /opt/ml/output/message. SIGTERM (a stopped job):
+in-flight images finish within clarify_images.stop_grace_seconds and what is complete is written.
+CLARIFY_IMAGES_ML_ROOT replaces /opt/ml (for tests).`,
+  options: {},
+  async run(_values, io) {
+    const root = mlRoot();
+    const processing = path.join(root, 'processing');
+    const configFile = path.join(processing, 'input', 'config', 'analysis_config.json');
+    let outputUri = path.join(processing, 'output');
+    let config: AnalysisConfig;
+    let shard: Shard | undefined;
+    try {
+      config = await loadConfig(configFile);
+      endpointTarget(config);
+      shard = await shardFromResourceConfig(root);
+      outputUri = config.clarify_images.output_uri ?? outputUri;
+      if (shard && !config.clarify_images.output_uri) {
+        // Each host's /opt/ml/processing/output is only uploaded when the job ends, so the hosts
+        // cannot see each other's parts during the job.
+        throw new ConfigError([
+          {
+            path: 'clarify_images.output_uri',
+            message: `a ${shard.count}-instance job needs an output every host can reach (an s3:// prefix) to merge its parts; or run 'clarify-images merge --output URI --parts ${shard.count}' after the job`,
+          },
+        ]);
+      }
+    } catch (error) {
+      const message = error instanceof ConfigError ? `invalid config: ${error.problems.map((p) => `${p.path}: ${p.message}`).join('; ')}` : errorMessage(error);
+      io.err(`clarify-images processing: ${message}`);
+      await failureMessage(root, message);
+      return EXIT_USAGE;
+    }
+    try {
+      const datasetUri = config.dataset_uri ?? path.join(processing, 'input', 'data');
+      const { result, signal } = await runWithSignals(config, { datasetUri, outputUri, shard, log: (l) => io.err(l) });
+      if (signal) {
+        await failureMessage(root, `stopped by ${signal}: ${result.summary.images.not_processed ?? 0} images not processed; complete images are in the output and are reused by a new run over it`);
+        return signal === 'SIGINT' ? EXIT_SIGINT : EXIT_SIGTERM;
+      }
+      let summary = result.summary;
+      if (shard) {
+        io.out(`part ${shard.index} of ${shard.count} written`);
+        if (shard.index !== 0) return result.exitCode;
+        summary = await mergeParts(openStorage(outputUri), { parts: shard.count, timeoutMs: config.clarify_images.merge_timeout_seconds * 1000, log: (l) => io.err(l) });
+        printSummary({ ...result, summary }, outputUri, io);
+      } else {
+        printSummary(result, outputUri, io);
+      }
+      if (summary.images.failed > 0) {
+        const first = summary.failures[0]!;
+        await failureMessage(root, `${summary.images.failed} of ${summary.dataset.images_found} images failed (first: ${first.image} [${first.stage}] ${first.message}); see analysis.json`);
+        return EXIT_FAILURES;
+      }
+      return EXIT_OK;
+    } catch (error) {
+      const message = error instanceof ConfigError ? error.problems.map((p) => `${p.path}: ${p.message}`).join('; ') : errorMessage(error);
+      io.err(`clarify-images processing: ${message}`);
+      await failureMessage(root, message);
+      return error instanceof ConfigError ? EXIT_USAGE : EXIT_FAILURES;
+    }
+  },
+};

@@ -1,0 +1,283 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { cp, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import sharp from 'sharp';
+import { CLI, runCli } from './support/cli.js';
+import { type DecodedRequest, startEndpointServer, type TestEndpointServer } from './support/endpoint-server.js';
+import { blockImage, REGION_LABELS, regionModel } from './support/region-model.js';
+import { startS3Server, type TestS3Server } from './support/s3-server.js';
+
+const repo = fileURLToPath(new URL('../../', import.meta.url));
+
+/** Images of distinct sizes, so the endpoint can count calls per image. */
+const IMAGES = Array.from({ length: 9 }, (_, i) => ({ file: `img-${i}.png`, image: blockImage(2, 3, 20 + 2 * i) }));
+const sizeKey = (r: { width: number; height: number }): string => `${r.width}x${r.height}`;
+
+async function writeImages(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  for (const { file, image } of IMAGES) await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } }).png().toFile(path.join(dir, file));
+}
+
+async function walk(dir: string, prefix = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    if (entry.isDirectory()) out.push(...(await walk(path.join(dir, entry.name), `${prefix}${entry.name}/`)));
+    else out.push(`${prefix}${entry.name}`);
+  }
+  return out.sort();
+}
+
+/** analysis.json without what legitimately differs between runs: timings and latency (and, for a resumed run, the calls it saved). */
+function stable(summary: Record<string, unknown>, resumed = false): Record<string, unknown> {
+  const copy = JSON.parse(JSON.stringify(summary)) as Record<string, Record<string, unknown>>;
+  delete copy['durations'];
+  if (copy['endpoint_calls']) delete copy['endpoint_calls']['mean_latency_ms'];
+  if (resumed) delete copy['endpoint_calls'];
+  return copy;
+}
+
+describe('SageMaker Processing, scale-out, resume and graceful stop', () => {
+  let endpoint: TestEndpointServer;
+  let s3: TestS3Server;
+  let tmp: string;
+  let data: string;
+  const calls = new Map<string, number>();
+  let delayMs = 0;
+
+  before(async () => {
+    tmp = await mkdtemp(path.join(os.tmpdir(), 'clarify-scale-'));
+    endpoint = await startEndpointServer({
+      model: (r) => ({ prediction: regionModel(r.pixels, r.width, r.height) }),
+      faults: (r: DecodedRequest) => {
+        calls.set(sizeKey(r), (calls.get(sizeKey(r)) ?? 0) + 1);
+        return delayMs > 0 ? { delayMs } : undefined;
+      },
+    });
+    s3 = await startS3Server();
+    data = path.join(tmp, 'data');
+    await writeImages(data);
+  });
+  after(async () => {
+    await endpoint.stop();
+    await s3.stop();
+  });
+
+  function configObject(extra: Record<string, unknown> = {}): Record<string, unknown> {
+    return {
+      dataset_type: 'application/x-image',
+      methods: { shap: { num_samples: 60, seed: 11, image_config: { model_type: 'IMAGE_CLASSIFICATION', num_segments: 12, segment_compactness: 10 } } },
+      predictor: { content_type: 'image/png', probability: 'prediction', label_headers: REGION_LABELS },
+      clarify_images: { endpoint_url: endpoint.url, max_concurrency: 4, ...extra },
+    };
+  }
+
+  async function configFile(name: string, extra: Record<string, unknown> = {}): Promise<string> {
+    const file = path.join(tmp, `${name}.json`);
+    await writeFile(file, JSON.stringify(configObject(extra)));
+    return file;
+  }
+
+  let single: string;
+  before(async () => {
+    single = path.join(tmp, 'single');
+    const run = await runCli(['run', '--config', await configFile('single'), '--dataset-uri', data, '--output', single]);
+    assert.equal(run.code, 0, run.stderr);
+  });
+
+  async function assertSameOutputs(dir: string, reference: string, resumed = false): Promise<void> {
+    for (const file of ['predictions.jsonl', 'explanations_shap/out.jsonl']) {
+      const [a, b] = await Promise.all([readFile(path.join(dir, file)), readFile(path.join(reference, file))]);
+      assert.equal(Buffer.compare(a, b), 0, `${file} differs`);
+    }
+    const artifacts = (await walk(reference)).filter((f) => f.startsWith('shap_') || f.startsWith('explanations_shap/segments/'));
+    assert.equal(artifacts.length, IMAGES.length * 2);
+    for (const file of artifacts) assert.equal(Buffer.compare(await readFile(path.join(dir, file)), await readFile(path.join(reference, file))), 0, `${file} differs`);
+    const [a, b] = await Promise.all([readFile(path.join(dir, 'analysis.json'), 'utf8'), readFile(path.join(reference, 'analysis.json'), 'utf8')]);
+    assert.deepEqual(stable(JSON.parse(a) as Record<string, unknown>, resumed), stable(JSON.parse(b) as Record<string, unknown>, resumed));
+  }
+
+  it('the Processing entrypoint on a fake /opt/ml tree writes what the CLI writes', async () => {
+    const root = path.join(tmp, 'opt-ml');
+    await mkdir(path.join(root, 'processing', 'input', 'config'), { recursive: true });
+    await writeFile(path.join(root, 'processing', 'input', 'config', 'analysis_config.json'), JSON.stringify(configObject()));
+    await cp(data, path.join(root, 'processing', 'input', 'data'), { recursive: true });
+    const run = await runCli(['processing'], { CLARIFY_IMAGES_ML_ROOT: root });
+    assert.equal(run.code, 0, run.stderr);
+    const output = path.join(root, 'processing', 'output');
+    // The dataset path differs (it is in the fake tree), so compare with that field aligned.
+    const summary = JSON.parse(await readFile(path.join(output, 'analysis.json'), 'utf8')) as { dataset: { uri: string } };
+    assert.equal(summary.dataset.uri, path.join(root, 'processing', 'input', 'data'));
+    for (const file of ['predictions.jsonl', 'explanations_shap/out.jsonl']) {
+      const ours = (await readFile(path.join(output, file), 'utf8')).split(path.join(root, 'processing', 'input', 'data')).join(data);
+      assert.equal(ours, await readFile(path.join(single, file), 'utf8'), `${file} differs from the CLI run`);
+    }
+  });
+
+  it('the Processing entrypoint fails with a one-line reason in /opt/ml/output/message', async () => {
+    const root = path.join(tmp, 'opt-ml-bad');
+    await mkdir(path.join(root, 'processing', 'input', 'config'), { recursive: true });
+    await writeFile(path.join(root, 'processing', 'input', 'config', 'analysis_config.json'), JSON.stringify({ ...configObject(), dataset_type: 'text/csv' }));
+    const run = await runCli(['processing'], { CLARIFY_IMAGES_ML_ROOT: root });
+    assert.equal(run.code, 2);
+    const message = await readFile(path.join(root, 'output', 'message'), 'utf8');
+    assert.match(message, /^invalid config: dataset_type: this job explains images/);
+    assert.equal(message.trim().split('\n').length, 1);
+  });
+
+  it('three shards against S3 cover every image once; merged outputs equal the single run', async () => {
+    await s3.createBucket('shard-data');
+    await s3.createBucket('shard-out');
+    for (const { file } of IMAGES) await s3.put('shard-data', `set/${file}`, await readFile(path.join(data, file)));
+    const config = await configFile('sharded');
+    const runs = await Promise.all([0, 1, 2].map((i) => runCli(['run', '--config', config, '--dataset-uri', 's3://shard-data/set', '--output', 's3://shard-out/run', '--shard', `${i}/3`], s3.env())));
+    runs.forEach((r, i) => assert.equal(r.code, 0, `shard ${i}: ${r.stderr}`));
+    // Every image in exactly one part.
+    const keysPerPart = await Promise.all(
+      [0, 1, 2].map(async (i) => {
+        const body = await s3.client.send(new GetObjectCommand({ Bucket: 'shard-out', Key: `run/parts/${i}-of-3/results.jsonl` }));
+        return (await body.Body!.transformToString()).trim().split('\n').filter((l) => l).map((l) => (JSON.parse(l) as { key: string }).key);
+      }),
+    );
+    const all = keysPerPart.flat();
+    assert.equal(all.length, IMAGES.length);
+    assert.deepEqual([...new Set(all)].sort(), IMAGES.map((i) => i.file).sort());
+    assert.ok(keysPerPart.every((k) => k.length > 0), `every shard got work: ${keysPerPart.map((k) => k.length).join(', ')}`);
+    const merge = await runCli(['merge', '--output', 's3://shard-out/run', '--parts', '3'], s3.env());
+    assert.equal(merge.code, 0, merge.stderr);
+    // Download the merged run and compare it with the single-process run.
+    const local = path.join(tmp, 'merged');
+    const listed = await s3.client.send(new ListObjectsV2Command({ Bucket: 'shard-out', Prefix: 'run/' }));
+    for (const object of listed.Contents ?? []) {
+      const file = path.join(local, object.Key!.slice('run/'.length));
+      await mkdir(path.dirname(file), { recursive: true });
+      const body = await s3.client.send(new GetObjectCommand({ Bucket: 'shard-out', Key: object.Key! }));
+      await writeFile(file, Buffer.from(await body.Body!.transformToByteArray()));
+    }
+    const rewrite = async (file: string): Promise<void> => {
+      const text = await readFile(path.join(local, file), 'utf8');
+      await writeFile(path.join(local, file), text.split('s3://shard-data/set/').join(`${data}/`).split('"s3://shard-data/set"').join(JSON.stringify(data)));
+    };
+    for (const file of ['predictions.jsonl', 'explanations_shap/out.jsonl', 'analysis.json']) await rewrite(file);
+    await assertSameOutputs(local, single);
+  });
+
+  it('multi-instance Processing: each host explains its share and the first host merges', async () => {
+    const shared = path.join(tmp, 'shared-output');
+    const hosts = ['algo-1', 'algo-2'];
+    const roots = await Promise.all(
+      hosts.map(async (host) => {
+        const root = path.join(tmp, `ml-${host}`);
+        await mkdir(path.join(root, 'processing', 'input', 'config'), { recursive: true });
+        await mkdir(path.join(root, 'config'), { recursive: true });
+        await writeFile(path.join(root, 'processing', 'input', 'config', 'analysis_config.json'), JSON.stringify({ ...configObject({ output_uri: shared, merge_timeout_seconds: 120 }), dataset_uri: data }));
+        await writeFile(path.join(root, 'config', 'resourceconfig.json'), JSON.stringify({ current_host: host, hosts }));
+        return root;
+      }),
+    );
+    const runs = await Promise.all(roots.map((root) => runCli(['processing'], { CLARIFY_IMAGES_ML_ROOT: root })));
+    runs.forEach((r, i) => assert.equal(r.code, 0, `${hosts[i]}: ${r.stderr}`));
+    await assertSameOutputs(shared, single);
+  });
+
+  it('SIGTERM mid-way, then a re-run: every image once, no calls for finished images, no partial files', async () => {
+    const out = path.join(tmp, 'stopped');
+    const config = await configFile('stoppable', { stop_grace_seconds: 0 });
+    delayMs = 15;
+    calls.clear();
+    const child = spawn(process.execPath, [CLI, 'run', '--config', config, '--dataset-uri', data, '--output', out], {
+      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    // Stop once two images are complete (their markers exist).
+    for (;;) {
+      const markers = await readdir(path.join(out, 'state')).catch(() => []);
+      if (markers.length >= 2) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    child.kill('SIGTERM');
+    assert.equal(await exited, 143, stderr);
+    delayMs = 0;
+    const files = await walk(out);
+    assert.deepEqual(files.filter((f) => f.includes('.partial-')), [], 'no partial file left');
+    const summary = JSON.parse(await readFile(path.join(out, 'analysis.json'), 'utf8')) as { status: string; images: { succeeded: number; not_processed: number } };
+    assert.equal(summary.status, 'partial');
+    const finished = (await readdir(path.join(out, 'state'))).length;
+    assert.ok(finished >= 2 && finished < IMAGES.length, `${finished} finished before the stop`);
+    const written = (await readFile(path.join(out, 'predictions.jsonl'), 'utf8')).trim().split('\n').filter((l) => l);
+    assert.equal(written.length, summary.images.succeeded, 'predictions.jsonl holds the complete images');
+    const finishedKeys = written.map((l) => (JSON.parse(l) as { key: string }).key);
+
+    const before = new Map(calls);
+    const again = await runCli(['run', '--config', config, '--dataset-uri', data, '--output', out]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, new RegExp(`${finishedKeys.length} images reused`));
+    for (const key of finishedKeys) {
+      const { image } = IMAGES.find((i) => i.file === key)!;
+      assert.equal(calls.get(sizeKey(image)), before.get(sizeKey(image)), `${key} was finished, yet the endpoint was called again`);
+    }
+    const lines = (await readFile(path.join(out, 'predictions.jsonl'), 'utf8')).trim().split('\n');
+    assert.deepEqual(lines.map((l) => (JSON.parse(l) as { key: string }).key), IMAGES.map((i) => i.file).sort(), 'every image once, in order');
+    assert.deepEqual((await walk(out)).filter((f) => f.includes('.partial-')), []);
+    await assertSameOutputs(out, single, true);
+  });
+
+  it('a re-run verifies reused images: a missing heatmap is recomputed; --force recomputes all', async () => {
+    const out = path.join(tmp, 'verify');
+    const config = await configFile('verify');
+    assert.equal((await runCli(['run', '--config', config, '--dataset-uri', data, '--output', out])).code, 0);
+    const heatmap = (await readdir(out)).find((f) => f.startsWith('shap_img-3-'))!;
+    await rm(path.join(out, heatmap));
+    calls.clear();
+    const again = await runCli(['run', '--config', config, '--dataset-uri', data, '--output', out]);
+    assert.match(again.stdout, /8 images reused/);
+    assert.deepEqual([...calls.keys()], [sizeKey(IMAGES[3]!.image)], 'only the image with the missing heatmap was explained again');
+    assert.ok((await stat(path.join(out, heatmap))).size > 0);
+    calls.clear();
+    const forced = await runCli(['run', '--config', config, '--dataset-uri', data, '--output', out, '--force']);
+    assert.doesNotMatch(forced.stdout, /reused/);
+    assert.equal(calls.size, IMAGES.length);
+  });
+
+  it('Dockerfile: the entrypoint exists in the package and an `npm ci --omit=dev` layout runs the CLI', async () => {
+    const dockerfile = await readFile(path.join(repo, 'Dockerfile'), 'utf8');
+    assert.match(dockerfile, /^FROM node:20-slim/m);
+    assert.match(dockerfile, /npm ci --omit=dev/);
+    assert.match(dockerfile, /^USER node$/m);
+    const entrypoint = /ENTRYPOINT \["node", "\/opt\/clarify-images\/([^"]+)"\]/.exec(dockerfile)?.[1];
+    assert.equal(entrypoint, 'bin/clarify-images.js');
+    assert.match(dockerfile, /^CMD \["processing"\]$/m);
+    const pkg = JSON.parse(await readFile(path.join(repo, 'package.json'), 'utf8')) as { files: string[]; bin: Record<string, string> };
+    assert.equal(pkg.bin['clarify-images'], entrypoint);
+    // The runtime image's layout: production dependencies only, the compiled CLI, schemas.
+    const layout = path.join(tmp, 'image');
+    await mkdir(layout, { recursive: true });
+    for (const item of ['package.json', 'package-lock.json', 'bin', 'config-schemas', 'examples']) await cp(path.join(repo, item), path.join(layout, item), { recursive: true });
+    await cp(path.join(repo, 'dist', 'src'), path.join(layout, 'dist', 'src'), { recursive: true });
+    const install = await new Promise<{ code: number | null; err: string }>((resolve) => {
+      const child = spawn('npm', ['ci', '--omit=dev', '--ignore-scripts', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: layout, stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+      child.on('close', (code) => resolve({ code, err }));
+    });
+    assert.equal(install.code, 0, install.err);
+    await assert.rejects(stat(path.join(layout, 'node_modules', 'typescript')), 'no dev dependencies');
+    for (const args of [['--help'], ['processing', '--help']]) {
+      const help = await new Promise<{ code: number | null; out: string }>((resolve) => {
+        const child = spawn(process.execPath, [path.join(layout, entrypoint!), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+        child.on('close', (code) => resolve({ code, out }));
+      });
+      assert.equal(help.code, 0, args.join(' '));
+      assert.match(help.out, /processing/);
+    }
+  });
+});
