@@ -99,13 +99,20 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
 
   const writer: ResultWriter = shard ? await PartWriter.open(output, effective, shard) : await FinalWriter.open(output, effective, log);
   const resume = new ResumeStore(output, effective, !options.force);
-  const groundwork = new ExplanationGroundwork(config, predictor, storageOptions);
+  const groundwork = new ExplanationGroundwork(config, predictor, storageOptions, log);
   const classification = new ClassificationExplainer(groundwork);
   const detection = new DetectionExplainer(groundwork);
   const wantsReport = (index: number): boolean => index < ext.report_max_images;
-  const reportBase = async (rgb: RgbImage, segments: SegmentMap): Promise<{ original: Buffer; segments: Buffer }> => ({
+  /** The report's fields every model type shares: the image, its segments, the calls made. */
+  const reportBase = async (image: DatasetImage, name: string, rgb: RgbImage, segments: SegmentMap, calls: number): Promise<Omit<ReportImage, 'ranking' | 'panels'>> => ({
+    uri: image.uri,
+    name,
+    width: rgb.width,
+    height: rgb.height,
     original: Buffer.from(await encodeImage(rgb, 'image/jpeg', { jpegQuality: 85 })),
     segments: await renderSegmentBoundaries(rgb, segments),
+    numSegments: segments.count,
+    calls,
   });
 
   /** One image through every stage; undefined when the run stopped before it was complete. */
@@ -129,13 +136,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
         const drawn = await stageOf('write', () => writeDetectionArtifacts(output, line, rgb, explanation));
         const report: ReportImage | undefined = wantsReport(image.index)
           ? {
-              uri: image.uri,
-              name,
-              width: rgb.width,
-              height: rgb.height,
-              ...(await reportBase(rgb, explanation.segments)),
-              numSegments: explanation.segments.count,
-              calls: explanation.calls,
+              ...(await reportBase(image, name, rgb, explanation.segments, explanation.calls)),
               ranking: line.objects.map((o) => ({ label: `${o.index}. ${o.label}`, score: o.score })),
               overview: drawn.overview,
               panels: line.objects.map((o, k) => ({
@@ -155,13 +156,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
         const top = line.explanations[prediction.predicted.index]!;
         const report: ReportImage | undefined = wantsReport(image.index)
           ? {
-              uri: image.uri,
-              name,
-              width: rgb.width,
-              height: rgb.height,
-              ...(await reportBase(rgb, explanation.segments)),
-              numSegments: explanation.segments.count,
-              calls: line.calls,
+              ...(await reportBase(image, name, rgb, explanation.segments, line.calls)),
               ranking: [...prediction.scores].sort((a, b) => b.score - a.score).slice(0, 5).map((s) => ({ label: s.label, score: s.score })),
               panels: [{ title: `Predicted: ${top.label}`, heatmap: drawn.heatmap, prediction: top.prediction, baseValue: top.base_value, topSegments: topSegments(top.shap_values, top.std_errors) }],
             }

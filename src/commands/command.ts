@@ -1,5 +1,6 @@
 /** What every subcommand of the CLI is made of. */
 import type { ParseArgsConfig } from 'node:util';
+import { type AnalysisConfig, endpointTarget, loadConfig } from '../config/config.js';
 import { ConfigError } from '../errors.js';
 
 export const EXIT_OK = 0;
@@ -49,4 +50,19 @@ export function untilSignal(): Promise<NodeJS.Signals> {
     process.once('SIGINT', done);
     process.once('SIGTERM', done);
   });
+}
+
+/** A config `run`-like commands can use (it names an endpoint), or the printed problems. */
+export async function loadRunnableConfig(file: string, io: CliIo): Promise<AnalysisConfig | undefined> {
+  try {
+    const config = await loadConfig(file);
+    endpointTarget(config);
+    return config;
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      printConfigError(error, io, file);
+      return undefined;
+    }
+    throw error;
+  }
 }

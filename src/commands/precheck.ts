@@ -2,14 +2,14 @@
  * Pre-check the endpoint: send one image exactly as the job would, show the request, the raw
  * answer, what `probability` extracted, and whether that fits the model type.
  */
-import { type AnalysisConfig, DEFAULT_DATASET_URI, endpointTarget, loadConfig } from '../config/config.js';
+import { type AnalysisConfig, DEFAULT_DATASET_URI } from '../config/config.js';
 import { isImageKey } from '../dataset/dataset.js';
 import { ConfigError, errorMessage } from '../errors.js';
 import { decodeImage, describeDecodeError } from '../image/decode.js';
 import { encodeImage } from '../image/encode.js';
 import { createInvoker, Predictor } from '../predictor/predictor.js';
 import { openStorage, readUri } from '../storage/storage.js';
-import { type Command, EXIT_FAILURES, EXIT_OK, EXIT_USAGE, optionalString, printConfigError, requireString } from './command.js';
+import { type Command, EXIT_FAILURES, EXIT_OK, EXIT_USAGE, loadRunnableConfig, optionalString, printConfigError, requireString } from './command.js';
 
 async function firstImage(config: AnalysisConfig, datasetUri: string): Promise<{ uri: string; bytes: Buffer }> {
   const storage = openStorage(datasetUri, { region: config.clarify_images.region });
@@ -34,17 +34,8 @@ call failed), 2 on a config or usage error.`,
   options: { config: { type: 'string' }, image: { type: 'string' }, 'dataset-uri': { type: 'string' } },
   async run(values, io) {
     const file = requireString(values, 'config');
-    let config: AnalysisConfig;
-    try {
-      config = await loadConfig(file);
-      endpointTarget(config);
-    } catch (error) {
-      if (error instanceof ConfigError) {
-        printConfigError(error, io, file);
-        return EXIT_USAGE;
-      }
-      throw error;
-    }
+    const config = await loadRunnableConfig(file, io);
+    if (!config) return EXIT_USAGE;
     let source: { uri: string; bytes: Buffer };
     try {
       const image = optionalString(values, 'image');

@@ -1,8 +1,8 @@
-import { type AnalysisConfig, DEFAULT_DATASET_URI, DEFAULT_OUTPUT_URI, endpointTarget, loadConfig } from '../config/config.js';
+import { type AnalysisConfig, DEFAULT_DATASET_URI, DEFAULT_OUTPUT_URI } from '../config/config.js';
 import { ConfigError, errorMessage } from '../errors.js';
 import { type JobResult, runJob } from '../job.js';
 import type { Shard } from '../output/run-writer.js';
-import { type CliIo, type Command, EXIT_FAILURES, EXIT_USAGE, optionalString, printConfigError, requireString, UsageError } from './command.js';
+import { type CliIo, type Command, EXIT_FAILURES, EXIT_USAGE, loadRunnableConfig, optionalString, printConfigError, requireString, UsageError } from './command.js';
 
 /** Exit codes of a run ended by a signal, as shells report them (128 + signal number). */
 export const EXIT_SIGINT = 130;
@@ -83,17 +83,8 @@ usage error.`,
   async run(values, io) {
     const file = requireString(values, 'config');
     const shard = parseShard(optionalString(values, 'shard'));
-    let config: AnalysisConfig;
-    try {
-      config = await loadConfig(file);
-      endpointTarget(config);
-    } catch (error) {
-      if (error instanceof ConfigError) {
-        printConfigError(error, io, file);
-        return EXIT_USAGE;
-      }
-      throw error;
-    }
+    const config = await loadRunnableConfig(file, io);
+    if (!config) return EXIT_USAGE;
     const outputUri = optionalString(values, 'output') ?? DEFAULT_OUTPUT_URI;
     try {
       const { result, signal } = await runWithSignals(config, {

@@ -70,6 +70,8 @@ export interface ExtensionConfig {
   baseline_fill: 'noise' | 'mean' | 'blur';
   report_max_images: number;
   stop_grace_seconds: number;
+  batch_size: number;
+  max_payload_bytes: number;
   output_uri?: string;
   merge_timeout_seconds: number;
   shap_tolerance?: number;
@@ -173,6 +175,14 @@ function problemsFrom(errors: readonly ErrorObject[]): ConfigProblem[] {
 function crossFieldProblems(config: AnalysisConfig): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   const { predictor } = config;
+  if (config.clarify_images.batch_size > 1) {
+    if (predictor.content_type !== 'application/x-npy') {
+      problems.push({ path: 'clarify_images.batch_size', message: `batches are sent as (N, H, W, 3) arrays: set predictor.content_type to application/x-npy, got "${predictor.content_type}"` });
+    }
+    if (predictor.accept_type === 'text/csv') {
+      problems.push({ path: 'clarify_images.batch_size', message: 'batch answers must be application/json (a list) or application/jsonlines (a line per image)' });
+    }
+  }
   if (predictor.accept_type === 'text/csv') {
     if (typeof predictor.probability === 'string') {
       problems.push({ path: 'predictor.probability', message: 'with accept_type text/csv, probability must be a column index (integer)' });

@@ -14,15 +14,22 @@ import { readUri, type StorageOptions } from '../storage/storage.js';
 import { blurBaseline, meanBaseline, noiseBaseline, resizeBaseline } from './baseline.js';
 import { fnv1a32 } from './hash.js';
 import { defaultBudget } from './kernel-shap.js';
+import { NpyBatcher } from '../predictor/batcher.js';
 import { type Random, seededRandom } from './random.js';
 
 export class ExplanationGroundwork {
   private baselineImage: Promise<RgbImage> | undefined;
+  /** Shared by every image, so what the endpoint accepts is learnt once. */
+  readonly batcher: NpyBatcher | undefined;
   constructor(
     readonly config: AnalysisConfig,
     readonly predictor: Predictor,
     private readonly storageOptions: StorageOptions,
-  ) {}
+    log: (line: string) => void = () => undefined,
+  ) {
+    const ext = config.clarify_images;
+    this.batcher = ext.batch_size > 1 ? new NpyBatcher(predictor, config.predictor.accept_type, ext.batch_size, ext.max_payload_bytes, log) : undefined;
+  }
 
   private get seed(): number {
     return this.config.methods.shap.seed ?? 0;
@@ -68,6 +75,7 @@ export class ExplanationGroundwork {
 
   /** Encode per content_type and ask the endpoint, like the prediction of the original image. */
   async predict(image: RgbImage): Promise<Prediction> {
+    if (this.batcher) return this.batcher.predict(image);
     const { predictor, clarify_images: ext } = this.config;
     let payload: Uint8Array;
     try {
@@ -80,6 +88,7 @@ export class ExplanationGroundwork {
 
   /** Masked images prepared ahead of the endpoint limiter; bounds memory per image. */
   get prepareAhead(): number {
-    return this.config.clarify_images.max_concurrency * 2;
+    const ext = this.config.clarify_images;
+    return ext.max_concurrency * 2 * ext.batch_size;
   }
 }

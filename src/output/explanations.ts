@@ -20,7 +20,8 @@ export interface LabelExplanation {
   std_errors: number[];
 }
 
-export interface ExplanationRecord {
+/** What every out.jsonl record has, whatever the model type. */
+export interface ImageExplanationBase {
   image: string;
   key: string;
   name: string;
@@ -28,10 +29,14 @@ export interface ExplanationRecord {
   height: number;
   num_segments: number;
   segments_path: string;
-  heatmap_path: string;
-  predicted_label: string;
+  /** Endpoint calls made for the explanation. */
   calls: number;
   budget: number;
+}
+
+export interface ExplanationRecord extends ImageExplanationBase {
+  heatmap_path: string;
+  predicted_label: string;
   exact: boolean;
   stopped_early: boolean;
   explanations: LabelExplanation[];
@@ -45,6 +50,20 @@ export function heatmapPath(name: string): string {
   return `shap_${name}.jpeg`;
 }
 
+function baseFields(image: { uri: string; key: string }, name: string, rgb: RgbImage, segmentCount: number, calls: number, budget: number): ImageExplanationBase {
+  return {
+    image: image.uri,
+    key: image.key,
+    name,
+    width: rgb.width,
+    height: rgb.height,
+    num_segments: segmentCount,
+    segments_path: segmentsPath(name),
+    calls,
+    budget,
+  };
+}
+
 export function explanationRecord(
   image: { uri: string; key: string },
   name: string,
@@ -55,17 +74,9 @@ export function explanationRecord(
 ): ExplanationRecord {
   const { result, segments } = explanation;
   return {
-    image: image.uri,
-    key: image.key,
-    name,
-    width: rgb.width,
-    height: rgb.height,
-    num_segments: segments.count,
-    segments_path: segmentsPath(name),
+    ...baseFields(image, name, rgb, segments.count, result.calls, explanation.budget),
     heatmap_path: heatmapPath(name),
     predicted_label: labels[predictedIndex] ?? '',
-    calls: result.calls,
-    budget: explanation.budget,
     exact: result.exact,
     stopped_early: result.stoppedEarly,
     explanations: labels.map((label, o) => ({
@@ -147,17 +158,8 @@ export interface ObjectRecord {
   stopped_early: boolean;
 }
 
-export interface DetectionExplanationRecord {
-  image: string;
-  key: string;
-  name: string;
-  width: number;
-  height: number;
-  num_segments: number;
-  segments_path: string;
+export interface DetectionExplanationRecord extends ImageExplanationBase {
   objects_path: string;
-  calls: number;
-  budget: number;
   objects: ObjectRecord[];
 }
 
@@ -175,16 +177,8 @@ export function pixelBox(box: { x0: number; y0: number; x1: number; y1: number }
 
 export function detectionRecord(image: { uri: string; key: string }, name: string, rgb: RgbImage, explanation: DetectionExplanation): DetectionExplanationRecord {
   return {
-    image: image.uri,
-    key: image.key,
-    name,
-    width: rgb.width,
-    height: rgb.height,
-    num_segments: explanation.segments.count,
-    segments_path: segmentsPath(name),
+    ...baseFields(image, name, rgb, explanation.segments.count, explanation.calls, explanation.budget),
     objects_path: objectsOverviewPath(name),
-    calls: explanation.calls,
-    budget: explanation.budget,
     objects: explanation.objects.map((o, i) => ({
       index: i + 1,
       label: o.object.label,

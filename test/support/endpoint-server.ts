@@ -36,6 +36,10 @@ export type TestModel = (request: DecodedRequest) => unknown;
 export interface EndpointServerOptions {
   model: TestModel;
   faults?: (request: DecodedRequest) => Fault | undefined;
+  /** (N, H, W, 3) NPY requests: answered per image (default), or refused with 400. */
+  acceptBatches?: boolean;
+  /** Bodies larger than this are refused with 413. */
+  maxBodyBytes?: number;
 }
 
 export interface TestEndpointServer {
@@ -43,6 +47,8 @@ export interface TestEndpointServer {
   readonly requests: DecodedRequest[];
   /** Status codes answered, in order. */
   readonly answered: number[];
+  /** Sizes (images per request) of the NPY batch requests answered. */
+  readonly batchSizes: number[];
   stop(): Promise<void>;
 }
 
@@ -65,18 +71,28 @@ export const colourShareModel: TestModel = (request) => {
   return mean.map((m) => m / total);
 };
 
-async function decodeBody(body: Buffer, contentType: string): Promise<{ width: number; height: number; pixels: Uint8Array }> {
+interface DecodedImage {
+  width: number;
+  height: number;
+  pixels: Uint8Array;
+}
+
+async function decodeBody(body: Buffer, contentType: string, acceptBatches: boolean): Promise<{ images: DecodedImage[]; batch: boolean }> {
   if (contentType.startsWith('application/x-npy')) {
     const array = decodeNpy(body);
+    if (array.shape.length === 4 && array.shape[3] === 3 && acceptBatches) {
+      const [n, h, w] = array.shape as [number, number, number];
+      return { batch: true, images: Array.from({ length: n }, (_, i) => ({ height: h, width: w, pixels: array.data.subarray(i * h * w * 3, (i + 1) * h * w * 3) })) };
+    }
     if (array.shape.length !== 3 || array.shape[2] !== 3) throw new Error(`expected (H, W, 3), got (${array.shape.join(', ')})`);
-    return { height: array.shape[0]!, width: array.shape[1]!, pixels: array.data };
+    return { batch: false, images: [{ height: array.shape[0]!, width: array.shape[1]!, pixels: array.data }] };
   }
   if (contentType.startsWith('image/jpeg') || contentType.startsWith('image/png')) {
     const { data, info } = await sharp(body).removeAlpha().raw().toBuffer({ resolveWithObject: true });
     const format = (await sharp(body).metadata()).format;
     const expected = contentType.startsWith('image/jpeg') ? 'jpeg' : 'png';
     if (format !== expected) throw new Error(`Content-Type ${contentType} but the body is ${format}`);
-    return { width: info.width, height: info.height, pixels: data };
+    return { batch: false, images: [{ width: info.width, height: info.height, pixels: data }] };
   }
   throw new Error(`unsupported content type ${contentType}`);
 }
@@ -101,6 +117,7 @@ const ERROR_TYPES: Record<number, string> = {
 export async function startEndpointServer(options: EndpointServerOptions): Promise<TestEndpointServer> {
   const requests: DecodedRequest[] = [];
   const answered: number[] = [];
+  const batchSizes: number[] = [];
   let count = 0;
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -134,13 +151,20 @@ export async function startEndpointServer(options: EndpointServerOptions): Promi
           return Array.isArray(v) ? v[0] : v;
         };
         const contentType = header('content-type') ?? '';
-        let decoded: { width: number; height: number; pixels: Uint8Array };
+        const raw = Buffer.concat(chunks);
+        if (options.maxBodyBytes !== undefined && raw.length > options.maxBodyBytes) {
+          respondError(413, `request body of ${raw.length} bytes is over ${options.maxBodyBytes}`);
+          return;
+        }
+        let images: DecodedImage[];
+        let batch: boolean;
         try {
-          decoded = await decodeBody(Buffer.concat(chunks), contentType);
+          ({ images, batch } = await decodeBody(raw, contentType, options.acceptBatches ?? true));
         } catch (error) {
           respondError(400, `cannot decode request: ${(error as Error).message}`);
           return;
         }
+        const decoded = images[0]!;
         const request: DecodedRequest = {
           ...decoded,
           contentType,
@@ -163,6 +187,13 @@ export async function startEndpointServer(options: EndpointServerOptions): Promi
           res.writeHead(200, { 'Content-Type': request.accept }).end(fault.malformed);
           return;
         }
+        if (batch) {
+          batchSizes.push(images.length);
+          const answers = images.map((image) => options.model({ ...request, ...image }));
+          const body = request.accept === 'application/jsonlines' ? answers.map((a) => `${JSON.stringify(a)}\n`).join('') : JSON.stringify(answers);
+          res.writeHead(200, { 'Content-Type': request.accept }).end(body);
+          return;
+        }
         const { body, type } = render(options.model(request), request.accept);
         res.writeHead(200, { 'Content-Type': type }).end(body);
       })();
@@ -175,6 +206,7 @@ export async function startEndpointServer(options: EndpointServerOptions): Promi
     url: `http://127.0.0.1:${port}`,
     requests,
     answered,
+    batchSizes,
     async stop() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
