@@ -22,6 +22,7 @@ import { outputName } from './output/names.js';
 import { type AnalysisSummary, failureRecord, type ImageFailure, predictionRecord } from './output/records.js';
 import { topSegments, type ReportImage } from './output/report.js';
 import { ResumeStore } from './output/resume.js';
+import { ProgressReporter, type ProgressSink } from './output/progress.js';
 import { FinalWriter, type ImageResult, PartWriter, type ResultWriter, type Shard } from './output/run-writer.js';
 import { StopError } from './predictor/invoker.js';
 import { createInvoker, Predictor } from './predictor/predictor.js';
@@ -46,6 +47,9 @@ export interface JobOptions {
   /** Aborted: stop taking images, let in-flight ones finish within `graceMs`, write what is complete. */
   readonly stop?: AbortSignal;
   readonly graceMs?: number;
+  /** Where progress goes (a bar on a terminal, JSON lines otherwise); none when absent. */
+  readonly progress?: ProgressSink;
+  readonly progressIntervalMs?: number;
 }
 
 export interface JobResult {
@@ -183,7 +187,17 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   let myImages = 0;
   let fatal: unknown;
   let done = 0;
+  let failedSoFar = 0;
+  let listingComplete = false;
   let stopped = false;
+  const progress = options.progress
+    ? new ProgressReporter(
+        () => ({ imagesDone: done, imagesListed: shard ? myImages : counts.imagesFound, listingComplete, failed: failedSoFar, calls: invoker.stats.calls }),
+        options.progress,
+        options.progressIntervalMs,
+      )
+    : undefined;
+  progress?.start();
   const onStop = (): void => {
     if (stopped) return;
     stopped = true;
@@ -204,8 +218,8 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
         const task: Promise<void> = processImage(image)
           .then(async (result) => {
             if (result) await writer.add(result);
+            if (result?.failure) failedSoFar += 1;
             done += 1;
-            if (done % 25 === 0) log(`${done} images done`);
           })
           .catch((error: unknown) => {
             fatal ??= error;
@@ -214,15 +228,18 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
         inFlight.add(task);
         if (inFlight.size >= window) await Promise.race(inFlight);
       }
+      listingComplete = true;
     } catch (error) {
       fatal ??= new Error(`cannot list the dataset ${datasetUri}: ${errorMessage(error)}`, { cause: error });
     }
     await Promise.all(inFlight);
+    progress?.stop();
     if (fatal) throw fatal;
     if (counts.imagesFound === 0) {
       throw new ConfigError([{ path: 'dataset_uri', message: `no images (.jpg, .jpeg, .png) under ${datasetUri} (${counts.filesSkipped} other files skipped)` }]);
     }
   } catch (error) {
+    progress?.stop();
     await writer.abort();
     invoker.close();
     options.stop?.removeEventListener('abort', onStop);

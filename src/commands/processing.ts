@@ -91,7 +91,13 @@ CLARIFY_IMAGES_ML_ROOT replaces /opt/ml (for tests).`,
     }
     try {
       const datasetUri = config.dataset_uri ?? path.join(processing, 'input', 'data');
-      const { result, signal } = await runWithSignals(config, { datasetUri, outputUri, shard, log: (l) => io.err(l) });
+      const { result, signal } = await runWithSignals(config, {
+        datasetUri,
+        outputUri,
+        shard,
+        log: (l) => io.err(l),
+        progress: { isTTY: false, write: (text) => process.stderr.write(text) },
+      });
       if (signal) {
         await failureMessage(root, `stopped by ${signal}: ${result.summary.images.not_processed ?? 0} images not processed; complete images are in the output and are reused by a new run over it`);
         return signal === 'SIGINT' ? EXIT_SIGINT : EXIT_SIGTERM;

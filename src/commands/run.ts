@@ -93,6 +93,7 @@ usage error.`,
         shard,
         force: values['force'] === true,
         log: values['quiet'] === true ? undefined : (line) => io.err(line),
+        progress: values['quiet'] === true ? undefined : { isTTY: Boolean(process.stderr.isTTY), write: (text) => process.stderr.write(text) },
       });
       if (shard) {
         io.out(`part ${shard.index} of ${shard.count} written to ${outputUri}/parts/${shard.index}-of-${shard.count}: ${result.summary.images.succeeded} images succeeded, ${result.summary.images.failed} failed`);

@@ -63,10 +63,10 @@ export async function explainImage(input: ImageShapInput): Promise<ImageShapResu
     });
 
   const emptyGiven = input.empty !== undefined;
-  const empty = input.empty ?? (await evaluateMask(new Uint8Array(m)));
   const emptyCalls = emptyGiven ? 0 : 1;
   if (m === 1) {
-    // One segment: it carries the whole difference, exactly.
+    const empty = input.empty ?? (await evaluateMask(new Uint8Array(m)));
+    // One player: it carries the whole difference, exactly.
     return {
       values: Array.from(input.full, (f, o) => Float64Array.of(f - empty[o]!)),
       standardErrors: Array.from(input.full, () => new Float64Array(1)),
@@ -78,33 +78,35 @@ export async function explainImage(input: ImageShapInput): Promise<ImageShapResu
     };
   }
 
-  const design = KernelShapDesign.enumerate(m, input.budget, input.random);
   const values: Float64Array[] = [];
-  const evaluateFrom = async (start: number): Promise<void> => {
+  const evaluateFrom = async (design: KernelShapDesign, start: number): Promise<void> => {
     const fresh = design.masks.slice(start);
     const results = await Promise.all(fresh.map(evaluateMask));
     results.forEach((r, i) => (values[start + i] = r));
   };
-  await evaluateFrom(0);
-
+  let design: KernelShapDesign;
+  let empty: Float64Array;
   let stoppedEarly = false;
-  if (design.canSample) {
-    if (input.tolerance === undefined) {
-      await evaluateFrom(design.sampleMore(input.budget - design.masks.length));
-    } else {
-      let round = Math.max(MIN_ROUND, Math.ceil((input.budget - design.masks.length) * FIRST_ROUND_SHARE));
-      while (design.masks.length < input.budget) {
-        const before = design.masks.length;
-        await evaluateFrom(design.sampleMore(Math.min(round, input.budget - design.masks.length)));
-        if (design.masks.length === before) break; // the sizes left cannot give new coalitions
-        const { standardErrors } = solveKernelShap(design, values, input.full, empty);
-        const largest = Math.max(...standardErrors.map((se) => Math.max(...se)));
-        if (largest < input.tolerance) {
-          stoppedEarly = design.masks.length < input.budget;
-          break;
-        }
-        round = Math.max(MIN_ROUND, round);
+  if (input.tolerance === undefined) {
+    // One wave: the all-baseline image and every coalition go out together, so the endpoint
+    // limiter never waits on this image between phases.
+    design = KernelShapDesign.plan(m, input.budget, input.random);
+    [empty] = await Promise.all([input.empty ?? evaluateMask(new Uint8Array(m)), evaluateFrom(design, 0)]);
+  } else {
+    design = KernelShapDesign.enumerate(m, input.budget, input.random);
+    [empty] = await Promise.all([input.empty ?? evaluateMask(new Uint8Array(m)), evaluateFrom(design, 0)]);
+    let round = Math.max(MIN_ROUND, Math.ceil((input.budget - design.masks.length) * FIRST_ROUND_SHARE));
+    while (design.canSample && design.masks.length < input.budget) {
+      const before = design.masks.length;
+      await evaluateFrom(design, design.sampleMore(Math.min(round, input.budget - design.masks.length)));
+      if (design.masks.length === before) break; // the sizes left cannot give new coalitions
+      const { standardErrors } = solveKernelShap(design, values, input.full, empty);
+      const largest = Math.max(...standardErrors.map((se) => Math.max(...se)));
+      if (largest < input.tolerance) {
+        stoppedEarly = design.masks.length < input.budget;
+        break;
       }
+      round = Math.max(MIN_ROUND, round);
     }
   }
   const solution = solveKernelShap(design, values, input.full, empty);

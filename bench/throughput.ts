@@ -1,0 +1,145 @@
+/**
+ * Throughput benchmarks: endpoint saturation, client cost per perturbed sample, and NPY batching.
+ * The job runs in this process; the endpoint is bench/latency-server.ts in a child process.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
+import { type ContentType, validateConfig } from '../src/config/config.js';
+import { runJob } from '../src/job.js';
+
+export interface Endpoint {
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+export async function startLatencyServer(latencyMs: number, cap: number, perRequestMs = 0, perImageMs = 0, labels = 3): Promise<Endpoint> {
+  const script = fileURLToPath(new URL('./latency-server.js', import.meta.url));
+  const child: ChildProcess = spawn(process.execPath, [script, String(latencyMs), String(cap), String(perRequestMs), String(perImageMs), String(labels)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once('line', (line) => resolve((JSON.parse(line) as { port: number }).port));
+    child.once('exit', (code) => reject(new Error(`latency server exited ${code}`)));
+  });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    async stop() {
+      child.kill();
+      await new Promise((r) => child.once('exit', r));
+    },
+  };
+}
+
+const PHOTO = fileURLToPath(new URL('../../examples/images/detection/astronaut.jpg', import.meta.url));
+
+/** A real photo at the given size (each copy shifted a little), so SLIC and the encoders do real work. */
+async function writeImages(dir: string, count: number, width: number, height: number): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  for (let i = 0; i < count; i++) {
+    const side = 512 - (i % 8) * 8;
+    await sharp(PHOTO)
+      .extract({ left: (i % 8) * 4, top: (i % 8) * 4, width: side, height: side })
+      .resize(width, height, { fit: 'fill' })
+      .png()
+      .toFile(path.join(dir, `img-${String(i).padStart(3, '0')}.png`));
+  }
+}
+
+interface JobMeasure {
+  readonly calls: number;
+  readonly requests: number;
+  readonly seconds: number;
+  readonly cpuSeconds: number;
+}
+
+async function measureJob(endpoint: Endpoint, dataset: string, options: { contentType: ContentType; concurrency: number; samples: number; segments: number; batch?: number }): Promise<JobMeasure> {
+  const config = validateConfig({
+    dataset_type: 'application/x-image',
+    methods: { shap: { num_samples: options.samples, seed: 1, save_local_shap_values: false, image_config: { model_type: 'IMAGE_CLASSIFICATION', num_segments: options.segments, segment_compactness: 10 } } },
+    predictor: { content_type: options.contentType, probability: 'prediction', label_headers: ['a', 'b', 'c'] },
+    clarify_images: { endpoint_url: endpoint.url, max_concurrency: options.concurrency, report_max_images: 0, batch_size: options.batch ?? 1 },
+  });
+  const out = await mkdtemp(path.join(os.tmpdir(), 'clarify-bench-out-'));
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  const { summary } = await runJob(config, { datasetUri: dataset, outputUri: out, force: true });
+  const seconds = (performance.now() - started) / 1000;
+  const used = process.cpuUsage(cpu);
+  await rm(out, { recursive: true, force: true });
+  const calls = summary.explanations?.calls ?? 0;
+  return { calls, requests: summary.endpoint_calls.calls, seconds, cpuSeconds: (used.user + used.system) / 1e6 };
+}
+
+export interface SaturationRow {
+  readonly latencyMs: number;
+  readonly cap: number;
+  readonly capacity: number;
+  readonly achieved: number;
+  readonly ratio: number;
+}
+
+/** Achieved calls/s ÷ capacity (cap / latency), the job's client concurrency set to the cap. */
+export async function runSaturation(work: string): Promise<SaturationRow[]> {
+  const dataset = path.join(work, 'saturation');
+  await writeImages(dataset, 12, 64, 64);
+  const rows: SaturationRow[] = [];
+  for (const latencyMs of [5, 50]) {
+    for (const cap of [4, 32]) {
+      const endpoint = await startLatencyServer(latencyMs, cap);
+      const capacity = (cap * 1000) / latencyMs;
+      // About 4 s of calls at capacity, spread over the 12 images.
+      const samples = Math.max(50, Math.round((capacity * 4) / 12));
+      const m = await measureJob(endpoint, dataset, { contentType: 'application/x-npy', concurrency: cap, samples, segments: 30 });
+      await endpoint.stop();
+      const achieved = m.requests / m.seconds;
+      rows.push({ latencyMs, cap, capacity, achieved, ratio: achieved / capacity });
+    }
+  }
+  return rows;
+}
+
+export interface ClientCostRow {
+  readonly size: string;
+  readonly contentType: ContentType;
+  readonly samplesPerCpuSecond: number;
+  readonly samplesPerSecond: number;
+}
+
+/** Perturbed samples per CPU-second of this process (the client), against an instant endpoint. */
+export async function runClientCost(work: string): Promise<ClientCostRow[]> {
+  const endpoint = await startLatencyServer(0, 1024);
+  const rows: ClientCostRow[] = [];
+  for (const [width, height] of [[224, 224], [640, 480]] as const) {
+    const dataset = path.join(work, `cost-${width}x${height}`);
+    await writeImages(dataset, 2, width, height);
+    for (const contentType of ['image/jpeg', 'image/png', 'application/x-npy'] as const) {
+      const m = await measureJob(endpoint, dataset, { contentType, concurrency: 16, samples: width === 224 ? 1500 : 400, segments: 50 });
+      rows.push({ size: `${width}×${height}`, contentType, samplesPerCpuSecond: m.calls / m.cpuSeconds, samplesPerSecond: m.calls / m.seconds });
+    }
+  }
+  await endpoint.stop();
+  return rows;
+}
+
+export interface BatchRow {
+  readonly batch: number;
+  readonly callsPerSecond: number;
+  readonly requestsPerSecond: number;
+}
+
+/** NPY batches of 1, 8, 32 against an endpoint costing 20 ms per request + 0.5 ms per image, 4 at a time. */
+export async function runBatching(work: string): Promise<BatchRow[]> {
+  const dataset = path.join(work, 'batching');
+  await writeImages(dataset, 4, 96, 96);
+  const rows: BatchRow[] = [];
+  for (const batch of [1, 8, 32]) {
+    const endpoint = await startLatencyServer(0, 4, 20, 0.5);
+    const m = await measureJob(endpoint, dataset, { contentType: 'application/x-npy', concurrency: 4, samples: batch === 1 ? 150 : 600, segments: 30, batch });
+    await endpoint.stop();
+    rows.push({ batch, callsPerSecond: m.calls / m.seconds, requestsPerSecond: m.requests / m.seconds });
+  }
+  return rows;
+}
