@@ -13,6 +13,22 @@ import { runMemory } from './memory.js';
 import { runBatching, runClientCost, runSaturation } from './throughput.js';
 
 const exp = (v: number): string => v.toExponential(2);
+const REPEATS = 3;
+
+/** Median and range of repeated measurements, as "median (min–max)". */
+function spread(values: readonly number[], digits = 0): string {
+  const sorted = [...values].sort((a, b) => a - b);
+  const median = sorted[Math.floor(sorted.length / 2)]!;
+  return `${median.toFixed(digits)} (${sorted[0]!.toFixed(digits)}–${sorted.at(-1)!.toFixed(digits)})`;
+}
+const median = (values: readonly number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+async function repeat<T>(times: number, run: () => Promise<T[]>): Promise<T[][]> {
+  const runs: T[][] = [];
+  for (let i = 0; i < times; i++) runs.push(await run());
+  // Transpose: one array of repeated measurements per row.
+  return runs[0]!.map((_, row) => runs.map((r) => r[row]!));
+}
 
 async function main(): Promise<void> {
   const started = Date.now();
@@ -51,34 +67,47 @@ async function main(): Promise<void> {
   const goal = (met: boolean): string => (met ? 'met' : '**missed**');
 
   process.stderr.write('saturation …\n');
-  const saturation = await runSaturation(work);
+  const saturation = await repeat(REPEATS, () => runSaturation(work));
   lines.push('## Endpoint saturation', '');
   lines.push(
     'A local endpoint (bench/latency-server.ts, its own process) answers after L ms and serves at most C requests at once, so its capacity is C/L calls per second. ' +
       'The job (max_concurrency = C, NPY payloads, 12 images of 64×64, about 4 s of calls at capacity) runs end to end: listing, decoding, SLIC, every masked image, heatmaps and outputs. Achieved = endpoint calls ÷ wall time of the whole job.',
     '',
   );
+  lines.push(`Median of ${REPEATS} runs, range in brackets.`, '');
   lines.push('| L | C | capacity (calls/s) | achieved (calls/s) | achieved ÷ capacity | goal ≥ 0.95 |', '| ---: | ---: | ---: | ---: | ---: | --- |');
-  for (const r of saturation) lines.push(`| ${r.latencyMs} ms | ${r.cap} | ${r.capacity.toFixed(0)} | ${r.achieved.toFixed(0)} | ${r.ratio.toFixed(3)} | ${goal(r.ratio >= 0.95)} |`);
+  for (const runs of saturation) {
+    const r = runs[0]!;
+    const ratios = runs.map((x) => x.ratio);
+    lines.push(`| ${r.latencyMs} ms | ${r.cap} | ${r.capacity.toFixed(0)} | ${spread(runs.map((x) => x.achieved))} | ${spread(ratios, 3)} | ${goal(median(ratios) >= 0.95)} |`);
+  }
   lines.push('');
 
   process.stderr.write('client cost …\n');
-  const cost = await runClientCost(work);
+  const cost = await repeat(REPEATS, () => runClientCost(work));
   lines.push('## Client cost per perturbed sample', '');
   lines.push('Against an instant endpoint (latency 0, no cap): perturbed samples (masked images sent and answered) per CPU-second of the job process (user + system, all its threads: masking, encoding, HTTP, parsing, solving), and per wall-clock second. 2 images per row, 50 segments requested.', '');
+  lines.push(`Median of ${REPEATS} runs, range in brackets.`, '');
   lines.push('| image | payload | samples per CPU-second | samples per second | goal |', '| --- | --- | ---: | ---: | --- |');
-  for (const r of cost) {
+  for (const runs of cost) {
+    const r = runs[0]!;
+    const perCpu = runs.map((x) => x.samplesPerCpuSecond);
     const isGoal = r.size === '224×224' && r.contentType === 'image/jpeg';
-    lines.push(`| ${r.size} | ${r.contentType} | ${r.samplesPerCpuSecond.toFixed(0)} | ${r.samplesPerSecond.toFixed(0)} | ${isGoal ? `≥ 1000: ${goal(r.samplesPerCpuSecond >= 1000)}` : ''} |`);
+    lines.push(`| ${r.size} | ${r.contentType} | ${spread(perCpu)} | ${spread(runs.map((x) => x.samplesPerSecond))} | ${isGoal ? `≥ 1000: ${goal(median(perCpu) >= 1000)}` : ''} |`);
   }
   lines.push('');
 
   process.stderr.write('batching …\n');
-  const batching = await runBatching(work);
+  const batching = await repeat(REPEATS, () => runBatching(work));
   lines.push('## NPY batching', '');
   lines.push('An endpoint that costs 20 ms per request plus 0.5 ms per image and serves 4 requests at once; the job sends (N, H, W, 3) NPY batches (96×96 images).', '');
+  lines.push(`Median of ${REPEATS} runs, range in brackets.`, '');
   lines.push('| batch size | calls (images) per second | requests per second | calls ÷ batch-1 calls |', '| ---: | ---: | ---: | ---: |');
-  for (const r of batching) lines.push(`| ${r.batch} | ${r.callsPerSecond.toFixed(0)} | ${r.requestsPerSecond.toFixed(1)} | ${(r.callsPerSecond / batching[0]!.callsPerSecond).toFixed(1)}× |`);
+  const single = median(batching[0]!.map((x) => x.callsPerSecond));
+  for (const runs of batching) {
+    const calls = runs.map((x) => x.callsPerSecond);
+    lines.push(`| ${runs[0]!.batch} | ${spread(calls)} | ${spread(runs.map((x) => x.requestsPerSecond), 1)} | ${(median(calls) / single).toFixed(1)}× |`);
+  }
   lines.push('');
 
   process.stderr.write('memory …\n');
@@ -90,6 +119,13 @@ async function main(): Promise<void> {
   const growth = memory.at(-1)!.maxRssMb / memory[0]!.maxRssMb;
   lines.push('', `Largest ÷ smallest peak RSS: ${growth.toFixed(2)}× for ${(memory.at(-1)!.images / memory[0]!.images).toFixed(0)}× the images.`, '');
   await rm(work, { recursive: true, force: true });
+  lines.push('## Missed goals: why, and what would close them', '');
+  lines.push(
+    '- **Saturation at L = 5 ms.** The client is the limit, not the pipeline: each call costs the job process about 0.25 ms of CPU for a small NPY payload (masking, HTTP, JSON parsing), and the two cores are shared with the endpoint process. 6,400 calls/s would need more than a core and a half for the client alone. At 50 ms the same pipeline reaches 0.93–0.98. Closing it: NPY batching (above: 6–15× more images per request), a leaner HTTP client (undici with pipelining), and masking/encoding in worker threads once the endpoint is not on the same two cores.',
+    '- **224×224 JPEG client cost.** libvips spends about 1 ms of CPU per 224×224 JPEG encode at quality 95 (4:2:0; 4:4:4 costs 1.6× that) on this CPU, which alone caps the rate near 1,000 samples per CPU-second before masking, HTTP and parsing. The same samples as NPY cost about 0.25 ms (≈ 4,000 per CPU-second). Closing it: a lower `clarify_images.jpeg_quality` where the model allows it, NPY or PNG payloads, or a faster JPEG encoder.',
+    '- **Calls to match plain Kernel SHAP at 2050.** On this deliberately non-additive model our advantage grows with the budget (1.7× lower error at 256 calls, 3.8× at 2048), so matching plain at 2050 takes about 1000 calls rather than 600. Closing it: variance reduction beyond pairing and enumeration, e.g. control variates from a first-order (additive) fit, or importance sampling refined after a first round.',
+    '',
+  );
   lines.push(`Benchmark run time: ${((Date.now() - started) / 1000).toFixed(1)} s.`, '');
   const file = fileURLToPath(new URL('../../BENCHMARKS.md', import.meta.url));
   await writeFile(file, `${lines.join('\n')}\n`);
