@@ -51,7 +51,7 @@ describe('NPY batching through a real endpoint', () => {
   const servers: TestEndpointServer[] = [];
   after(async () => Promise.all(servers.map((s) => s.stop())));
 
-  async function setup(name: string, options: { acceptBatches?: boolean; maxBodyBytes?: number } = {}): Promise<TestEndpointServer> {
+  async function setup(options: { acceptBatches?: boolean; maxBodyBytes?: number } = {}): Promise<TestEndpointServer> {
     const server = await startEndpointServer({ model: (r) => ({ prediction: regionModel(r.pixels, r.width, r.height) }), ...options });
     servers.push(server);
     return server;
@@ -81,9 +81,9 @@ describe('NPY batching through a real endpoint', () => {
 
   let single: string;
   it('batches of 8 give the same values as one image per request, in far fewer requests', async () => {
-    const one = await setup('one');
+    const one = await setup();
     single = (await run(one, 1, 'application/json')).out;
-    const eight = await setup('eight');
+    const eight = await setup();
     for (const accept of ['application/json', 'application/jsonlines'] as const) {
       const before = eight.requests.length;
       const { out } = await run(eight, 8, accept);
@@ -96,21 +96,21 @@ describe('NPY batching through a real endpoint', () => {
 
   it('shrinks batches that exceed the payload limit, and halves on 413', async () => {
     // The endpoint refuses bodies over 3 frames; the job first tries 8.
-    const small = await setup('413', { maxBodyBytes: 3 * 7200 + 128 });
+    const small = await setup({ maxBodyBytes: 3 * 7200 + 128 });
     const { out, logs } = await run(small, 8, 'application/json');
     assert.equal(await values(out), await values(single));
     assert.ok(small.answered.includes(413));
     assert.ok(logs.some((l) => /too large \(413\): batches of 4/.test(l)), logs.join('\n'));
     assert.ok(Math.max(...small.batchSizes) <= 3);
     // max_payload_bytes keeps requests under the limit before sending.
-    const limited = await setup('limited');
+    const limited = await setup();
     const run2 = await run(limited, 8, 'application/json', { max_payload_bytes: 2 * 7200 + 128 });
     assert.equal(await values(run2.out), await values(single));
     assert.ok(Math.max(...limited.batchSizes) <= 2 && !limited.answered.includes(413));
   });
 
   it('falls back to one image per request, for good, when the endpoint rejects batches', async () => {
-    const strict = await setup('strict', { acceptBatches: false });
+    const strict = await setup({ acceptBatches: false });
     const { out, logs } = await run(strict, 8, 'application/json');
     assert.equal(await values(out), await values(single));
     assert.equal(logs.filter((l) => /does not take batches/.test(l)).length, 1, 'said once');
