@@ -28,7 +28,7 @@ export class ExplanationGroundwork {
     log: (line: string) => void = () => undefined,
   ) {
     const ext = config.clarify_images;
-    this.batcher = ext.batch_size > 1 ? new NpyBatcher(predictor, config.predictor.accept_type, ext.batch_size, ext.max_payload_bytes, log) : undefined;
+    this.batcher = ext.batch_size > 1 ? new NpyBatcher(predictor, config.predictor.accept_type, ext.batch_size, ext.max_payload_bytes, ext.max_concurrency, log) : undefined;
   }
 
   private get seed(): number {

@@ -5,6 +5,7 @@
  * a 413, and falls back to single images for good when the endpoint rejects batches (as Clarify
  * does), so later images do not retry what failed.
  */
+import pLimit, { type LimitFunction } from 'p-limit';
 import type { AcceptType } from '../config/config.js';
 import { StageError } from '../errors.js';
 import { encodeNpyBatch } from '../image/encode.js';
@@ -50,6 +51,8 @@ function statusOf(error: unknown): number | undefined {
 export class NpyBatcher {
   private readonly queues = new Map<string, Waiting[]>();
   private scheduled = false;
+  /** Batches in flight, at most the endpoint concurrency, so a refusal reaches batches not yet sent. */
+  private readonly slots: LimitFunction;
   /** The batch size that works with this endpoint (shrinks, never grows back). */
   batchSize: number;
   /** Requests sent and images they carried, for the summary and benchmarks. */
@@ -60,9 +63,11 @@ export class NpyBatcher {
     private readonly accept: AcceptType,
     wanted: number,
     private readonly maxPayloadBytes: number,
+    concurrency: number,
     private readonly log: (line: string) => void = () => undefined,
   ) {
     this.batchSize = Math.max(1, wanted);
+    this.slots = pLimit(Math.max(1, concurrency));
   }
 
   predict(image: RgbImage): Promise<Prediction> {
@@ -93,7 +98,18 @@ export class NpyBatcher {
     this.queues.delete(key);
   }
 
-  private async send(batch: Waiting[]): Promise<void> {
+  private send(batch: Waiting[]): Promise<void> {
+    return this.slots(async () => {
+      // Formed before a refusal shrank the batch size: form it again at the size that applies now.
+      if (batch.length > this.batchSize) {
+        for (const w of batch) this.predict(w.image).then(w.resolve, w.reject);
+        return;
+      }
+      await this.sendNow(batch);
+    });
+  }
+
+  private async sendNow(batch: Waiting[]): Promise<void> {
     const first = batch[0]!.image;
     try {
       if (batch.length === 1) {
