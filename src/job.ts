@@ -20,7 +20,7 @@ import { detectionRecord, explanationRecord, writeDetectionArtifacts, writeExpla
 import { renderSegmentBoundaries } from './output/heatmap.js';
 import { outputName } from './output/names.js';
 import { type AnalysisSummary, failureRecord, type ImageFailure, predictionRecord } from './output/records.js';
-import { topSegments, type ReportImage } from './output/report.js';
+import { shownInReport, topSegments, type ReportImage } from './output/report.js';
 import { ResumeStore } from './output/resume.js';
 import { ProgressReporter, type ProgressSink } from './output/progress.js';
 import { FinalWriter, type ImageResult, PartWriter, type ResultWriter, type Shard } from './output/run-writer.js';
@@ -106,7 +106,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   const groundwork = new ExplanationGroundwork(config, predictor, storageOptions, log);
   const classification = new ClassificationExplainer(groundwork);
   const detection = new DetectionExplainer(groundwork);
-  const wantsReport = (index: number): boolean => index < ext.report_max_images;
+  const wantsReport = (index: number): boolean => shownInReport(index, ext.report_max_images);
   /** The report's fields every model type shares: the image, its segments, the calls made. */
   const reportBase = async (image: DatasetImage, name: string, rgb: RgbImage, segments: SegmentMap, calls: number): Promise<Omit<ReportImage, 'ranking' | 'panels'>> => ({
     uri: image.uri,

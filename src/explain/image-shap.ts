@@ -62,8 +62,7 @@ export async function explainImage(input: ImageShapInput): Promise<ImageShapResu
       return input.evaluate(maskImage(input.image, input.baseline, index, segmentMask));
     });
 
-  const emptyGiven = input.empty !== undefined;
-  const emptyCalls = emptyGiven ? 0 : 1;
+  const emptyCalls = input.empty === undefined ? 1 : 0;
   if (m === 1) {
     const empty = input.empty ?? (await evaluateMask(new Uint8Array(m)));
     // One player: it carries the whole difference, exactly.
@@ -84,29 +83,26 @@ export async function explainImage(input: ImageShapInput): Promise<ImageShapResu
     const results = await Promise.all(fresh.map(evaluateMask));
     results.forEach((r, i) => (values[start + i] = r));
   };
-  let design: KernelShapDesign;
-  let empty: Float64Array;
+  // Without a tolerance the whole budget is planned up front: the all-baseline image and every
+  // coalition go out in one wave, so the endpoint limiter never waits on this image between phases.
+  // With one, the first wave is what enumeration justifies, then sampling goes in rounds.
+  const tolerance = input.tolerance;
+  const adaptive = tolerance !== undefined;
+  const design = adaptive ? KernelShapDesign.enumerate(m, input.budget, input.random) : KernelShapDesign.plan(m, input.budget, input.random);
+  const [empty] = await Promise.all([input.empty ?? evaluateMask(new Uint8Array(m)), evaluateFrom(design, 0)]);
   let stoppedEarly = false;
-  if (input.tolerance === undefined) {
-    // One wave: the all-baseline image and every coalition go out together, so the endpoint
-    // limiter never waits on this image between phases.
-    design = KernelShapDesign.plan(m, input.budget, input.random);
-    [empty] = await Promise.all([input.empty ?? evaluateMask(new Uint8Array(m)), evaluateFrom(design, 0)]);
-  } else {
-    design = KernelShapDesign.enumerate(m, input.budget, input.random);
-    [empty] = await Promise.all([input.empty ?? evaluateMask(new Uint8Array(m)), evaluateFrom(design, 0)]);
-    let round = Math.max(MIN_ROUND, Math.ceil((input.budget - design.masks.length) * FIRST_ROUND_SHARE));
+  if (tolerance !== undefined) {
+    const round = Math.max(MIN_ROUND, Math.ceil((input.budget - design.masks.length) * FIRST_ROUND_SHARE));
     while (design.canSample && design.masks.length < input.budget) {
       const before = design.masks.length;
       await evaluateFrom(design, design.sampleMore(Math.min(round, input.budget - design.masks.length)));
       if (design.masks.length === before) break; // the sizes left cannot give new coalitions
       const { standardErrors } = solveKernelShap(design, values, input.full, empty);
       const largest = Math.max(...standardErrors.map((se) => Math.max(...se)));
-      if (largest < input.tolerance) {
+      if (largest < tolerance) {
         stoppedEarly = design.masks.length < input.budget;
         break;
       }
-      round = Math.max(MIN_ROUND, round);
     }
   }
   const solution = solveKernelShap(design, values, input.full, empty);

@@ -23,10 +23,6 @@ export class OrderedEmitter<T> {
     return this.chain;
   }
 
-  get pendingCount(): number {
-    return this.waiting.size;
-  }
-
   /** A stopped run: write what waits, in order, skipping the images that never finished. */
   async flushGaps(): Promise<void> {
     const ready = [...this.waiting.entries()].sort((a, b) => a[0] - b[0]).map(([, item]) => item);

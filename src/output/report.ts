@@ -54,13 +54,18 @@ export function topSegments(values: readonly number[], errors: readonly number[]
     .slice(0, count);
 }
 
+/** The report shows the first `maxImages` images in dataset order. */
+export function shownInReport(index: number, maxImages: number): boolean {
+  return index < maxImages;
+}
+
 /** Collects what the report shows while the job runs; keeps at most `maxImages` images (in dataset order). */
 export class ReportCollector {
   private readonly items = new Map<number, ReportImage>();
   constructor(readonly maxImages: number) {}
 
   wants(index: number): boolean {
-    return index < this.maxImages;
+    return shownInReport(index, this.maxImages);
   }
 
   async add(index: number, image: ReportImage): Promise<void> {

@@ -207,16 +207,13 @@ export interface PartSummary {
   readonly partial: boolean;
 }
 
-/** One shard's results: `[index, result]` lines, then its summary, then `_SUCCESS`. */
+/** One shard's results in dataset order, then its summary, then `_SUCCESS`. */
 export class PartWriter implements ResultWriter {
-  private readonly emitter: OrderedEmitter<ImageResult>;
   private constructor(
     private readonly output: Storage,
     private readonly shard: Shard,
     private readonly results: TextSink,
-  ) {
-    this.emitter = new OrderedEmitter<ImageResult>((result) => this.results.write(`${serializeResult(result)}\n`));
-  }
+  ) {}
 
   static async open(output: Storage, config: AnalysisConfig, shard: Shard): Promise<PartWriter> {
     const prefix = partPrefix(shard);
@@ -232,8 +229,7 @@ export class PartWriter implements ResultWriter {
 
   async finish(facts: RunFacts): Promise<AnalysisSummary> {
     this.pending.sort((a, b) => a.index - b.index);
-    for (const [i, result] of this.pending.entries()) await this.emitter.push(i, result);
-    await this.emitter.drain();
+    for (const result of this.pending) await this.results.write(`${serializeResult(result)}\n`);
     await this.results.close();
     const prefix = partPrefix(this.shard);
     const part: PartSummary = {

@@ -55,8 +55,6 @@ export class NpyBatcher {
   private readonly slots: LimitFunction;
   /** The batch size that works with this endpoint (shrinks, never grows back). */
   batchSize: number;
-  /** Requests sent and images they carried, for the summary and benchmarks. */
-  readonly stats = { requests: 0, images: 0, fellBackToSingle: false };
 
   constructor(
     private readonly predictor: Predictor,
@@ -114,14 +112,10 @@ export class NpyBatcher {
     try {
       if (batch.length === 1) {
         const payload = encodeNpy(first.data, [first.height, first.width, 3]);
-        this.stats.requests += 1;
-        this.stats.images += 1;
         batch[0]!.resolve(await this.predictor.predict(payload, first.width, first.height));
         return;
       }
       const payload = encodeNpyBatch(batch.map((w) => w.image));
-      this.stats.requests += 1;
-      this.stats.images += batch.length;
       const response = await this.predictor.invokeRaw(payload);
       let bodies: Uint8Array[];
       try {
@@ -152,7 +146,6 @@ export class NpyBatcher {
       } else if ((status !== undefined && status >= 400 && status < 500) || (error instanceof StageError && error.stage === 'parse')) {
         if (this.batchSize > 1) {
           this.batchSize = 1;
-          this.stats.fellBackToSingle = true;
           this.log(`the endpoint does not take batches (${error instanceof Error ? error.message.slice(0, 160) : String(error)}): sending one image per request from now on`);
         }
       } else {

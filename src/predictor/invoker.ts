@@ -51,15 +51,6 @@ export class EndpointInvoker {
     this.limit = pLimit(concurrency);
   }
 
-  get concurrency(): number {
-    return this.limit.concurrency;
-  }
-
-  /** Calls waiting for a slot. */
-  get pending(): number {
-    return this.limit.pendingCount;
-  }
-
   /** Stop sending: every call not yet sent (queued, or waiting to retry) rejects with StopError. */
   cancel(): void {
     this.cancelled = true;

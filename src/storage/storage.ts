@@ -63,11 +63,14 @@ export function createS3Client(region?: string): S3Client {
   return new S3Client(config);
 }
 
+function s3ClientFor(options: StorageOptions): S3Client {
+  return options.s3Client ?? (sharedS3 ??= createS3Client(options.region));
+}
+
 export function openStorage(uri: string, options: StorageOptions = {}): Storage {
   const location = parseLocation(uri);
   if (location.kind === 'local') return new LocalStorage(location);
-  const client = options.s3Client ?? (sharedS3 ??= createS3Client(options.region));
-  return new S3Storage(location, client);
+  return new S3Storage(location, s3ClientFor(options));
 }
 
 /** Read one object named by its full URI (s3://bucket/key or a local path). */
@@ -76,10 +79,8 @@ export async function readUri(uri: string, options: StorageOptions = {}): Promis
     const rest = uri.slice(5);
     const slash = rest.indexOf('/');
     if (slash <= 0 || slash === rest.length - 1) throw new Error(`"${uri}" does not name an object (s3://bucket/key)`);
-    const client = options.s3Client ?? (sharedS3 ??= createS3Client(options.region));
-    const response = await client.send(new GetObjectCommand({ Bucket: rest.slice(0, slash), Key: rest.slice(slash + 1) }));
-    if (!response.Body) throw new Error(`${uri} has no body`);
-    return Buffer.from(await response.Body.transformToByteArray());
+    const bucket = new S3Storage({ kind: 's3', bucket: rest.slice(0, slash), prefix: '' }, s3ClientFor(options));
+    return bucket.read(rest.slice(slash + 1));
   }
   const location = parseLocation(uri);
   if (location.kind !== 'local') throw new Error(`cannot read ${uri}`);
