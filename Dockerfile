@@ -2,6 +2,9 @@
 #   docker build -t clarify-images .
 #   docker run clarify-images                 # the Processing contract (see README "SageMaker Processing")
 #   docker run clarify-images run --help      # any other command: arguments replace CMD
+# Three stages: compile, install production dependencies, then copy only what runs into a slim
+# image. The bundled models (TensorFlow.js, face-api weights) are optional peer dependencies and are
+# not installed: the job never uses them.
 FROM node:20-slim AS build
 WORKDIR /build
 COPY package.json package-lock.json tsconfig.json ./
@@ -11,12 +14,17 @@ COPY test ./test
 COPY bench ./bench
 RUN npx tsc -p tsconfig.json
 
+FROM node:20-slim AS deps
+WORKDIR /deps
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+
 FROM node:20-slim
 ENV NODE_ENV=production \
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
 WORKDIR /opt/clarify-images
-COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
+COPY package.json ./
+COPY --from=deps /deps/node_modules ./node_modules
 COPY --from=build /build/dist/src ./dist/src
 COPY bin ./bin
 COPY config-schemas ./config-schemas

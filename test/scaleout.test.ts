@@ -269,6 +269,7 @@ describe('SageMaker Processing, scale-out, resume and graceful stop', () => {
     });
     assert.equal(install.code, 0, install.err);
     await assert.rejects(stat(path.join(layout, 'node_modules', 'typescript')), 'no dev dependencies');
+    await assert.rejects(stat(path.join(layout, 'node_modules', '@tensorflow')), 'no model runtime in the container');
     for (const args of [['--help'], ['processing', '--help']]) {
       const help = await new Promise<{ code: number | null; out: string }>((resolve) => {
         const child = spawn(process.execPath, [path.join(layout, entrypoint!), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -10,13 +10,47 @@
  */
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
-import '@tensorflow/tfjs-backend-wasm';
+import type * as Tf from '@tensorflow/tfjs';
 import type { RgbImage } from '../image/rgb.js';
 
 type FaceApi = typeof import('@vladmandic/face-api/dist/face-api.node-wasm.js');
+type TfModule = typeof Tf;
 
 const require = createRequire(import.meta.url);
+
+/**
+ * The model runtime is an optional peer dependency: the job never needs it, so neither the
+ * Processing container nor `npm install clarify-images` carries its ~310 MB.
+ */
+export const MODEL_PACKAGES = ['@tensorflow/tfjs@^4.22.0', '@tensorflow/tfjs-backend-wasm@^4.22.0', '@vladmandic/face-api@^1.7.15'] as const;
+
+/** The bundled models' packages are not installed. */
+export class ModelsNotInstalledError extends Error {
+  constructor(missing: string) {
+    super(
+      `the bundled models need packages that are not installed (${missing} is missing).\n` +
+        `They are optional: the job itself does not use them. To use serve-model or demo, run\n` +
+        `  npm install ${MODEL_PACKAGES.join(' ')}\n` +
+        `next to clarify-images (a clone of the repository has them after \`npm ci\`).`,
+    );
+    this.name = 'ModelsNotInstalledError';
+  }
+}
+
+function isModuleNotFound(error: unknown): error is Error & { code: string } {
+  const code = (error as { code?: unknown }).code;
+  return code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
+}
+
+/** Loads a model package, turning "not installed" into an error that says what to install. */
+async function loadPackage<T>(name: string, load: () => Promise<T>): Promise<T> {
+  try {
+    return await load();
+  } catch (error) {
+    if (isModuleNotFound(error) && String((error as Error).message).includes(name)) throw new ModelsNotInstalledError(name);
+    throw error;
+  }
+}
 
 export const EXPRESSION_LABELS = ['neutral', 'happy', 'sad', 'angry', 'fearful', 'disgusted', 'surprised'] as const;
 export const DETECTOR_LABELS = ['face'] as const;
@@ -36,23 +70,32 @@ export type ServedModel =
 export const MODEL_NAMES = ['face-detector', 'face-expression'] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
 
-let faceApi: Promise<FaceApi> | undefined;
+interface Runtime {
+  readonly tf: TfModule;
+  readonly api: FaceApi;
+}
 
-/** tfjs on WebAssembly, once per process. */
-function loadFaceApi(): Promise<FaceApi> {
-  faceApi ??= (async () => {
+let runtime: Promise<Runtime> | undefined;
+
+/** tfjs on WebAssembly, once per process, loaded only when a model is asked for. */
+function loadRuntime(): Promise<Runtime> {
+  runtime ??= (async () => {
+    const tf = await loadPackage('@tensorflow/tfjs', () => import('@tensorflow/tfjs'));
+    await loadPackage('@tensorflow/tfjs-backend-wasm', () => import('@tensorflow/tfjs-backend-wasm'));
     await tf.setBackend('wasm');
     await tf.ready();
-    return require('@vladmandic/face-api/dist/face-api.node-wasm.js') as FaceApi;
+    const api = await loadPackage('@vladmandic/face-api', async () => require('@vladmandic/face-api/dist/face-api.node-wasm.js') as FaceApi);
+    return { tf, api };
   })();
-  return faceApi;
+  runtime.catch(() => (runtime = undefined));
+  return runtime;
 }
 
 function modelDirectory(): string {
   return path.join(path.dirname(require.resolve('@vladmandic/face-api/package.json')), 'model');
 }
 
-function toTensor(image: RgbImage): tf.Tensor3D {
+function toTensor(tf: TfModule, image: RgbImage): Tf.Tensor3D {
   return tf.tensor3d(Int32Array.from(image.data), [image.height, image.width, 3], 'int32');
 }
 
@@ -60,7 +103,7 @@ function toTensor(image: RgbImage): tf.Tensor3D {
 const DETECTOR_MIN_SCORE = 0.05;
 
 export async function loadModel(name: ModelName): Promise<ServedModel> {
-  const api = await loadFaceApi();
+  const { tf, api } = await loadRuntime();
   const dir = modelDirectory();
   if (name === 'face-detector') {
     await api.nets.tinyFaceDetector.loadFromDisk(dir);
@@ -70,7 +113,7 @@ export async function loadModel(name: ModelName): Promise<ServedModel> {
       kind: 'detection',
       labels: DETECTOR_LABELS,
       async detect(image) {
-        const input = toTensor(image);
+        const input = toTensor(tf, image);
         try {
           const faces = await api.detectAllFaces(input as unknown as Parameters<FaceApi['detectAllFaces']>[0], options);
           return faces.map((f) => ({
@@ -96,7 +139,7 @@ export async function loadModel(name: ModelName): Promise<ServedModel> {
     kind: 'classification',
     labels: EXPRESSION_LABELS,
     async classify(image) {
-      const input = toTensor(image);
+      const input = toTensor(tf, image);
       try {
         const result = await api.nets.faceExpressionNet.predictExpressions(input as unknown as Parameters<FaceApi['nets']['faceExpressionNet']['predictExpressions']>[0]);
         const expressions = (Array.isArray(result) ? result[0] : result) as unknown as Record<string, number>;
