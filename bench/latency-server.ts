@@ -2,13 +2,17 @@
  * The benchmark endpoint, in its own process: a container-contract server with a fixed latency, a
  * hard concurrency cap (capacity = cap / latency calls per second), an optional per-request and
  * per-image cost, and a constant answer, so the client's work is what is measured.
- * Usage: node latency-server.js LATENCY_MS CAP PER_REQUEST_MS PER_IMAGE_MS LABELS
- * Prints {"port": N} when listening.
+ * Over the cap, a call waits for a slot (MODE queue, a real-time endpoint's queue) or is refused
+ * at once with 429 (MODE throttle, as a serverless endpoint at its concurrency limit).
+ * Usage: node latency-server.js LATENCY_MS CAP PER_REQUEST_MS PER_IMAGE_MS LABELS [MODE]
+ * Prints {"port": N} when listening; GET answers {"served": images, "throttled": 429s}.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-const [latencyMs, cap, perRequestMs, perImageMs, labels] = process.argv.slice(2).map(Number) as [number, number, number, number, number];
+const [latencyMs, cap, perRequestMs, perImageMs, labels] = process.argv.slice(2, 7).map(Number) as [number, number, number, number, number];
+const mode = process.argv[7] === 'throttle' ? 'throttle' : 'queue';
+let throttled = 0;
 const answer = { prediction: Array.from({ length: labels }, (_, i) => (i + 1) / ((labels * (labels + 1)) / 2)) };
 let active = 0;
 const waiting: (() => void)[] = [];
@@ -27,7 +31,7 @@ const server = http.createServer((req, res) => {
   req.on('data', (c: Buffer) => chunks.push(c));
   req.on('end', () => {
     if (req.method === 'GET') {
-      res.end(JSON.stringify({ served }));
+      res.end(JSON.stringify({ served, throttled }));
       return;
     }
     const n = imagesIn(Buffer.concat(chunks));
@@ -42,7 +46,10 @@ const server = http.createServer((req, res) => {
       }, latencyMs + perRequestMs + perImageMs * n);
     };
     if (active < cap) start();
-    else waiting.push(start);
+    else if (mode === 'throttle') {
+      throttled += 1;
+      res.writeHead(429, { 'Content-Type': 'text/plain' }).end('ThrottlingException: Rate exceeded');
+    } else waiting.push(start);
   });
 });
 server.keepAliveTimeout = 60_000;

@@ -17,9 +17,9 @@ export interface Endpoint {
   stop(): Promise<void>;
 }
 
-export async function startLatencyServer(latencyMs: number, cap: number, perRequestMs = 0, perImageMs = 0, labels = 3): Promise<Endpoint> {
+export async function startLatencyServer(latencyMs: number, cap: number, perRequestMs = 0, perImageMs = 0, labels = 3, mode: 'queue' | 'throttle' = 'queue'): Promise<Endpoint> {
   const script = fileURLToPath(new URL('./latency-server.js', import.meta.url));
-  const child: ChildProcess = spawn(process.execPath, [script, String(latencyMs), String(cap), String(perRequestMs), String(perImageMs), String(labels)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child: ChildProcess = spawn(process.execPath, [script, String(latencyMs), String(cap), String(perRequestMs), String(perImageMs), String(labels), mode], { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolve, reject) => {
     createInterface({ input: child.stdout! }).once('line', (line) => resolve((JSON.parse(line) as { port: number }).port));
     child.once('exit', (code) => reject(new Error(`latency server exited ${code}`)));
@@ -53,14 +53,20 @@ interface JobMeasure {
   readonly requests: number;
   readonly seconds: number;
   readonly cpuSeconds: number;
+  /** HTTP attempts, retries included. */
+  readonly attempts: number;
 }
 
-async function measureJob(endpoint: Endpoint, dataset: string, options: { contentType: ContentType; concurrency: number; samples: number; segments: number; batch?: number }): Promise<JobMeasure> {
+async function measureJob(
+  endpoint: Endpoint,
+  dataset: string,
+  options: { contentType: ContentType; concurrency: number; samples: number; segments: number; batch?: number; mode?: 'adaptive' | 'fixed' },
+): Promise<JobMeasure> {
   const config = validateConfig({
     dataset_type: 'application/x-image',
     methods: { shap: { num_samples: options.samples, seed: 1, save_local_shap_values: false, image_config: { model_type: 'IMAGE_CLASSIFICATION', num_segments: options.segments, segment_compactness: 10 } } },
     predictor: { content_type: options.contentType, probability: 'prediction', label_headers: ['a', 'b', 'c'] },
-    clarify_images: { endpoint_url: endpoint.url, max_concurrency: options.concurrency, report_max_images: 0, batch_size: options.batch ?? 1 },
+    clarify_images: { endpoint_url: endpoint.url, max_concurrency: options.concurrency, concurrency: options.mode ?? 'fixed', report_max_images: 0, batch_size: options.batch ?? 1 },
   });
   const out = await mkdtemp(path.join(os.tmpdir(), 'clarify-bench-out-'));
   const cpu = process.cpuUsage();
@@ -70,7 +76,7 @@ async function measureJob(endpoint: Endpoint, dataset: string, options: { conten
   const used = process.cpuUsage(cpu);
   await rm(out, { recursive: true, force: true });
   const calls = summary.explanations?.calls ?? 0;
-  return { calls, requests: summary.endpoint_calls.calls, seconds, cpuSeconds: (used.user + used.system) / 1e6 };
+  return { calls, requests: summary.endpoint_calls.calls, seconds, cpuSeconds: (used.user + used.system) / 1e6, attempts: summary.endpoint_calls.attempts };
 }
 
 export interface SaturationRow {
@@ -140,6 +146,48 @@ export async function runBatching(work: string): Promise<BatchRow[]> {
     const m = await measureJob(endpoint, dataset, { contentType: 'application/x-npy', concurrency: 4, samples: batch === 1 ? 150 : 600, segments: 30, batch });
     await endpoint.stop();
     rows.push({ batch, callsPerSecond: m.calls / m.seconds, requestsPerSecond: m.requests / m.seconds });
+  }
+  return rows;
+}
+
+export interface AdaptiveRow {
+  readonly endpoint: 'throttle' | 'queue';
+  readonly cap: number;
+  readonly mode: 'adaptive' | 'fixed';
+  readonly maxConcurrency: number;
+  readonly capacity: number;
+  readonly achieved: number;
+  readonly ratio: number;
+  readonly throttlesPer1000: number;
+}
+
+/**
+ * Endpoints of C = 2, 8, 32 slots of 50 ms, which the job is not told: adaptive concurrency
+ * (max 64) against a fixed 16 (the old default). "throttle" endpoints refuse calls over capacity
+ * with 429 (serverless); "queue" endpoints make them wait (real-time instances).
+ * Achieved = successful calls per second; throttles per 1,000 successful calls.
+ */
+export async function runAdaptive(work: string): Promise<AdaptiveRow[]> {
+  const dataset = path.join(work, 'adaptive');
+  await writeImages(dataset, 12, 64, 64);
+  const latencyMs = 50;
+  const rows: AdaptiveRow[] = [];
+  const cases = [
+    ...[2, 8, 32].map((cap) => ({ endpointMode: 'throttle' as const, cap })),
+    ...[8, 32].map((cap) => ({ endpointMode: 'queue' as const, cap })),
+  ];
+  for (const { endpointMode, cap } of cases) {
+    for (const [mode, maxConcurrency] of [['adaptive', 64], ['fixed', 16]] as const) {
+      const endpoint = await startLatencyServer(latencyMs, cap, 0, 0, 3, endpointMode);
+      const capacity = (cap * 1000) / latencyMs;
+      // About 8 s of calls at capacity, spread over the 12 images.
+      const samples = Math.max(30, Math.round((capacity * 8) / 12));
+      const m = await measureJob(endpoint, dataset, { contentType: 'application/x-npy', concurrency: maxConcurrency, samples, segments: 30, mode });
+      const counts = (await (await fetch(endpoint.url)).json()) as { served: number; throttled: number };
+      await endpoint.stop();
+      const achieved = m.requests / m.seconds;
+      rows.push({ endpoint: endpointMode, cap, mode, maxConcurrency, capacity, achieved, ratio: achieved / capacity, throttlesPer1000: (counts.throttled * 1000) / Math.max(1, counts.served) });
+    }
   }
   return rows;
 }

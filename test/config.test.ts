@@ -50,6 +50,42 @@ describe('config', () => {
     assert.deepEqual(config.methods.report, { name: 'report' });
     assert.equal(config.clarify_images.max_concurrency, 16);
     assert.equal(config.clarify_images.detection_format, 'clarify');
+    assert.equal(config.clarify_images.concurrency, 'adaptive');
+    assert.equal(config.clarify_images.missing_label_score, 'error');
+  });
+
+  it('catches a JMESPath probability or label that does not parse, before any image', () => {
+    const problems = problemsOf(withChange((c) => Object.assign(predictorOf(c), { probability: 'prediction[?', label: 'labels' })));
+    assert.equal(problems.length, 1);
+    assert.equal(problems[0]!.path, 'predictor.probability');
+    assert.match(problems[0]!.message, /is not a valid JMESPath expression.*got "prediction\[\?"/);
+  });
+
+  it('checks detection_fields: object detection only, one of classes or labels, class_names with classes, valid JMESPath', () => {
+    const detection = (fields: Record<string, unknown>, extra: RawConfig = {}): RawConfig =>
+      withChange((c) => {
+        imageConfigOf(c)['model_type'] = 'OBJECT_DETECTION';
+        c['clarify_images'] = { detection_fields: fields, ...extra };
+      });
+    const ok = validateConfig(detection({ boxes: 'normalized_boxes', scores: 'scores', classes: 'classes', class_names: 'labels', coordinates: 'normalized' }));
+    assert.equal(ok.clarify_images.detection_fields?.class_names, 'labels');
+    const paths = (fields: Record<string, unknown>, extra?: RawConfig): string[] => problemsOf(detection(fields, extra)).map((p) => `${p.path}: ${p.message}`);
+    assert.match(paths({ boxes: 'b', coordinates: 'pixels' })[0]!, /detection_fields: give exactly one of classes \(indices\) or labels \(names\)/);
+    assert.match(paths({ boxes: 'b', labels: 'l', class_names: 'n', coordinates: 'pixels' })[0]!, /detection_fields.class_names: turns class indices into names/);
+    assert.match(paths({ boxes: 'b[', labels: 'l', coordinates: 'pixels' })[0]!, /detection_fields.boxes: is not a valid JMESPath/);
+    assert.match(paths({ boxes: 'b', labels: 'l', coordinates: 'pixels' }, { detection_format: 'mask_rcnn' })[0]!, /give either detection_fields or detection_format/);
+    assert.match(paths({ boxes: 'b', labels: 'l' })[0]!, /detection_fields.coordinates: is required/);
+    const classification = problemsOf(withChange((c) => (c['clarify_images'] = { detection_fields: { boxes: 'b', labels: 'l', coordinates: 'pixels' } })));
+    assert.match(classification[0]!.message, /only applies to OBJECT_DETECTION/);
+  });
+
+  it('missing_label_score needs predictor.label; wire headers refuse CR/LF', () => {
+    const missing = problemsOf(withChange((c) => (c['clarify_images'] = { missing_label_score: 0 })));
+    assert.equal(missing[0]!.path, 'clarify_images.missing_label_score');
+    const wire = problemsOf(withChange((c) => (c['clarify_images'] = { wire_accept: 'application/json\r\nX-Evil: 1' })));
+    assert.equal(wire[0]!.path, 'clarify_images.wire_accept');
+    const ok = validateConfig(withChange((c) => (c['clarify_images'] = { wire_content_type: 'application/x-image', wire_accept: 'application/json;verbose' })));
+    assert.equal(ok.clarify_images.wire_content_type, 'application/x-image');
   });
 
   it('names the path of a wrong model_type and lists the allowed values', () => {

@@ -96,3 +96,73 @@ describe('response parsing: object detection', () => {
     assert.throws(() => parseDetections(bytes('{"labels": ["horse"], "boxes": [[0,0,1,1]]}'), json(undefined), maskOpts), /"horse" is not "<class> <score>%"/);
   });
 });
+
+describe('response parsing: JumpStart and Hugging Face shapes', () => {
+  const size = { width: 200, height: 100, labelHeaders: ['person', 'dog', 'car'] };
+
+  it('JumpStart classification: verbose (labels beside probabilities) and plain', () => {
+    const verbose = bytes('{"probabilities": [0.2, 0.1, 0.7], "labels": ["horse", "dog", "cat"], "predicted_label": "cat"}');
+    const scores = parseClassScores(verbose, { acceptType: 'application/json', probability: 'probabilities', label: 'labels' }, labels);
+    assert.deepEqual(scores.map((s) => [s.label, s.score]), [['cat', 0.7], ['dog', 0.1], ['horse', 0.2]]);
+    const plain = parseClassScores(bytes('{"probabilities": [0.2, 0.1, 0.7]}'), json('probabilities'), labels);
+    assert.deepEqual(plain.map((s) => s.score), [0.2, 0.1, 0.7]);
+  });
+
+  it('Hugging Face label/score records: matched by label; a label not returned fails unless missing_label_score says what it is', () => {
+    const topTwo = bytes('[{"label": "dog", "score": 0.8}, {"label": "cat", "score": 0.15}]');
+    const format: ResponseFormat = { acceptType: 'application/json', probability: '[*].score', label: '[*].label' };
+    assert.throws(() => parseClassScores(topTwo, format, labels), /label_headers entry "horse" is not among the model's labels.*missing_label_score/);
+    const zero = parseClassScores(topTwo, { ...format, missingLabelScore: 0 }, labels);
+    assert.deepEqual(zero.map((s) => [s.label, s.index, s.score]), [['cat', 0, 0.15], ['dog', 1, 0.8], ['horse', 2, 0]]);
+    // A label the model returns that label_headers does not list is ignored, never shifted in.
+    const extra = parseClassScores(bytes('[{"label": "zebra", "score": 0.5}, {"label": "dog", "score": 0.3}]'), { ...format, missingLabelScore: 0 }, labels);
+    assert.deepEqual(extra.map((s) => s.score), [0, 0.3, 0]);
+  });
+
+  it('JumpStart detection: normalised boxes, float class indices into label_headers, or into class_names (verbose)', () => {
+    const answer = '{"normalized_boxes": [[0.1, 0.2, 0.5, 0.6], [0.5, 0.5, 0.9, 0.9]], "classes": [2.0, 0.0], "scores": [0.9, 0.6]';
+    const plain = parseDetections(bytes(`${answer}}`), json(undefined), {
+      ...size,
+      detectionFormat: 'clarify',
+      detectionFields: { boxes: 'normalized_boxes', scores: 'scores', classes: 'classes', coordinates: 'normalized' },
+    });
+    assert.deepEqual(plain, [
+      { classIndex: 2, label: 'car', score: 0.9, box: { x0: 0.1, y0: 0.2, x1: 0.5, y1: 0.6 } },
+      { classIndex: 0, label: 'person', score: 0.6, box: { x0: 0.5, y0: 0.5, x1: 0.9, y1: 0.9 } },
+    ]);
+    const verbose = parseDetections(bytes(`${answer}, "labels": ["person", "bicycle", "dog"]}`), json(undefined), {
+      ...size,
+      detectionFormat: 'clarify',
+      detectionFields: { boxes: 'normalized_boxes', scores: 'scores', classes: 'classes', class_names: 'labels', coordinates: 'normalized' },
+    });
+    assert.deepEqual(verbose.map((d) => [d.label, d.classIndex]), [['dog', 1], ['person', 0]]);
+  });
+
+  it('Hugging Face detection: pixel boxes in records, labels by name', () => {
+    const answer = bytes('[{"score": 0.99, "label": "dog", "box": {"xmin": 20, "ymin": 10, "xmax": 100, "ymax": 90}}, {"score": 0.4, "label": "kite", "box": {"xmin": 0, "ymin": 0, "xmax": 50, "ymax": 50}}]');
+    const found = parseDetections(answer, json(undefined), {
+      ...size,
+      detectionFormat: 'clarify',
+      detectionFields: { boxes: '[*].[box.xmin, box.ymin, box.xmax, box.ymax]', scores: '[*].score', labels: '[*].label', coordinates: 'pixels' },
+    });
+    assert.deepEqual(found, [
+      { classIndex: 1, label: 'dog', score: 0.99, box: { x0: 0.1, y0: 0.1, x1: 0.5, y1: 0.9 } },
+      { classIndex: -1, label: 'kite', score: 0.4, box: { x0: 0, y0: 0, x1: 0.25, y1: 0.5 } },
+    ]);
+  });
+
+  it('the Mask R-CNN shape is the same mapping (labels carrying scores) and reads identically', () => {
+    const answer = bytes('{"labels": ["dog 97.5%", "car 40%"], "boxes": [[20, 10, 100, 90], [0, 0, 50, 50]]}');
+    const preset = parseDetections(answer, json(undefined), { ...size, detectionFormat: 'mask_rcnn' });
+    const mapped = parseDetections(answer, json(undefined), { ...size, detectionFormat: 'clarify', detectionFields: { boxes: 'boxes', labels: 'labels', coordinates: 'pixels' } });
+    assert.deepEqual(preset, mapped);
+    assert.deepEqual(preset.map((d) => [d.label, d.classIndex, d.score]), [['dog', 1, 0.975], ['car', 2, 0.4]]);
+  });
+
+  it('mismatched field lengths and non-list fields are clear errors', () => {
+    const fields = { boxes: 'b', scores: 's', classes: 'c', coordinates: 'normalized' as const };
+    assert.throws(() => parseDetections(bytes('{"b": [[0,0,1,1]], "s": [0.5, 0.4], "c": [0]}'), json(undefined), { ...size, detectionFormat: 'clarify', detectionFields: fields }), /1 boxes but 2 scores/);
+    assert.throws(() => parseDetections(bytes('{"b": 3, "s": [], "c": []}'), json(undefined), { ...size, detectionFormat: 'clarify', detectionFields: fields }), /detection field boxes "b" is not a list/);
+    assert.throws(() => parseDetections(bytes('{"b": [[0,0,1,1]], "s": [0.5], "c": [7]}'), json(undefined), { ...size, detectionFormat: 'clarify', detectionFields: fields }), /class 0 is 7, not an index into label_headers/);
+  });
+});

@@ -7,9 +7,37 @@ import { isImageKey } from '../dataset/dataset.js';
 import { ConfigError, errorMessage } from '../errors.js';
 import { decodeImage, describeDecodeError } from '../image/decode.js';
 import { encodeImage } from '../image/encode.js';
-import { createInvoker, Predictor } from '../predictor/predictor.js';
+import { createInvoker, Predictor, wireHeaders } from '../predictor/predictor.js';
+import { firstJsonValue, recogniseAnswer, type RecognisedShape } from '../predictor/recognise.js';
+import { EndpointError } from '../predictor/transport.js';
 import { openStorage, readUri } from '../storage/storage.js';
 import { type Command, EXIT_FAILURES, EXIT_OK, EXIT_USAGE, loadRunnableConfig, optionalString, printConfigError, requireString } from './command.js';
+
+/** The config lines that read a recognised answer, as JSON a user can paste. */
+function printShape(shape: RecognisedShape, config: AnalysisConfig, io: { out(text: string): void }): void {
+  io.out(`Answer shape: ${shape.name}.`);
+  const lines: string[] = [];
+  for (const [key, value] of Object.entries(shape.predictor)) {
+    if (JSON.stringify(config.predictor[key as keyof AnalysisConfig['predictor']]) !== JSON.stringify(value)) lines.push(`  "predictor.${key}": ${JSON.stringify(value)}`);
+  }
+  for (const [key, value] of Object.entries(shape.clarifyImages)) {
+    if (JSON.stringify(config.clarify_images[key as keyof AnalysisConfig['clarify_images']]) !== JSON.stringify(value)) lines.push(`  "clarify_images.${key}": ${JSON.stringify(value)}`);
+  }
+  // label_headers may be any subset of the model's labels; suggest them only when none is there.
+  if (shape.labels && !config.predictor.label_headers.some((h) => shape.labels?.includes(h))) {
+    lines.push(`  "predictor.label_headers": ${JSON.stringify(shape.labels.slice(0, 20))}${shape.labels.length > 20 ? ` … (${shape.labels.length} labels)` : ''}`);
+  }
+  if (lines.length > 0) io.out(`These config lines read it:\n${lines.join('\n')}`);
+}
+
+/** A refusal of the content type is the usual first error with JumpStart models. */
+function contentTypeHint(error: unknown, contentType: string): string | undefined {
+  if (!(error instanceof EndpointError) && !(error instanceof Error && error.cause instanceof EndpointError)) return undefined;
+  if (!/content[ -_]?type|unsupported media|415/i.test(errorMessage(error))) return undefined;
+  return contentType === 'application/x-image'
+    ? undefined
+    : 'HINT: the model refused the content type. JumpStart image models take only application/x-image: set "clarify_images.wire_content_type": "application/x-image" (the payload stays JPEG or PNG, per predictor.content_type).';
+}
 
 async function firstImage(config: AnalysisConfig, datasetUri: string): Promise<{ uri: string; bytes: Buffer }> {
   const storage = openStorage(datasetUri, { region: config.clarify_images.region });
@@ -63,8 +91,9 @@ call failed), 2 on a config or usage error.`,
     const predictor = new Predictor(config, invoker);
     io.out(`Image: ${source.uri} (${rgb.width}×${rgb.height})`);
     io.out(`Request: ${invoker.transport.description}`);
-    io.out(`  Content-Type: ${p.content_type}`);
-    io.out(`  Accept: ${p.accept_type}`);
+    const headers = wireHeaders(config);
+    io.out(`  Content-Type: ${headers.contentType}${headers.contentType !== p.content_type ? ` (payload encoded as ${p.content_type})` : ''}`);
+    io.out(`  Accept: ${headers.accept}${headers.accept !== p.accept_type ? ` (read as ${p.accept_type})` : ''}`);
     if (p.custom_attributes !== undefined) io.out(`  CustomAttributes: ${p.custom_attributes}`);
     if (p.target_model !== undefined) io.out(`  TargetModel: ${p.target_model}`);
     io.out(`  Body: ${payload.length} bytes`);
@@ -74,6 +103,8 @@ call failed), 2 on a config or usage error.`,
       io.out(`Response: ${response.body.length} bytes${response.contentType ? `, Content-Type ${response.contentType}` : ''}`);
       io.out(`  ${text.length > 2000 ? `${text.slice(0, 2000)} … (${text.length - 2000} more characters)` : text}`);
       const expression = p.probability === undefined ? '(none: the whole answer)' : JSON.stringify(p.probability);
+      const shape = recogniseAnswer(firstJsonValue(response.body), methods.shap.image_config.model_type);
+      if (shape) printShape(shape, config, io);
       try {
         const prediction = predictor.interpret(response.body, rgb.width, rgb.height);
         io.out(`Extracted with probability ${expression}:`);
@@ -93,6 +124,8 @@ call failed), 2 on a config or usage error.`,
       }
     } catch (error) {
       io.out(`VERDICT: the call failed: ${errorMessage(error)}`);
+      const hint = contentTypeHint(error, headers.contentType);
+      if (hint) io.out(hint);
       return EXIT_FAILURES;
     } finally {
       invoker.close();

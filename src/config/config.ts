@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import jmespath from 'jmespath';
 import { ConfigError, type ConfigProblem, errorMessage } from '../errors.js';
 
 export type ModelType = 'IMAGE_CLASSIFICATION' | 'OBJECT_DETECTION';
@@ -13,6 +14,16 @@ export type ContentType = 'image/jpeg' | 'image/png' | 'application/x-npy';
 export type AcceptType = 'application/json' | 'application/jsonlines' | 'text/csv';
 export type AggMethod = 'mean_abs' | 'median' | 'mean_sq';
 export type DetectionFormat = 'clarify' | 'mask_rcnn';
+
+/** Detections read from separate arrays, one JMESPath expression per field. */
+export interface DetectionFields {
+  boxes: string;
+  scores?: string;
+  classes?: string;
+  labels?: string;
+  class_names?: string;
+  coordinates: 'normalized' | 'pixels';
+}
 
 export interface ImageConfig {
   model_type: ModelType;
@@ -58,6 +69,9 @@ export interface PredictorConfig {
 /** Options Clarify does not have, all under the one key `clarify_images`. */
 export interface ExtensionConfig {
   endpoint_url?: string;
+  wire_content_type?: string;
+  wire_accept?: string;
+  concurrency: 'adaptive' | 'fixed';
   region?: string;
   max_concurrency: number;
   max_retries: number;
@@ -67,6 +81,8 @@ export interface ExtensionConfig {
   max_image_pixels: number;
   jpeg_quality: number;
   detection_format: DetectionFormat;
+  detection_fields?: DetectionFields;
+  missing_label_score: number | 'error';
   baseline_fill: 'noise' | 'mean' | 'blur';
   report_max_images: number;
   stop_grace_seconds: number;
@@ -171,10 +187,44 @@ function problemsFrom(errors: readonly ErrorObject[]): ConfigProblem[] {
   return problems;
 }
 
+/** A JMESPath expression that does not parse, as a problem at its path; undefined when it does. */
+function jmespathProblem(path: string, expression: unknown): ConfigProblem | undefined {
+  if (typeof expression !== 'string') return undefined;
+  try {
+    jmespath.search(null, expression);
+    return undefined;
+  } catch (error) {
+    return { path, message: `is not a valid JMESPath expression: ${errorMessage(error)}, got ${JSON.stringify(expression)}` };
+  }
+}
+
+function detectionFieldProblems(config: AnalysisConfig): ConfigProblem[] {
+  const fields = config.clarify_images.detection_fields;
+  if (!fields) return [];
+  const at = 'clarify_images.detection_fields';
+  const problems: ConfigProblem[] = [];
+  if (config.methods.shap.image_config.model_type !== 'OBJECT_DETECTION') problems.push({ path: at, message: 'only applies to OBJECT_DETECTION' });
+  if (config.clarify_images.detection_format !== 'clarify') problems.push({ path: at, message: 'give either detection_fields or detection_format, not both' });
+  if ((fields.classes === undefined) === (fields.labels === undefined)) problems.push({ path: at, message: 'give exactly one of classes (indices) or labels (names)' });
+  if (fields.class_names !== undefined && fields.classes === undefined) problems.push({ path: `${at}.class_names`, message: 'turns class indices into names: give classes too' });
+  for (const key of ['boxes', 'scores', 'classes', 'labels', 'class_names'] as const) {
+    const problem = jmespathProblem(`${at}.${key}`, fields[key]);
+    if (problem) problems.push(problem);
+  }
+  return problems;
+}
+
 /** Rules across fields that the JSON Schema does not express. */
 function crossFieldProblems(config: AnalysisConfig): ConfigProblem[] {
-  const problems: ConfigProblem[] = [];
+  const problems: ConfigProblem[] = [...detectionFieldProblems(config)];
   const { predictor } = config;
+  for (const key of ['probability', 'label'] as const) {
+    const problem = jmespathProblem(`predictor.${key}`, predictor[key]);
+    if (problem && predictor.accept_type !== 'text/csv') problems.push(problem);
+  }
+  if (config.clarify_images.missing_label_score !== 'error' && predictor.label === undefined) {
+    problems.push({ path: 'clarify_images.missing_label_score', message: 'applies when the answer names its labels: set predictor.label too' });
+  }
   if (config.clarify_images.batch_size > 1) {
     if (predictor.content_type !== 'application/x-npy') {
       problems.push({ path: 'clarify_images.batch_size', message: `batches are sent as (N, H, W, 3) arrays: set predictor.content_type to application/x-npy, got "${predictor.content_type}"` });
@@ -291,6 +341,10 @@ export const RESULT_SHAPING_FIELDS: readonly string[] = [
   'clarify_images.shap_tolerance',
   'clarify_images.jpeg_quality',
   'clarify_images.detection_format',
+  'clarify_images.detection_fields',
+  'clarify_images.missing_label_score',
+  'clarify_images.wire_content_type',
+  'clarify_images.wire_accept',
 ];
 
 export function configValue(config: unknown, path: string): unknown {

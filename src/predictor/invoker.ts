@@ -2,8 +2,8 @@
  * Every endpoint call of a job goes through one invoker: one bounded-concurrency limiter,
  * retries with exponential backoff and full jitter, and shared call accounting.
  */
-import pLimit, { type LimitFunction } from 'p-limit';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { type CallOutcome, ConcurrencyLimiter, type LimiterOptions } from './concurrency.js';
 import { EndpointError, type EndpointTransport, type InvokeRequest, type InvokeResponse } from './transport.js';
 
 export interface RetryPolicy {
@@ -38,17 +38,26 @@ export class StopError extends Error {
   }
 }
 
+const OVERLOAD_CODES = new Set(['ThrottlingException', 'ServiceUnavailable', 'TimeoutError', 'RequestTimeout', 'ETIMEDOUT']);
+
+/** Throttling, 503 and timeouts say the endpoint has too much to do; other failures say nothing about load. */
+export function overloadOrOther(error: unknown): CallOutcome['kind'] {
+  if (!(error instanceof EndpointError)) return 'other';
+  if (error.status === 429 || error.status === 503) return 'overload';
+  return error.code !== undefined && OVERLOAD_CODES.has(error.code) ? 'overload' : 'other';
+}
+
 export class EndpointInvoker {
   private cancelled = false;
   readonly stats: CallStats = { calls: 0, attempts: 0, retries: 0, failedCalls: 0, latencyMsTotal: 0 };
-  private readonly limit: LimitFunction;
+  readonly limiter: ConcurrencyLimiter;
   constructor(
     readonly transport: EndpointTransport,
     private readonly policy: RetryPolicy,
-    concurrency: number,
+    concurrency: number | LimiterOptions,
     private readonly random: () => number = Math.random,
   ) {
-    this.limit = pLimit(concurrency);
+    this.limiter = new ConcurrencyLimiter(typeof concurrency === 'number' ? { mode: 'fixed', max: concurrency } : concurrency);
   }
 
   /** Stop sending: every call not yet sent (queued, or waiting to retry) rejects with StopError. */
@@ -62,14 +71,14 @@ export class EndpointInvoker {
     this.stats.calls += 1;
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.limit(async () => {
+        return await this.limiter.run(async () => {
           if (this.cancelled) throw new StopError();
           this.stats.attempts += 1;
           const started = performance.now();
           const response = await this.transport.invoke(request);
           this.stats.latencyMsTotal += performance.now() - started;
           return response;
-        });
+        }, overloadOrOther);
       } catch (error) {
         if (error instanceof StopError) {
           if (attempt === 0) this.stats.calls -= 1; // never sent

@@ -5,7 +5,7 @@
  * type and the start of the body.
  */
 import jmespath from 'jmespath';
-import type { AcceptType, DetectionFormat } from '../config/config.js';
+import type { AcceptType, DetectionFields, DetectionFormat } from '../config/config.js';
 
 export interface ClassScore {
   readonly label: string;
@@ -33,6 +33,8 @@ export interface ResponseFormat {
   readonly acceptType: AcceptType;
   readonly probability?: string | number;
   readonly label?: string | number;
+  /** With `label`: the score of a label_headers entry the answer does not list, or 'error'. Default 'error'. */
+  readonly missingLabelScore?: number | 'error';
 }
 
 export class ResponseError extends Error {
@@ -147,10 +149,14 @@ export function parseClassScores(body: Uint8Array, format: ResponseFormat, label
     if (!Array.isArray(labels) || labels.length !== scores.length || !labels.every((l) => typeof l === 'string' || typeof l === 'number')) {
       return fail(format, body, `expected ${scores.length} labels matching the scores`, 'label');
     }
+    const missing = format.missingLabelScore ?? 'error';
     return labelHeaders.map((header, index) => {
       const at = labels.findIndex((l) => String(l) === header);
-      if (at < 0) return fail(format, body, `label_headers entry "${header}" is not among the model's labels`, 'label');
-      return { label: header, index, score: scores[at] as number };
+      if (at >= 0) return { label: header, index, score: scores[at] as number };
+      if (missing === 'error') {
+        return fail(format, body, `label_headers entry "${header}" is not among the model's labels (a model that answers only its top labels needs clarify_images.missing_label_score, e.g. 0)`, 'label');
+      }
+      return { label: header, index, score: missing };
     });
   }
   if (scores.length !== labelHeaders.length) {
@@ -161,8 +167,10 @@ export function parseClassScores(body: Uint8Array, format: ResponseFormat, label
 
 export interface DetectionOptions {
   readonly detectionFormat: DetectionFormat;
+  /** Separate arrays per field; takes the place of detectionFormat. */
+  readonly detectionFields?: DetectionFields;
   readonly labelHeaders: readonly string[];
-  /** Needed to normalise the Mask R-CNN style's pixel boxes. */
+  /** Needed to normalise pixel boxes. */
   readonly width: number;
   readonly height: number;
 }
@@ -180,29 +188,70 @@ function clarifyRows(selected: unknown, format: ResponseFormat, body: Uint8Array
   });
 }
 
-const MASK_RCNN_LABEL = /^(.*?)\s+(\d+(?:\.\d+)?)\s*%$/;
+/** The Mask R-CNN answer {"labels": ["horse 97%"], "boxes": [[x1, y1, x2, y2]]} is one mapping of fields. */
+export const MASK_RCNN_FIELDS: DetectionFields = { boxes: 'boxes', labels: 'labels', coordinates: 'pixels' };
 
-function maskRcnnObjects(selected: unknown, format: ResponseFormat, body: Uint8Array, options: DetectionOptions): Detection[] {
-  const answer = selected as { labels?: unknown; boxes?: unknown } | null;
-  if (typeof answer !== 'object' || answer === null || !Array.isArray(answer.labels) || !Array.isArray(answer.boxes)) {
-    return fail(format, body, 'expected {"labels": [...], "boxes": [[x1, y1, x2, y2], ...]} (Mask R-CNN style)');
+/** "horse 97%" → horse, 0.97: labels that carry their score. */
+const LABEL_WITH_SCORE = /^(.*?)\s+(\d+(?:\.\d+)?)\s*%$/;
+
+function fieldList(selected: unknown, name: string, expression: string, format: ResponseFormat, body: Uint8Array): unknown[] {
+  let value: unknown;
+  try {
+    value = jmespath.search(selected as Parameters<typeof jmespath.search>[0], expression) as unknown;
+  } catch (error) {
+    return fail(format, body, `detection field ${name} "${expression}" failed: ${(error as Error).message}`);
   }
-  const boxes = answer.boxes;
-  if (answer.labels.length !== boxes.length) return fail(format, body, `${answer.labels.length} labels but ${boxes.length} boxes`);
-  return answer.labels.map((text, i): Detection => {
-    const match = typeof text === 'string' ? MASK_RCNN_LABEL.exec(text.trim()) : null;
-    if (!match) return fail(format, body, `label ${i} ${JSON.stringify(text)} is not "<class> <score>%"`);
-    const box = boxes[i];
+  if (!Array.isArray(value)) return fail(format, body, `detection field ${name} "${expression}" is not a list (got ${value === null || value === undefined ? 'nothing' : typeof value})`);
+  return value;
+}
+
+/** Detections from separate arrays: boxes, scores, and classes or labels, matched by position. */
+function fieldDetections(selected: unknown, fields: DetectionFields, format: ResponseFormat, body: Uint8Array, options: DetectionOptions): Detection[] {
+  const boxes = fieldList(selected, 'boxes', fields.boxes, format, body);
+  const scores = fields.scores === undefined ? undefined : fieldList(selected, 'scores', fields.scores, format, body);
+  const classes = fields.classes === undefined ? undefined : fieldList(selected, 'classes', fields.classes, format, body);
+  const labels = fields.labels === undefined ? undefined : fieldList(selected, 'labels', fields.labels, format, body);
+  const classNames = fields.class_names === undefined ? undefined : fieldList(selected, 'class_names', fields.class_names, format, body);
+  for (const [name, list] of [['scores', scores], ['classes', classes], ['labels', labels]] as const) {
+    if (list && list.length !== boxes.length) return fail(format, body, `${boxes.length} boxes but ${list.length} ${name}`);
+  }
+  const [sx, sy] = fields.coordinates === 'pixels' ? [1 / options.width, 1 / options.height] : [1, 1];
+  return boxes.map((box, i): Detection => {
     const coords = Array.isArray(box) ? box.map(toNumber) : [];
-    if (coords.length < 4 || !coords.every(Number.isFinite)) return fail(format, body, `box ${i} is not [x1, y1, x2, y2]`);
-    const [x1, y1, x2, y2] = coords as [number, number, number, number];
-    const label = match[1] as string;
-    return {
-      classIndex: options.labelHeaders.indexOf(label),
-      label,
-      score: Number(match[2]) / 100,
-      box: { x0: x1 / options.width, y0: y1 / options.height, x1: x2 / options.width, y1: y2 / options.height },
-    };
+    if (coords.length < 4 || !coords.every(Number.isFinite)) return fail(format, body, `box ${i} is not [x0, y0, x1, y1]`);
+    const [x0, y0, x1, y1] = coords as [number, number, number, number];
+    let label: string;
+    let score: number;
+    let classIndex: number;
+    if (classes) {
+      const cls = toNumber(classes[i]);
+      if (!Number.isInteger(cls) || cls < 0) return fail(format, body, `class ${i} ${JSON.stringify(classes[i])} is not a class index`);
+      if (classNames) {
+        if (cls >= classNames.length) return fail(format, body, `class ${i} is ${cls} but class_names has ${classNames.length} entries`);
+        label = String(classNames[cls]);
+        classIndex = options.labelHeaders.indexOf(label);
+      } else {
+        if (cls >= options.labelHeaders.length) return fail(format, body, `class ${i} is ${cls}, not an index into label_headers (0..${options.labelHeaders.length - 1})`);
+        label = options.labelHeaders[cls] as string;
+        classIndex = cls;
+      }
+    } else {
+      const text = labels?.[i];
+      if (typeof text !== 'string' && typeof text !== 'number') return fail(format, body, `label ${i} ${JSON.stringify(text)} is not a name`);
+      label = String(text).trim();
+      classIndex = -1;
+    }
+    if (scores) {
+      score = toNumber(scores[i]);
+      if (!Number.isFinite(score)) return fail(format, body, `score ${i} ${JSON.stringify(scores[i])} is not a number`);
+    } else {
+      const match = LABEL_WITH_SCORE.exec(label);
+      if (!match) return fail(format, body, `label ${i} ${JSON.stringify(label)} is not "<class> <score>%" (give detection_fields.scores when scores are separate)`);
+      label = match[1] as string;
+      score = Number(match[2]) / 100;
+    }
+    if (!classes) classIndex = options.labelHeaders.indexOf(label);
+    return { classIndex, label, score, box: { x0: x0 * sx, y0: y0 * sy, x1: x1 * sx, y1: y1 * sy } };
   });
 }
 
@@ -211,9 +260,8 @@ export function parseDetections(body: Uint8Array, format: ResponseFormat, option
   const record = readRecord(body, format);
   if (record.kind === 'csv') return fail(format, body, 'object detection answers must be JSON');
   const selected = select(record, format.probability, format, body, 'probability');
-  return options.detectionFormat === 'mask_rcnn'
-    ? maskRcnnObjects(selected, format, body, options)
-    : clarifyRows(selected, format, body, options);
+  const fields = options.detectionFields ?? (options.detectionFormat === 'mask_rcnn' ? MASK_RCNN_FIELDS : undefined);
+  return fields ? fieldDetections(selected, fields, format, body, options) : clarifyRows(selected, format, body, options);
 }
 
 /** Keep detections scoring at least `threshold`, best first, at most `maxObjects`. */

@@ -24,12 +24,18 @@ export function createTransport(config: AnalysisConfig): EndpointTransport {
     : new SageMakerRuntimeTransport(target.endpointName, { ...options, region: ext.region });
 }
 
+/** The Content-Type and Accept headers sent: the payload's own names unless the model wants others (JumpStart's application/x-image). */
+export function wireHeaders(config: AnalysisConfig): { contentType: string; accept: string } {
+  const ext = config.clarify_images;
+  return { contentType: ext.wire_content_type ?? config.predictor.content_type, accept: ext.wire_accept ?? config.predictor.accept_type };
+}
+
 export function createInvoker(config: AnalysisConfig, transport: EndpointTransport = createTransport(config)): EndpointInvoker {
   const ext = config.clarify_images;
   return new EndpointInvoker(
     transport,
     { maxRetries: ext.max_retries, baseDelayMs: ext.retry_base_delay_ms, maxDelayMs: ext.retry_max_delay_ms },
-    ext.max_concurrency,
+    { mode: ext.concurrency, max: ext.max_concurrency },
   );
 }
 
@@ -40,7 +46,12 @@ export class Predictor {
     readonly invoker: EndpointInvoker,
   ) {
     const { predictor } = config;
-    this.format = { acceptType: predictor.accept_type, probability: predictor.probability, label: predictor.label };
+    this.format = {
+      acceptType: predictor.accept_type,
+      probability: predictor.probability,
+      label: predictor.label,
+      missingLabelScore: config.clarify_images.missing_label_score,
+    };
   }
 
   /** The raw answer; failures become StageError('invoke'). */
@@ -49,8 +60,7 @@ export class Predictor {
     try {
       return await this.invoker.invoke({
         body: payload,
-        contentType: predictor.content_type,
-        accept: predictor.accept_type,
+        ...wireHeaders(this.config),
         customAttributes: predictor.custom_attributes,
         targetModel: predictor.target_model,
       });
@@ -71,6 +81,7 @@ export class Predictor {
       }
       const all = parseDetections(body, this.format, {
         detectionFormat: this.config.clarify_images.detection_format,
+        detectionFields: this.config.clarify_images.detection_fields,
         labelHeaders: predictor.label_headers,
         width,
         height,

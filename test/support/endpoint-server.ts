@@ -87,10 +87,11 @@ async function decodeBody(body: Buffer, contentType: string, acceptBatches: bool
     if (array.shape.length !== 3 || array.shape[2] !== 3) throw new Error(`expected (H, W, 3), got (${array.shape.join(', ')})`);
     return { batch: false, images: [{ height: array.shape[0]!, width: array.shape[1]!, pixels: array.data }] };
   }
-  if (contentType.startsWith('image/jpeg') || contentType.startsWith('image/png')) {
+  // application/x-image (JumpStart): any image format, told apart by its bytes.
+  if (contentType.startsWith('image/jpeg') || contentType.startsWith('image/png') || contentType.startsWith('application/x-image')) {
     const { data, info } = await sharp(body).removeAlpha().raw().toBuffer({ resolveWithObject: true });
     const format = (await sharp(body).metadata()).format;
-    const expected = contentType.startsWith('image/jpeg') ? 'jpeg' : 'png';
+    const expected = contentType.startsWith('image/jpeg') ? 'jpeg' : contentType.startsWith('image/png') ? 'png' : format;
     if (format !== expected) throw new Error(`Content-Type ${contentType} but the body is ${format}`);
     return { batch: false, images: [{ width: info.width, height: info.height, pixels: data }] };
   }

@@ -1,0 +1,101 @@
+/**
+ * Recognising the answer shapes of common model families, so `precheck` can print the config
+ * lines that read them. Pure: a parsed answer in, a named shape and config fragments out.
+ */
+import type { ModelType } from '../config/config.js';
+
+export interface RecognisedShape {
+  /** What the answer looks like, e.g. "JumpStart verbose classification". */
+  readonly name: string;
+  /** Config fragments that read it, by where they go. */
+  readonly predictor: Readonly<Record<string, unknown>>;
+  readonly clarifyImages: Readonly<Record<string, unknown>>;
+  /** The model's own labels, when the answer lists them (a label_headers candidate). */
+  readonly labels?: readonly string[];
+}
+
+type Json = Record<string, unknown>;
+
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isNumberList = (v: unknown): v is number[] => Array.isArray(v) && v.every((x) => typeof x === 'number');
+const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+const isRow = (v: unknown): boolean => isNumberList(v) && v.length === 6;
+
+function classification(answer: unknown): RecognisedShape | undefined {
+  if (isObject(answer) && isNumberList(answer['probabilities'])) {
+    if (isStringList(answer['labels']) && answer['labels'].length === answer['probabilities'].length) {
+      return { name: 'JumpStart verbose classification', predictor: { probability: 'probabilities', label: 'labels' }, clarifyImages: {}, labels: answer['labels'] };
+    }
+    return { name: 'JumpStart classification', predictor: { probability: 'probabilities' }, clarifyImages: {} };
+  }
+  if (Array.isArray(answer) && answer.length > 0 && answer.every((r) => isObject(r) && typeof r['label'] === 'string' && typeof r['score'] === 'number')) {
+    return {
+      name: 'Hugging Face classification (label/score records, often only the top k)',
+      predictor: { probability: '[*].score', label: '[*].label' },
+      clarifyImages: { missing_label_score: 0 },
+      labels: (answer as Json[]).map((r) => r['label'] as string),
+    };
+  }
+  if (isNumberList(answer)) return { name: 'a list of scores', predictor: {}, clarifyImages: {} };
+  if (Array.isArray(answer) && answer.length === 1 && isNumberList(answer[0])) return { name: 'a batch of one list of scores', predictor: { probability: '[0]' }, clarifyImages: {} };
+  if (isObject(answer)) {
+    for (const [key, value] of Object.entries(answer)) {
+      if (isNumberList(value)) return { name: `scores under "${key}"`, predictor: { probability: key }, clarifyImages: {} };
+    }
+  }
+  return undefined;
+}
+
+function detection(answer: unknown): RecognisedShape | undefined {
+  if (isObject(answer) && Array.isArray(answer['normalized_boxes']) && Array.isArray(answer['classes']) && Array.isArray(answer['scores'])) {
+    const verbose = isStringList(answer['labels']);
+    return {
+      name: verbose ? 'JumpStart verbose detection' : 'JumpStart detection',
+      predictor: {},
+      clarifyImages: {
+        detection_fields: { boxes: 'normalized_boxes', scores: 'scores', classes: 'classes', ...(verbose ? { class_names: 'labels' } : {}), coordinates: 'normalized' },
+      },
+      ...(verbose ? { labels: answer['labels'] as string[] } : {}),
+    };
+  }
+  if (Array.isArray(answer) && answer.length > 0 && answer.every((r) => isObject(r) && typeof r['score'] === 'number' && typeof r['label'] === 'string' && isObject(r['box']))) {
+    return {
+      name: 'Hugging Face detection (score/label/box records, pixel boxes)',
+      predictor: {},
+      clarifyImages: {
+        detection_fields: { boxes: '[*].[box.xmin, box.ymin, box.xmax, box.ymax]', scores: '[*].score', labels: '[*].label', coordinates: 'pixels' },
+      },
+    };
+  }
+  if (isObject(answer) && isStringList(answer['labels']) && Array.isArray(answer['boxes']) && !Array.isArray(answer['scores'])) {
+    return { name: 'Mask R-CNN style ("<class> <score>%" labels, pixel boxes)', predictor: {}, clarifyImages: { detection_format: 'mask_rcnn' } };
+  }
+  if (Array.isArray(answer) && answer.every(isRow)) return { name: 'Clarify detection rows', predictor: {}, clarifyImages: {} };
+  if (isObject(answer)) {
+    for (const [key, value] of Object.entries(answer)) {
+      if (Array.isArray(value) && value.length > 0 && value.every(isRow)) return { name: `Clarify detection rows under "${key}"`, predictor: { probability: key }, clarifyImages: {} };
+    }
+  }
+  return undefined;
+}
+
+/** The shape of a parsed answer for a model type, or undefined when it is none we know. */
+export function recogniseAnswer(answer: unknown, modelType: ModelType): RecognisedShape | undefined {
+  return modelType === 'IMAGE_CLASSIFICATION' ? classification(answer) : detection(answer);
+}
+
+/** The first JSON value of an answer body (a JSON document or the first JSON line). */
+export function firstJsonValue(body: Uint8Array): unknown {
+  const text = Buffer.from(body).toString('utf8').trim();
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    const line = text.split(/\r?\n/).find((l) => l.trim() !== '');
+    if (line === undefined) return undefined;
+    try {
+      return JSON.parse(line) as unknown;
+    } catch {
+      return undefined;
+    }
+  }
+}

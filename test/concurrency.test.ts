@@ -1,0 +1,108 @@
+/**
+ * The adaptive concurrency limiter against simulated endpoints whose capacity it is not told.
+ * Assertions are about the limit it settles on and the throttles it causes, never about time.
+ */
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, it } from 'node:test';
+import { ConcurrencyLimiter } from '../src/predictor/concurrency.js';
+import { overloadOrOther } from '../src/predictor/invoker.js';
+import { EndpointError } from '../src/predictor/transport.js';
+
+interface Simulation {
+  readonly throttles: number;
+  readonly served: number;
+  readonly peakInFlight: number;
+  readonly limits: number[];
+}
+
+/**
+ * `demand` callers each make calls back to back until `calls` have been served. The endpoint
+ * serves `capacity` at once: over it, a call is refused at once (429) or waits (queue).
+ */
+async function simulate(limiter: ConcurrencyLimiter, options: { capacity: number; demand: number; calls: number; latencyMs: number; mode: 'throttle' | 'queue' }): Promise<Simulation> {
+  let active = 0;
+  let inFlight = 0;
+  let peak = 0;
+  let throttles = 0;
+  let served = 0;
+  const limits: number[] = [];
+  const queue: (() => void)[] = [];
+  const endpoint = async (): Promise<void> => {
+    inFlight += 1;
+    peak = Math.max(peak, inFlight);
+    try {
+      if (active >= options.capacity) {
+        if (options.mode === 'throttle') {
+          throttles += 1;
+          await sleep(0);
+          throw new EndpointError('ThrottlingException 429', { status: 429, code: 'ThrottlingException', retryable: true });
+        }
+        await new Promise<void>((resolve) => queue.push(resolve));
+      }
+      active += 1;
+      await sleep(options.latencyMs);
+      active -= 1;
+      queue.shift()?.();
+      served += 1;
+    } finally {
+      inFlight -= 1;
+    }
+  };
+  const caller = async (): Promise<void> => {
+    while (served < options.calls) {
+      try {
+        await limiter.run(endpoint, overloadOrOther);
+      } catch {
+        // A throttled call is simply tried again by the caller.
+      }
+      limits.push(limiter.limit);
+    }
+  };
+  await Promise.all(Array.from({ length: options.demand }, caller));
+  return { throttles, served, peakInFlight: peak, limits };
+}
+
+const tail = (values: number[], n: number): number[] => values.slice(-n);
+
+describe('adaptive concurrency', () => {
+  for (const capacity of [2, 8, 32]) {
+    it(`finds a throttling endpoint's capacity C = ${capacity} from below and above, never above max, with few throttles`, async () => {
+      const limiter = new ConcurrencyLimiter({ mode: 'adaptive', max: 64 });
+      const run = await simulate(limiter, { capacity, demand: 80, calls: capacity * 60, latencyMs: 10, mode: 'throttle' });
+      assert.ok(run.peakInFlight <= 64, `peak ${run.peakInFlight}`);
+      const settled = tail(run.limits, capacity * 10);
+      assert.ok(settled.every((l) => l >= capacity - 1 && l <= capacity + 1), `settled limits ${[...new Set(settled)].join(',')}`);
+      // Slow start overshoots once (at most the limit it reached), then probes rarely.
+      assert.ok(run.throttles <= 2 * capacity + 12, `${run.throttles} throttles for ${run.served} calls`);
+    });
+  }
+
+  it('backs off when a queueing endpoint answers slower, instead of filling its queue', async () => {
+    const limiter = new ConcurrencyLimiter({ mode: 'adaptive', max: 64 });
+    const run = await simulate(limiter, { capacity: 4, demand: 64, calls: 600, latencyMs: 4, mode: 'queue' });
+    assert.equal(run.throttles, 0);
+    const settled = tail(run.limits, 100);
+    assert.ok(Math.max(...settled) <= 12, `settled at ${Math.max(...settled)} for capacity 4`);
+    assert.ok(Math.min(...settled) >= 3, `settled at ${Math.min(...settled)}: too low to use capacity 4`);
+    assert.ok(limiter.stats().decreases > 0);
+  });
+
+  it('fixed mode keeps max in flight and never adapts', async () => {
+    const limiter = new ConcurrencyLimiter({ mode: 'fixed', max: 6 });
+    const run = await simulate(limiter, { capacity: 2, demand: 20, calls: 100, latencyMs: 1, mode: 'throttle' });
+    assert.ok(run.limits.every((l) => l === 6));
+    assert.equal(run.peakInFlight, 6);
+    assert.ok(run.throttles > 100, 'a fixed 6 against capacity 2 is throttled often');
+  });
+
+  it('only throttling, 503 and timeouts count as overload', () => {
+    assert.equal(overloadOrOther(new EndpointError('x', { status: 429, retryable: true })), 'overload');
+    assert.equal(overloadOrOther(new EndpointError('x', { status: 503, retryable: true })), 'overload');
+    assert.equal(overloadOrOther(new EndpointError('x', { code: 'ThrottlingException', status: 400, retryable: true })), 'overload');
+    assert.equal(overloadOrOther(new EndpointError('x', { code: 'ETIMEDOUT', retryable: true })), 'overload');
+    assert.equal(overloadOrOther(new EndpointError('x', { status: 500, retryable: true })), 'other');
+    assert.equal(overloadOrOther(new EndpointError('x', { status: 424, retryable: false })), 'other');
+    assert.equal(overloadOrOther(new Error('x')), 'other');
+  });
+});
