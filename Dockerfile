@@ -29,9 +29,11 @@ COPY --from=build /build/dist/src ./dist/src
 COPY bin ./bin
 COPY config-schemas ./config-schemas
 COPY examples ./examples
-# SageMaker mounts /opt/ml; the job only writes below /opt/ml/processing/output and /opt/ml/output.
-RUN mkdir -p /opt/ml/processing/output /opt/ml/output && chown -R node:node /opt/ml
-USER node
+# Runs as root, like SageMaker's own Processing containers: SageMaker creates the mounted
+# /opt/ml/processing/output owned by root, so a non-root USER cannot write the results there
+# (aws/sagemaker-python-sdk#4764). The job writes only below /opt/ml/processing (its output and a
+# staging folder beside it) and /opt/ml/output.
+RUN mkdir -p /opt/ml/processing/output /opt/ml/output
 # With no arguments (as SageMaker Processing runs it): the Processing contract. Arguments replace CMD.
 ENTRYPOINT ["node", "/opt/clarify-images/bin/clarify-images.js"]
 CMD ["processing"]

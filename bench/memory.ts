@@ -34,7 +34,7 @@ export async function runMemory(sizes: readonly number[] = [100, 1000, 10_000]):
       const out = await mkdtemp(path.join(os.tmpdir(), 'clarify-mem-'));
       const started = performance.now();
       const result = await new Promise<{ maxRssMb: number; images: number }>((resolve, reject) => {
-        const child = spawn(process.execPath, [fileURLToPath(new URL('./memory-child.js', import.meta.url)), 's3://memory/set', out, endpoint.url], {
+        const child = spawn(process.execPath, [fileURLToPath(new URL('./memory-child.js', import.meta.url)), 's3://memory/set/', out, endpoint.url], {
           env: { ...process.env, ...s3.env(), AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
           stdio: ['ignore', 'pipe', 'inherit'],
         });

@@ -7,7 +7,7 @@
 import { stat } from 'node:fs/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { type AnalysisConfig, DEFAULT_DATASET_URI } from './config/config.js';
-import { type DatasetCounts, type DatasetImage, listImages } from './dataset/dataset.js';
+import { type DatasetCounts, type DatasetImage, listImages, openDataset } from './dataset/dataset.js';
 import { ConfigError, errorMessage, StageError } from './errors.js';
 import { ClassificationExplainer } from './explain/classification.js';
 import { DetectionExplainer } from './explain/detection.js';
@@ -18,7 +18,7 @@ import { encodeImage } from './image/encode.js';
 import type { RgbImage } from './image/rgb.js';
 import { detectionRecord, explanationRecord, writeDetectionArtifacts, writeExplanationArtifacts } from './output/explanations.js';
 import { renderSegmentBoundaries } from './output/heatmap.js';
-import { outputName } from './output/names.js';
+import { OutputNamer } from './output/names.js';
 import { type AnalysisSummary, failureRecord, type ImageFailure, predictionRecord } from './output/records.js';
 import { shownInReport, topSegments, type ReportImage } from './output/report.js';
 import { ResumeStore } from './output/resume.js';
@@ -91,7 +91,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
 
   const ext = config.clarify_images;
   const storageOptions = { region: ext.region, s3Client: options.s3Client };
-  const dataset = openStorage(datasetUri, storageOptions);
+  const dataset = await openDataset(datasetUri, storageOptions);
   const output = openStorage(options.outputUri, storageOptions);
   const invoker = createInvoker(config, options.transport);
   const predictor = new Predictor(config, invoker);
@@ -101,6 +101,11 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
       (shard ? ` (shard ${shard.index + 1} of ${shard.count})` : ''),
   );
 
+  // Clarify's names need the whole listing first: only then is a stem known to be unique.
+  const namer = await OutputNamer.fromListing(listImages(dataset, { imagesFound: 0, filesSkipped: 0 })).catch((error: unknown) => {
+    invoker.close();
+    throw new Error(`cannot list the dataset ${datasetUri}: ${errorMessage(error)}`, { cause: error });
+  });
   const writer: ResultWriter = shard ? await PartWriter.open(output, effective, shard) : await FinalWriter.open(output, effective, log);
   const resume = new ResumeStore(output, effective, !options.force);
   const groundwork = new ExplanationGroundwork(config, predictor, storageOptions, log);
@@ -121,7 +126,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
 
   /** One image through every stage; undefined when the run stopped before it was complete. */
   const processImage = async (image: DatasetImage): Promise<ImageResult | undefined> => {
-    const name = outputName(image.key, image.uri);
+    const name = namer.name(image.key, image.uri);
     const reused = await resume.lookup(name, image.key, image.index);
     if (reused) return reused;
     let size: { width: number; height: number } | undefined;

@@ -152,9 +152,13 @@ describe('config', () => {
     assert.deepEqual(problems.map((p) => p.path).sort(), ['clarify_images.bogus', 'clarify_images.max_concurrency']);
   });
 
-  it('needs an endpoint to run: endpoint_name or clarify_images.endpoint_url', () => {
+  it('needs an endpoint to run: endpoint_name, model_name with instance_type (a shadow endpoint), or clarify_images.endpoint_url', () => {
     const config = validateConfig(sdkClassificationConfig());
-    assert.throws(() => endpointTarget(config), (e: unknown) => e instanceof ConfigError && /model_name "my-model"/.test(e.message));
+    assert.deepEqual(endpointTarget(config), { kind: 'shadow', modelName: 'my-model' });
+    const noInstance = validateConfig(withChange((c) => delete predictorOf(c)['instance_type']));
+    assert.throws(() => endpointTarget(noInstance), (e: unknown) => e instanceof ConfigError && /predictor.instance_type: is required with predictor.model_name "my-model"/.test(e.message));
+    const none = validateConfig(withChange((c) => delete predictorOf(c)['model_name']));
+    assert.throws(() => endpointTarget(none), (e: unknown) => e instanceof ConfigError && /no endpoint to call/.test(e.message));
     const named = validateConfig(withChange((c) => (predictorOf(c)['endpoint_name'] = 'ep')));
     assert.deepEqual(endpointTarget(named), { kind: 'sagemaker', endpointName: 'ep' });
     const local = validateConfig(withChange((c) => (c['clarify_images'] = { endpoint_url: 'http://127.0.0.1:8080' })));

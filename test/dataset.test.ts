@@ -3,15 +3,16 @@ import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type DatasetCounts, listImages } from '../src/dataset/dataset.js';
+import { type DatasetCounts, type DatasetSource, listImages, openDataset } from '../src/dataset/dataset.js';
+import { ConfigError } from '../src/errors.js';
 import { openStorage } from '../src/storage/storage.js';
 import { startS3Server, type TestS3Server } from './support/s3-server.js';
 
-async function collect(uri: string, s3?: TestS3Server): Promise<{ keys: string[]; uris: string[]; counts: DatasetCounts }> {
+async function collect(uri: string, s3?: TestS3Server, source: DatasetSource = openStorage(uri, { s3Client: s3?.client })): Promise<{ keys: string[]; uris: string[]; counts: DatasetCounts }> {
   const counts: DatasetCounts = { imagesFound: 0, filesSkipped: 0 };
   const keys: string[] = [];
   const uris: string[] = [];
-  for await (const image of listImages(openStorage(uri, { s3Client: s3?.client }), counts)) {
+  for await (const image of listImages(source, counts)) {
     keys.push(image.key);
     uris.push(image.uri);
     assert.equal(image.index, keys.length - 1);
@@ -64,5 +65,46 @@ describe('dataset listing', () => {
     const expected = files.filter((f) => /\.(jpe?g|png)$/i.test(f)).sort(byteOrder);
     assert.deepEqual(keys, expected);
     assert.equal(counts.filesSkipped, skipped.length);
+  });
+
+  describe('as SageMaker reads a dataset URI', () => {
+    const dataset = async (uri: string): Promise<{ keys: string[]; uris: string[]; counts: DatasetCounts }> =>
+      collect(uri, s3, await openDataset(uri, { s3Client: s3.client }));
+
+    it('an s3:// URI is a key prefix (S3Prefix): one object, a partial name, or a folder with or without its slash', async () => {
+      await s3.createBucket('prefixes');
+      await s3.putMany('prefixes', ['photos/cat.jpg', 'photos/car.png', 'photos/dog.jpg', 'photos/sub/cow.jpg', 'photos-2024/x.jpg'].map((key) => ({ key, body: key })));
+      const single = await dataset('s3://prefixes/photos/cat.jpg');
+      assert.deepEqual(single.keys, ['cat.jpg']);
+      assert.deepEqual(single.uris, ['s3://prefixes/photos/cat.jpg']);
+      assert.deepEqual((await dataset('s3://prefixes/photos/ca')).keys.sort(), ['car.png', 'cat.jpg']);
+      assert.deepEqual((await dataset('s3://prefixes/photos/')).keys.sort(), ['car.png', 'cat.jpg', 'dog.jpg', 'sub/cow.jpg']);
+      // Without the slash, "photos" also matches "photos-2024/", as SageMaker's S3Prefix does; keys are relative to the last "/".
+      const bare = await dataset('s3://prefixes/photos');
+      assert.deepEqual([...bare.keys].sort(), ['photos-2024/x.jpg', 'photos/car.png', 'photos/cat.jpg', 'photos/dog.jpg', 'photos/sub/cow.jpg']);
+      assert.equal(bare.uris[bare.keys.indexOf('photos/cat.jpg')], 's3://prefixes/photos/cat.jpg');
+    });
+
+    it('reads a manifest file and an augmented manifest, in their order, each entry once', async () => {
+      await s3.put('images', 'manifests/set.manifest', JSON.stringify([{ prefix: 's3://images/many/' }, 'img-00003.jpg', 'nested/with space/x.jpeg', 'img-00001.jpg', 'img-00003.jpg', 'notes.txt']));
+      const manifest = await dataset('s3://images/manifests/set.manifest');
+      assert.deepEqual(manifest.keys, ['img-00003.jpg', 'nested/with space/x.jpeg', 'img-00001.jpg']);
+      assert.deepEqual(manifest.uris, ['s3://images/many/img-00003.jpg', 's3://images/many/nested/with space/x.jpeg', 's3://images/many/img-00001.jpg']);
+      assert.equal(manifest.counts.filesSkipped, 1);
+      const lines = ['s3://images/many/img-00009.jpg', 's3://images/many-other/outside.jpg'].map((ref, i) => JSON.stringify({ 'source-ref': ref, 'class': i, 'class-metadata': { 'class-name': 'x' } }));
+      await s3.put('images', 'manifests/labelled.jsonl', `${lines.join('\n')}\n`);
+      const augmented = await dataset('s3://images/manifests/labelled.jsonl');
+      assert.deepEqual(augmented.uris, ['s3://images/many/img-00009.jpg', 's3://images/many-other/outside.jpg']);
+      const source = await openDataset('s3://images/manifests/labelled.jsonl', { s3Client: s3.client });
+      assert.equal((await source.read(augmented.keys[1]!)).toString(), 'z');
+    });
+
+    it('a manifest that is missing or malformed is a config error naming dataset_uri', async () => {
+      await assert.rejects(openDataset('s3://images/manifests/absent.manifest', { s3Client: s3.client }), (e: unknown) => e instanceof ConfigError && /dataset_uri: cannot read the manifest/.test(e.message));
+      await s3.put('images', 'manifests/bad.manifest', '[{"no-prefix": 1}, "a.jpg"]');
+      await assert.rejects(openDataset('s3://images/manifests/bad.manifest', { s3Client: s3.client }), /the first entry must be \{"prefix"/);
+      await s3.put('images', 'manifests/bad.jsonl', '{"source-ref": "s3://images/a.jpg"}\n{"other": 1}\n');
+      await assert.rejects(openDataset('s3://images/manifests/bad.jsonl', { s3Client: s3.client }), /line 2 has no "source-ref"/);
+    });
   });
 });

@@ -88,7 +88,7 @@ describe('the job end to end: CLI, S3 in and out, faulty endpoint', () => {
 
   it('records every image as succeeded or failed, exits 1, and says why each failed', async () => {
     const file = await writeConfig('faulty.json', config());
-    const run = await runCli(['run', '--config', file, '--dataset-uri', 's3://data/set', '--output', 's3://results/run1'], s3.env());
+    const run = await runCli(['run', '--config', file, '--dataset-uri', 's3://data/set/', '--output', 's3://results/run1'], s3.env());
     assert.equal(run.code, 1, run.stderr);
     assert.match(run.stdout, /11 of 15 images succeeded, 4 failed, 1 non-image files skipped/);
 
@@ -133,7 +133,7 @@ describe('the job end to end: CLI, S3 in and out, faulty endpoint', () => {
 
     const summary = JSON.parse(await s3Text('results', 'run1/analysis.json')) as AnalysisSummary;
     assert.equal(summary.status, 'completed_with_failures');
-    assert.deepEqual(summary.dataset, { uri: 's3://data/set', images_found: 15, files_skipped: 1 });
+    assert.deepEqual(summary.dataset, { uri: 's3://data/set/', images_found: 15, files_skipped: 1 });
     assert.deepEqual(summary.images, { succeeded: 11, failed: 4 });
     assert.deepEqual(summary.failures.map((f) => f.image).sort(), [
       's3://data/set/bad/text.jpg',
@@ -152,7 +152,7 @@ describe('the job end to end: CLI, S3 in and out, faulty endpoint', () => {
       { calls: 12 + explanationCalls, attempts: 15 + explanationCalls, retries: 3, failed: 1 },
     );
     const effective = JSON.parse(await s3Text('results', 'run1/analysis_config.json')) as { dataset_uri: string; methods: { shap: { image_config: { num_segments: number } } } };
-    assert.equal(effective.dataset_uri, 's3://data/set');
+    assert.equal(effective.dataset_uri, 's3://data/set/');
     assert.equal(effective.methods.shap.image_config.num_segments, 20);
   });
 
@@ -162,7 +162,7 @@ describe('the job end to end: CLI, S3 in and out, faulty endpoint', () => {
     const run = await runCli(['run', '--config', file, '--output', out], s3.env());
     assert.equal(run.code, 0, run.stderr);
     const files = (await readdir(out)).sort();
-    assert.deepEqual(files.filter((f) => !f.startsWith('shap_')), ['analysis.json', 'analysis_config.json', 'explanations_shap', 'predictions.jsonl', 'report.html', 'report.pdf', 'state']);
+    assert.deepEqual(files.filter((f) => !f.startsWith('shap_')), ['analysis.json', 'analysis_config.json', 'explanations_shap', 'predictions.jsonl', 'report.html', 'report.ipynb', 'report.pdf', 'state']);
     assert.equal(files.filter((f) => /^shap_.+\.jpeg$/.test(f)).length, 3, 'one heatmap per image');
     const records = (await readFile(path.join(out, 'predictions.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as PredictionRecord);
     assert.deepEqual(new Set(records.map((r) => r.predicted_label)), new Set(['red', 'green', 'blue']));

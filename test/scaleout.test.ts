@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { watch } from 'node:fs';
 import { cp, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,13 +16,22 @@ import { startS3Server, type TestS3Server } from './support/s3-server.js';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 
-/** Images of distinct sizes, so the endpoint can count calls per image. */
-const IMAGES = Array.from({ length: 9 }, (_, i) => ({ file: `img-${i}.png`, image: blockImage(2, 3, 20 + 2 * i) }));
+/**
+ * Images of distinct sizes, so the endpoint can count calls per image. Five share a stem with
+ * another (ignoring case), so Clarify's names would collide; they get hashed names instead.
+ */
+const FILES = ['img-0.png', 'img-1.png', 'a/cat.png', 'img-3.png', 'b/cat.png', 'Cat.png', 'dog.png', 'dog.jpg', 'img-8.png'];
+const IMAGES = FILES.map((file, i) => ({ file, image: blockImage(2, 3, 20 + 2 * i) }));
+const hashed = (stem: string, key: string): string => `${stem}-${createHash('sha1').update(key).digest('hex').slice(0, 8)}`;
+const EXPECTED_NAMES = ['img-0', 'img-1', hashed('cat', 'a/cat.png'), 'img-3', hashed('cat', 'b/cat.png'), hashed('Cat', 'Cat.png'), hashed('dog', 'dog.png'), hashed('dog', 'dog.jpg'), 'img-8'];
 const sizeKey = (r: { width: number; height: number }): string => `${r.width}x${r.height}`;
 
 async function writeImages(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true });
-  for (const { file, image } of IMAGES) await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } }).png().toFile(path.join(dir, file));
+  for (const { file, image } of IMAGES) {
+    await mkdir(path.dirname(path.join(dir, file)), { recursive: true });
+    await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } }).png().toFile(path.join(dir, file));
+  }
 }
 
 async function walk(dir: string, prefix = ''): Promise<string[]> {
@@ -96,6 +107,11 @@ describe('SageMaker Processing, scale-out, resume and graceful stop', () => {
     }
     const artifacts = (await walk(reference)).filter((f) => f.startsWith('shap_') || f.startsWith('explanations_shap/segments/'));
     assert.equal(artifacts.length, IMAGES.length * 2);
+    // Clarify's names where a stem is unique, hashed names where stems collide: none overwritten.
+    assert.deepEqual(
+      (await readdir(dir)).filter((f) => f.startsWith('shap_')).sort(),
+      EXPECTED_NAMES.map((n) => `shap_${n}.jpeg`).sort(),
+    );
     for (const file of artifacts) assert.equal(Buffer.compare(await readFile(path.join(dir, file)), await readFile(path.join(reference, file))), 0, `${file} differs`);
     const [a, b] = await Promise.all([readFile(path.join(dir, 'analysis.json'), 'utf8'), readFile(path.join(reference, 'analysis.json'), 'utf8')]);
     assert.deepEqual(stable(JSON.parse(a) as Record<string, unknown>, resumed), stable(JSON.parse(b) as Record<string, unknown>, resumed));
@@ -106,9 +122,19 @@ describe('SageMaker Processing, scale-out, resume and graceful stop', () => {
     await mkdir(path.join(root, 'processing', 'input', 'config'), { recursive: true });
     await writeFile(path.join(root, 'processing', 'input', 'config', 'analysis_config.json'), JSON.stringify(configObject()));
     await cp(data, path.join(root, 'processing', 'input', 'data'), { recursive: true });
-    const run = await runCli(['processing'], { CLARIFY_IMAGES_ML_ROOT: root });
-    assert.equal(run.code, 0, run.stderr);
+    // S3UploadMode Continuous uploads every file that appears under the output: watch it.
     const output = path.join(root, 'processing', 'output');
+    await mkdir(output, { recursive: true });
+    const appeared = new Set<string>();
+    const watcher = watch(output, { recursive: true }, (_event, name) => {
+      if (name) appeared.add(String(name));
+    });
+    const run = await runCli(['processing'], { CLARIFY_IMAGES_ML_ROOT: root });
+    watcher.close();
+    assert.equal(run.code, 0, run.stderr);
+    const final = new Set([...(await walk(output)), 'state', 'explanations_shap', 'explanations_shap/segments']);
+    assert.ok(appeared.size > IMAGES.length, `the watcher saw ${appeared.size} names`);
+    assert.deepEqual([...appeared].filter((name) => !final.has(name)), [], 'only final files ever appear under the output (no temporary or partial names)');
     // The dataset path differs (it is in the fake tree), so compare with that field aligned.
     const summary = JSON.parse(await readFile(path.join(output, 'analysis.json'), 'utf8')) as { dataset: { uri: string } };
     assert.equal(summary.dataset.uri, path.join(root, 'processing', 'input', 'data'));
@@ -134,7 +160,7 @@ describe('SageMaker Processing, scale-out, resume and graceful stop', () => {
     await s3.createBucket('shard-out');
     for (const { file } of IMAGES) await s3.put('shard-data', `set/${file}`, await readFile(path.join(data, file)));
     const config = await configFile('sharded');
-    const runs = await Promise.all([0, 1, 2].map((i) => runCli(['run', '--config', config, '--dataset-uri', 's3://shard-data/set', '--output', 's3://shard-out/run', '--shard', `${i}/3`], s3.env())));
+    const runs = await Promise.all([0, 1, 2].map((i) => runCli(['run', '--config', config, '--dataset-uri', 's3://shard-data/set/', '--output', 's3://shard-out/run', '--shard', `${i}/3`], s3.env())));
     runs.forEach((r, i) => assert.equal(r.code, 0, `shard ${i}: ${r.stderr}`));
     // Every image in exactly one part.
     const keysPerPart = await Promise.all(
@@ -160,28 +186,43 @@ describe('SageMaker Processing, scale-out, resume and graceful stop', () => {
     }
     const rewrite = async (file: string): Promise<void> => {
       const text = await readFile(path.join(local, file), 'utf8');
-      await writeFile(path.join(local, file), text.split('s3://shard-data/set/').join(`${data}/`).split('"s3://shard-data/set"').join(JSON.stringify(data)));
+      await writeFile(path.join(local, file), text.split('"s3://shard-data/set/"').join(JSON.stringify(data)).split('s3://shard-data/set/').join(`${data}/`));
     };
     for (const file of ['predictions.jsonl', 'explanations_shap/out.jsonl', 'analysis.json']) await rewrite(file);
     await assertSameOutputs(local, single);
   });
 
-  it('multi-instance Processing: each host explains its share and the first host merges', async () => {
-    const shared = path.join(tmp, 'shared-output');
+  it('multi-instance Processing with no extra key: hosts write their parts to the job\'s own output S3 URI, the first merges', async () => {
+    await s3.createBucket('processing-out');
+    const jobConfig = {
+      ProcessingJobName: 'clarify-images-2-hosts',
+      ProcessingOutputConfig: {
+        Outputs: [{ OutputName: 'analysis_result', S3Output: { S3Uri: 's3://processing-out/clarify/output', LocalPath: '/opt/ml/processing/output', S3UploadMode: 'Continuous' } }],
+      },
+    };
     const hosts = ['algo-1', 'algo-2'];
     const roots = await Promise.all(
       hosts.map(async (host) => {
         const root = path.join(tmp, `ml-${host}`);
         await mkdir(path.join(root, 'processing', 'input', 'config'), { recursive: true });
         await mkdir(path.join(root, 'config'), { recursive: true });
-        await writeFile(path.join(root, 'processing', 'input', 'config', 'analysis_config.json'), JSON.stringify({ ...configObject({ output_uri: shared, merge_timeout_seconds: 120 }), dataset_uri: data }));
+        await writeFile(path.join(root, 'processing', 'input', 'config', 'analysis_config.json'), JSON.stringify({ ...configObject({ merge_timeout_seconds: 120 }), dataset_uri: data }));
         await writeFile(path.join(root, 'config', 'resourceconfig.json'), JSON.stringify({ current_host: host, hosts }));
+        await writeFile(path.join(root, 'config', 'processingjobconfig.json'), JSON.stringify(jobConfig));
         return root;
       }),
     );
-    const runs = await Promise.all(roots.map((root) => runCli(['processing'], { CLARIFY_IMAGES_ML_ROOT: root })));
+    const runs = await Promise.all(roots.map((root) => runCli(['processing'], { CLARIFY_IMAGES_ML_ROOT: root, ...s3.env() })));
     runs.forEach((r, i) => assert.equal(r.code, 0, `${hosts[i]}: ${r.stderr}`));
-    await assertSameOutputs(shared, single);
+    const local = path.join(tmp, 'processing-merged');
+    const listed = await s3.client.send(new ListObjectsV2Command({ Bucket: 'processing-out', Prefix: 'clarify/output/' }));
+    for (const object of listed.Contents ?? []) {
+      const file = path.join(local, object.Key!.slice('clarify/output/'.length));
+      await mkdir(path.dirname(file), { recursive: true });
+      const body = await s3.client.send(new GetObjectCommand({ Bucket: 'processing-out', Key: object.Key! }));
+      await writeFile(file, Buffer.from(await body.Body!.transformToByteArray()));
+    }
+    await assertSameOutputs(local, single);
   });
 
   it('SIGTERM mid-way, then a re-run: every image once, no calls for finished images, no partial files', async () => {
@@ -233,7 +274,7 @@ describe('SageMaker Processing, scale-out, resume and graceful stop', () => {
     const out = path.join(tmp, 'verify');
     const config = await configFile('verify');
     assert.equal((await runCli(['run', '--config', config, '--dataset-uri', data, '--output', out])).code, 0);
-    const heatmap = (await readdir(out)).find((f) => f.startsWith('shap_img-3-'))!;
+    const heatmap = (await readdir(out)).find((f) => f === 'shap_img-3.jpeg')!;
     await rm(path.join(out, heatmap));
     calls.clear();
     const again = await runCli(['run', '--config', config, '--dataset-uri', data, '--output', out]);
@@ -250,7 +291,8 @@ describe('SageMaker Processing, scale-out, resume and graceful stop', () => {
     const dockerfile = await readFile(path.join(repo, 'Dockerfile'), 'utf8');
     assert.match(dockerfile, /^FROM node:20-slim/m);
     assert.match(dockerfile, /npm ci --omit=dev/);
-    assert.match(dockerfile, /^USER node$/m);
+    // Root, as SageMaker mounts /opt/ml/processing/output owned by root (a non-root USER cannot write it).
+    assert.doesNotMatch(dockerfile, /^USER /m);
     const entrypoint = /ENTRYPOINT \["node", "\/opt\/clarify-images\/([^"]+)"\]/.exec(dockerfile)?.[1];
     assert.equal(entrypoint, 'bin/clarify-images.js');
     assert.match(dockerfile, /^CMD \["processing"\]$/m);

@@ -1,6 +1,7 @@
 /** What every subcommand of the CLI is made of. */
 import type { ParseArgsConfig } from 'node:util';
-import { type AnalysisConfig, endpointTarget, loadConfig } from '../config/config.js';
+import { type AnalysisConfig, configNotes, endpointTarget, loadConfig } from '../config/config.js';
+import { checkBaseline } from '../explain/baseline.js';
 import { ConfigError } from '../errors.js';
 
 export const EXIT_OK = 0;
@@ -52,10 +53,18 @@ export function untilSignal(): Promise<NodeJS.Signals> {
   });
 }
 
+/** Loads a config and checks what needs I/O (the baseline image); prints notes on stderr. */
+export async function loadCheckedConfig(file: string, io: CliIo): Promise<AnalysisConfig> {
+  const config = await loadConfig(file);
+  for (const note of configNotes(config)) io.err(`note: ${note}`);
+  await checkBaseline(config);
+  return config;
+}
+
 /** A config `run`-like commands can use (it names an endpoint), or the printed problems. */
 export async function loadRunnableConfig(file: string, io: CliIo): Promise<AnalysisConfig | undefined> {
   try {
-    const config = await loadConfig(file);
+    const config = await loadCheckedConfig(file, io);
     endpointTarget(config);
     return config;
   } catch (error) {

@@ -3,14 +3,15 @@
  * answer, what `probability` extracted, and whether that fits the model type.
  */
 import { type AnalysisConfig, DEFAULT_DATASET_URI } from '../config/config.js';
-import { isImageKey } from '../dataset/dataset.js';
+import { isImageKey, openDataset } from '../dataset/dataset.js';
 import { ConfigError, errorMessage } from '../errors.js';
 import { decodeImage, describeDecodeError } from '../image/decode.js';
-import { encodeImage } from '../image/encode.js';
+import { encodeImage, encodeNpyBatch } from '../image/encode.js';
+import { splitBatchAnswer } from '../predictor/batcher.js';
 import { createInvoker, Predictor, wireHeaders } from '../predictor/predictor.js';
 import { firstJsonValue, recogniseAnswer, type RecognisedShape } from '../predictor/recognise.js';
 import { EndpointError } from '../predictor/transport.js';
-import { openStorage, readUri } from '../storage/storage.js';
+import { readUri } from '../storage/storage.js';
 import { type Command, EXIT_FAILURES, EXIT_OK, EXIT_USAGE, loadRunnableConfig, optionalString, printConfigError, requireString } from './command.js';
 
 /** The config lines that read a recognised answer, as JSON a user can paste. */
@@ -40,7 +41,7 @@ function contentTypeHint(error: unknown, contentType: string): string | undefine
 }
 
 async function firstImage(config: AnalysisConfig, datasetUri: string): Promise<{ uri: string; bytes: Buffer }> {
-  const storage = openStorage(datasetUri, { region: config.clarify_images.region });
+  const storage = await openDataset(datasetUri, { region: config.clarify_images.region });
   for await (const object of storage.list()) {
     if (isImageKey(object.key === '' ? datasetUri : object.key)) return { uri: storage.uri(object.key), bytes: await storage.read(object.key) };
   }
@@ -97,6 +98,23 @@ call failed), 2 on a config or usage error.`,
     if (p.custom_attributes !== undefined) io.out(`  CustomAttributes: ${p.custom_attributes}`);
     if (p.target_model !== undefined) io.out(`  TargetModel: ${p.target_model}`);
     io.out(`  Body: ${payload.length} bytes`);
+    /** The explanation sends masked images as (N, H, W, 3) batches: send one of 2 and read it the same way. */
+    const checkBatch = async (): Promise<number> => {
+      const batch = encodeNpyBatch([rgb, rgb]);
+      io.out(`Batch request, as the explanation sends masked images (batch_size ${ext.batch_size}): (2, ${rgb.height}, ${rgb.width}, 3), ${batch.length} bytes`);
+      try {
+        const response = await predictor.invokeRaw(batch);
+        const text = Buffer.from(response.body).toString('utf8');
+        io.out(`  ${text.length > 500 ? `${text.slice(0, 500)} … (${text.length - 500} more characters)` : text}`);
+        const bodies = splitBatchAnswer(response.body, p.accept_type, 2);
+        for (const body of bodies) predictor.interpret(body, rgb.width, rgb.height);
+        io.out(`VERDICT: OK for batches too: 2 answers, each read as above.`);
+        return EXIT_OK;
+      } catch (error) {
+        io.out(`VERDICT: the batch answer does not fit: ${errorMessage(error)}. Set clarify_images.batch_size to 1, or make the endpoint answer a list with one answer per image.`);
+        return EXIT_FAILURES;
+      }
+    };
     try {
       const response = await predictor.invokeRaw(payload);
       const text = Buffer.from(response.body).toString('utf8');
@@ -117,6 +135,7 @@ call failed), 2 on a config or usage error.`,
             `VERDICT: OK for ${methods.shap.image_config.model_type}: ${prediction.all.length} detections, ${prediction.objects.length} at or above probability_threshold ${config.probability_threshold} would be explained.`,
           );
         }
+        if (ext.batch_size > 1) return await checkBatch();
         return EXIT_OK;
       } catch (error) {
         io.out(`VERDICT: the answer does not fit ${methods.shap.image_config.model_type}: ${errorMessage(error)}`);

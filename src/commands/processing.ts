@@ -7,13 +7,13 @@
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { type AnalysisConfig, endpointTarget, loadConfig } from '../config/config.js';
+import { type AnalysisConfig, endpointTarget } from '../config/config.js';
 import { ConfigError, errorMessage } from '../errors.js';
 import { mergeParts } from '../output/merge.js';
 import type { Shard } from '../output/run-writer.js';
 import { openStorage } from '../storage/storage.js';
-import { type Command, EXIT_FAILURES, EXIT_OK, EXIT_USAGE } from './command.js';
-import { EXIT_SIGINT, EXIT_SIGTERM, printSummary, runWithSignals } from './run.js';
+import { type Command, EXIT_FAILURES, EXIT_OK, EXIT_USAGE, loadCheckedConfig } from './command.js';
+import { EXIT_SIGINT, EXIT_SIGTERM, printSummary, runWithSignals, StoppedBeforeStartError } from './run.js';
 
 export function mlRoot(): string {
   return process.env['CLARIFY_IMAGES_ML_ROOT'] ?? '/opt/ml';
@@ -39,6 +39,28 @@ export async function shardFromResourceConfig(root: string): Promise<Shard | und
   return { index, count: hosts.length };
 }
 
+interface ProcessingJobConfig {
+  ProcessingOutputConfig?: { Outputs?: { OutputName?: string; S3Output?: { S3Uri?: string; LocalPath?: string; S3UploadMode?: string } }[] };
+}
+
+/**
+ * The S3 URI that SageMaker uploads /opt/ml/processing/output to, from the job's own
+ * ProcessingOutputConfig (/opt/ml/config/processingjobconfig.json). Every host can write there
+ * during the job, so a multi-instance job merges its parts with no extra config.
+ */
+export async function processingOutputUri(root: string): Promise<string | undefined> {
+  let job: ProcessingJobConfig;
+  try {
+    job = JSON.parse(await readFile(path.join(root, 'config', 'processingjobconfig.json'), 'utf8')) as ProcessingJobConfig;
+  } catch {
+    return undefined;
+  }
+  const outputs = job.ProcessingOutputConfig?.Outputs ?? [];
+  const local = (p: string | undefined): string => (p ?? '').replace(/\/+$/, '');
+  const match = outputs.find((o) => local(o.S3Output?.LocalPath) === '/opt/ml/processing/output') ?? (outputs.length === 1 ? outputs[0] : undefined);
+  return match?.S3Output?.S3Uri;
+}
+
 async function failureMessage(root: string, message: string): Promise<void> {
   const dir = path.join(root, 'output');
   await mkdir(dir, { recursive: true });
@@ -55,7 +77,9 @@ Follows the SageMaker Processing contract, with no options:
   data     /opt/ml/processing/input/data (unless dataset_uri is set in the config)
   output   /opt/ml/processing/output (SageMaker uploads it)
   hosts    /opt/ml/config/resourceconfig.json: with several hosts each explains a disjoint share of
-           the images (stable hash of the key) and the first host merges the parts
+           the images (stable hash of the key), writes its part to the job's output S3 URI (from
+           /opt/ml/config/processingjobconfig.json, or clarify_images.output_uri), and the first
+           host merges the parts
            (waiting up to clarify_images.merge_timeout_seconds)
 On failure: non-zero exit and a one-line reason in /opt/ml/output/message. SIGTERM (a stopped job):
 in-flight images finish within clarify_images.stop_grace_seconds and what is complete is written.
@@ -69,19 +93,23 @@ CLARIFY_IMAGES_ML_ROOT replaces /opt/ml (for tests).`,
     let config: AnalysisConfig;
     let shard: Shard | undefined;
     try {
-      config = await loadConfig(configFile);
+      config = await loadCheckedConfig(configFile, io);
       endpointTarget(config);
       shard = await shardFromResourceConfig(root);
       outputUri = config.clarify_images.output_uri ?? outputUri;
       if (shard && !config.clarify_images.output_uri) {
         // Each host's /opt/ml/processing/output is only uploaded when the job ends, so the hosts
-        // cannot see each other's parts during the job.
-        throw new ConfigError([
-          {
-            path: 'clarify_images.output_uri',
-            message: `a ${shard.count}-instance job needs an output every host can reach (an s3:// prefix) to merge its parts; or run 'clarify-images merge --output URI --parts ${shard.count}' after the job`,
-          },
-        ]);
+        // write their parts straight to the job's output S3 URI, where the first host merges them.
+        const shared = await processingOutputUri(root);
+        if (!shared) {
+          throw new ConfigError([
+            {
+              path: 'clarify_images.output_uri',
+              message: `a ${shard.count}-instance job needs an output every host can reach: /opt/ml/config/processingjobconfig.json names no S3 output for /opt/ml/processing/output; set clarify_images.output_uri (an s3:// prefix), or run 'clarify-images merge --output URI --parts ${shard.count}' after the job`,
+            },
+          ]);
+        }
+        outputUri = shared;
       }
     } catch (error) {
       const message = error instanceof ConfigError ? `invalid config: ${error.problems.map((p) => `${p.path}: ${p.message}`).join('; ')}` : errorMessage(error);
@@ -121,6 +149,7 @@ CLARIFY_IMAGES_ML_ROOT replaces /opt/ml (for tests).`,
       const message = error instanceof ConfigError ? error.problems.map((p) => `${p.path}: ${p.message}`).join('; ') : errorMessage(error);
       io.err(`clarify-images processing: ${message}`);
       await failureMessage(root, message);
+      if (error instanceof StoppedBeforeStartError) return error.signal === 'SIGINT' ? EXIT_SIGINT : EXIT_SIGTERM;
       return error instanceof ConfigError ? EXIT_USAGE : EXIT_FAILURES;
     }
   },

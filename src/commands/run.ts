@@ -1,4 +1,5 @@
-import { type AnalysisConfig, DEFAULT_DATASET_URI, DEFAULT_OUTPUT_URI } from '../config/config.js';
+import { type AnalysisConfig, DEFAULT_DATASET_URI, DEFAULT_OUTPUT_URI, endpointTarget } from '../config/config.js';
+import { ShadowEndpoint, shadowJobKey } from '../predictor/shadow-endpoint.js';
 import { ConfigError, errorMessage } from '../errors.js';
 import { type JobResult, runJob } from '../job.js';
 import type { Shard } from '../output/run-writer.js';
@@ -31,20 +32,61 @@ export function parseShard(text: string | undefined): Shard | undefined {
   return { index, count };
 }
 
-/** Run the job with SIGINT / SIGTERM wired to a graceful stop. */
+/** The run was stopped by a signal before the job itself started (e.g. while a shadow endpoint was created). */
+export class StoppedBeforeStartError extends Error {
+  constructor(readonly signal: NodeJS.Signals) {
+    super(`stopped by ${signal} before the first image`);
+    this.name = 'StoppedBeforeStartError';
+  }
+}
+
+/**
+ * Run the job with SIGINT / SIGTERM wired to a graceful stop. With only predictor.model_name, a
+ * shadow endpoint is created first and deleted however the run ends (a second signal deletes it
+ * before exiting, within 20 s; past that, the next run of the same job removes it).
+ */
 export async function runWithSignals(config: AnalysisConfig, options: Omit<Parameters<typeof runJob>[1], 'stop' | 'graceMs'>): Promise<{ result: JobResult; signal?: NodeJS.Signals }> {
   const controller = new AbortController();
   let signal: NodeJS.Signals | undefined;
+  let shadow: ShadowEndpoint | undefined;
   const onSignal = (s: NodeJS.Signals): void => {
-    if (signal) process.exit(s === 'SIGINT' ? EXIT_SIGINT : EXIT_SIGTERM); // a second signal: now
+    const code = s === 'SIGINT' ? EXIT_SIGINT : EXIT_SIGTERM;
+    if (signal) {
+      // A second signal: now, after a bounded attempt to delete the shadow endpoint.
+      if (!shadow) process.exit(code);
+      setTimeout(() => process.exit(code), 20_000).unref();
+      void shadow.delete().finally(() => process.exit(code));
+      return;
+    }
     signal = s;
     controller.abort();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const result = await runJob(config, { ...options, stop: controller.signal, graceMs: config.clarify_images.stop_grace_seconds * 1000 });
-    return { result, signal };
+    let effective = config;
+    if (endpointTarget(config).kind === 'shadow') {
+      try {
+        shadow = await ShadowEndpoint.create(config, {
+          jobKey: shadowJobKey(options.outputUri, options.shard),
+          region: config.clarify_images.region,
+          log: options.log ?? (() => undefined),
+          signal: controller.signal,
+          pollIntervalMs: Number(process.env['CLARIFY_IMAGES_SHADOW_POLL_MS'] ?? 15_000),
+          timeoutMs: config.clarify_images.shadow_endpoint_timeout_seconds * 1000,
+        });
+      } catch (error) {
+        if (signal) throw new StoppedBeforeStartError(signal);
+        throw error;
+      }
+      effective = { ...config, predictor: { ...config.predictor, endpoint_name: shadow.name } };
+    }
+    try {
+      const result = await runJob(effective, { ...options, stop: controller.signal, graceMs: config.clarify_images.stop_grace_seconds * 1000 });
+      return { result, signal };
+    } finally {
+      await shadow?.delete();
+    }
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -107,6 +149,10 @@ usage error.`,
       if (error instanceof ConfigError) {
         printConfigError(error, io, file);
         return EXIT_USAGE;
+      }
+      if (error instanceof StoppedBeforeStartError) {
+        io.err(`clarify-images: ${error.message}`);
+        return error.signal === 'SIGINT' ? EXIT_SIGINT : EXIT_SIGTERM;
       }
       io.err(`clarify-images: the job stopped: ${errorMessage(error)}`);
       return EXIT_FAILURES;

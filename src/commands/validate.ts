@@ -1,6 +1,6 @@
-import { endpointTarget, loadConfig } from '../config/config.js';
+import { endpointTarget } from '../config/config.js';
 import { ConfigError } from '../errors.js';
-import { type Command, EXIT_OK, EXIT_USAGE, printConfigError, requireString } from './command.js';
+import { type Command, EXIT_OK, EXIT_USAGE, loadCheckedConfig, printConfigError, requireString } from './command.js';
 
 export const validateCommand: Command = {
   summary: 'check an analysis config and print the effective config with defaults',
@@ -15,7 +15,7 @@ problem by its JSON path, exit 2.`,
   async run(values, io) {
     const file = requireString(values, 'config');
     try {
-      const config = await loadConfig(file);
+      const config = await loadCheckedConfig(file, io);
       io.out(JSON.stringify(config, null, 2));
       try {
         endpointTarget(config);

@@ -27,6 +27,8 @@ export interface DetectionFields {
 
 export interface ImageConfig {
   model_type: ModelType;
+  /** Accepted as the SDK writes it; ignored. */
+  debug?: Record<string, unknown>;
   num_segments: number;
   segment_compactness: number;
   feature_extraction_method: 'segmentation';
@@ -90,6 +92,7 @@ export interface ExtensionConfig {
   max_payload_bytes: number;
   output_uri?: string;
   merge_timeout_seconds: number;
+  shadow_endpoint_timeout_seconds: number;
   shap_tolerance?: number;
 }
 
@@ -254,6 +257,34 @@ function crossFieldProblems(config: AnalysisConfig): ConfigProblem[] {
   return problems;
 }
 
+const asRecord = (value: unknown): Record<string, unknown> | undefined =>
+  typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+
+/**
+ * What the SageMaker Python SDK accepts and normalises, normalised the same way: dataset_type,
+ * content_type and accept_type in any case (the SDK lower-cases them), integer label_headers
+ * (read as their decimal strings).
+ */
+function normaliseAsSdk(candidate: Record<string, unknown>): void {
+  if (typeof candidate['dataset_type'] === 'string') candidate['dataset_type'] = candidate['dataset_type'].toLowerCase();
+  const predictor = asRecord(candidate['predictor']);
+  if (!predictor) return;
+  for (const key of ['content_type', 'accept_type']) {
+    if (typeof predictor[key] === 'string') predictor[key] = (predictor[key] as string).toLowerCase();
+  }
+  const headers = predictor['label_headers'];
+  if (Array.isArray(headers)) predictor['label_headers'] = headers.map((h) => (typeof h === 'number' && Number.isInteger(h) ? String(h) : h));
+}
+
+/** Things worth saying about a valid config that change nothing (printed on stderr by the CLI). */
+export function configNotes(config: AnalysisConfig): string[] {
+  const notes: string[] = [];
+  if ((config.methods.shap.image_config as { debug?: unknown }).debug !== undefined) {
+    notes.push('methods.shap.image_config.debug is accepted as the SDK writes it and ignored.');
+  }
+  return notes;
+}
+
 /** Validate a parsed config object and return it completed with defaults. Throws ConfigError. */
 export function validateConfig(input: unknown): AnalysisConfig {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
@@ -267,6 +298,7 @@ export function validateConfig(input: unknown): AnalysisConfig {
     const m = methods as Record<string, unknown>;
     if (m['report'] === undefined) m['report'] = {};
   }
+  normaliseAsSdk(candidate);
   const explicitFill = (input as { clarify_images?: { baseline_fill?: unknown } }).clarify_images?.baseline_fill;
   const validate = validator();
   if (!validate(candidate)) {
@@ -298,17 +330,25 @@ export async function loadConfig(file: string): Promise<AnalysisConfig> {
   return validateConfig(parsed);
 }
 
-/** Where the job will send its calls, or a ConfigError saying how to give it one. */
-export function endpointTarget(config: AnalysisConfig): { kind: 'url'; url: string } | { kind: 'sagemaker'; endpointName: string } {
+/**
+ * Where the job will send its calls, or a ConfigError saying how to give it one. With only
+ * predictor.model_name, the job creates a shadow endpoint (as Clarify does) and runs against it.
+ */
+export function endpointTarget(
+  config: AnalysisConfig,
+): { kind: 'url'; url: string } | { kind: 'sagemaker'; endpointName: string } | { kind: 'shadow'; modelName: string } {
   if (config.clarify_images.endpoint_url) return { kind: 'url', url: config.clarify_images.endpoint_url };
   if (config.predictor.endpoint_name) return { kind: 'sagemaker', endpointName: config.predictor.endpoint_name };
-  const hint = config.predictor.model_name
-    ? ` (predictor.model_name "${config.predictor.model_name}" is given, but clarify-images does not create shadow endpoints)`
-    : '';
+  if (config.predictor.model_name) {
+    if (!config.predictor.instance_type) {
+      throw new ConfigError([{ path: 'predictor.instance_type', message: `is required with predictor.model_name "${config.predictor.model_name}": the shadow endpoint runs on it` }]);
+    }
+    return { kind: 'shadow', modelName: config.predictor.model_name };
+  }
   throw new ConfigError([
     {
       path: 'predictor.endpoint_name',
-      message: `no endpoint to call${hint}: set predictor.endpoint_name to an existing SageMaker endpoint or clarify_images.endpoint_url to a server speaking the SageMaker container contract`,
+      message: 'no endpoint to call: set predictor.endpoint_name to an existing SageMaker endpoint, predictor.model_name (+ instance_type) for a shadow endpoint, or clarify_images.endpoint_url to a server speaking the SageMaker container contract',
     },
   ]);
 }

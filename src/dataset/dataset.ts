@@ -1,5 +1,9 @@
 /** The dataset stage: which objects below the dataset URI are images, in a deterministic order. */
-import type { Storage } from '../storage/storage.js';
+import { ConfigError, errorMessage } from '../errors.js';
+import { openDatasetStorage, readUri, type Storage, type StorageOptions, type StoredObject } from '../storage/storage.js';
+
+/** What the job needs of a dataset: its objects, their bytes and their URIs. */
+export type DatasetSource = Pick<Storage, 'list' | 'read' | 'uri'>;
 
 const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png'];
 
@@ -27,7 +31,7 @@ export function isImageKey(key: string): boolean {
  * Streams the images of a dataset. Listing is paged by the storage, so memory does not grow
  * with the number of keys; `counts` is updated as the listing goes.
  */
-export async function* listImages(storage: Storage, counts: DatasetCounts): AsyncGenerator<DatasetImage> {
+export async function* listImages(storage: DatasetSource, counts: DatasetCounts): AsyncGenerator<DatasetImage> {
   for await (const object of storage.list()) {
     const name = object.key === '' ? storage.uri('') : object.key;
     if (!isImageKey(name)) {
@@ -38,4 +42,84 @@ export async function* listImages(storage: Storage, counts: DatasetCounts): Asyn
     counts.imagesFound += 1;
     yield { index, key: object.key, uri: storage.uri(object.key), size: object.size };
   }
+}
+
+/** A URI naming a manifest rather than images: SageMaker's ManifestFile or AugmentedManifestFile. */
+export function isManifestUri(uri: string): boolean {
+  return /\.(manifest|json|jsonl)$/i.test(uri);
+}
+
+/**
+ * The images a manifest names, in its order. A manifest (S3DataType ManifestFile) is
+ * `[{"prefix": "s3://bucket/images/"}, "a.jpg", "sub/b.png", …]`; an augmented manifest is JSON
+ * Lines whose `source-ref` is each image's URI. Keys are the entries as written (relative paths,
+ * or the source-ref without `s3://`); an entry named twice is listed once. An object the manifest
+ * names but the store does not have fails that image when it is read, not the job.
+ */
+export class ManifestDataset implements DatasetSource {
+  private constructor(private readonly entries: ReadonlyMap<string, string>, private readonly options: StorageOptions) {}
+
+  static async load(uri: string, options: StorageOptions = {}): Promise<ManifestDataset> {
+    let text: string;
+    try {
+      text = (await readUri(uri, options)).toString('utf8');
+    } catch (error) {
+      throw new ConfigError([{ path: 'dataset_uri', message: `cannot read the manifest ${uri}: ${errorMessage(error)}` }]);
+    }
+    const entries = new Map<string, string>();
+    const add = (key: string, imageUri: string): void => {
+      if (!entries.has(key)) entries.set(key, imageUri);
+    };
+    const trimmed = text.trim();
+    const problem = (message: string): ConfigError => new ConfigError([{ path: 'dataset_uri', message: `${uri} is not a manifest: ${message}` }]);
+    if (trimmed.startsWith('[')) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(trimmed);
+      } catch (error) {
+        throw problem(`invalid JSON (${errorMessage(error)})`);
+      }
+      const [head, ...files] = parsed as unknown[];
+      const prefix = (head as { prefix?: unknown } | undefined)?.prefix;
+      if (typeof prefix !== 'string') throw problem('the first entry must be {"prefix": "s3://bucket/folder/"}');
+      const base = prefix.endsWith('/') ? prefix : `${prefix}/`;
+      files.forEach((file, i) => {
+        if (typeof file !== 'string' || file === '') throw problem(`entry ${i + 1} is not a relative path`);
+        add(file, `${base}${file}`);
+      });
+    } else {
+      trimmed.split(/\r?\n/).forEach((line, i) => {
+        if (line.trim() === '') return;
+        let record: unknown;
+        try {
+          record = JSON.parse(line);
+        } catch (error) {
+          throw problem(`line ${i + 1} is not JSON (${errorMessage(error)})`);
+        }
+        const ref = (record as { 'source-ref'?: unknown } | null)?.['source-ref'];
+        if (typeof ref !== 'string' || ref === '') throw problem(`line ${i + 1} has no "source-ref"`);
+        add(ref.replace(/^s3:\/\//i, ''), ref);
+      });
+    }
+    return new ManifestDataset(entries, options);
+  }
+
+  async *list(): AsyncIterable<StoredObject> {
+    for (const key of this.entries.keys()) yield { key, size: 0 };
+  }
+
+  read(key: string): Promise<Buffer> {
+    return readUri(this.uri(key), this.options);
+  }
+
+  uri(key: string): string {
+    const uri = this.entries.get(key);
+    if (uri === undefined) throw new Error(`${key} is not in the manifest`);
+    return uri;
+  }
+}
+
+/** The dataset a URI names: a manifest, an S3 prefix (SageMaker's matching) or a local folder or file. */
+export async function openDataset(uri: string, options: StorageOptions = {}): Promise<DatasetSource> {
+  return isManifestUri(uri) ? ManifestDataset.load(uri, options) : openDatasetStorage(uri, options);
 }

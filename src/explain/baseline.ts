@@ -4,7 +4,11 @@
  * colour) and `blur` (a strong Gaussian blur of the image) through `clarify_images.baseline_fill`.
  */
 import sharp from 'sharp';
+import type { AnalysisConfig } from '../config/config.js';
+import { ConfigError, errorMessage } from '../errors.js';
+import { decodeImage, describeDecodeError } from '../image/decode.js';
 import { createRgbImage, type RgbImage } from '../image/rgb.js';
+import { readUri, type StorageOptions } from '../storage/storage.js';
 import type { Random } from './random.js';
 
 export type BaselineFill = 'noise' | 'mean' | 'blur';
@@ -45,4 +49,33 @@ export async function resizeBaseline(baseline: RgbImage, width: number, height: 
     .raw()
     .toBuffer();
   return createRgbImage(width, height, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+}
+
+/** Reads and decodes `methods.shap.baseline`; errors say which part failed (reading or decoding). */
+export async function loadBaselineImage(uri: string, maxPixels: number, options: StorageOptions): Promise<RgbImage> {
+  let bytes: Buffer;
+  try {
+    bytes = await readUri(uri, options);
+  } catch (error) {
+    const code = (error as { code?: string; name?: string }).code ?? (error as { name?: string }).name;
+    if (code === 'ENOENT' || code === 'NoSuchKey' || code === 'NotFound') throw new Error(`${uri} does not exist`);
+    if (code === 'EISDIR') throw new Error(`${uri} is a folder, not an image`);
+    throw new Error(`cannot read ${uri}: ${errorMessage(error)}`);
+  }
+  try {
+    return await decodeImage(bytes, { maxPixels });
+  } catch (error) {
+    throw new Error(`${uri}: ${describeDecodeError(error)}`);
+  }
+}
+
+/** Before any image: the baseline a config names exists and is an image (a ConfigError otherwise). */
+export async function checkBaseline(config: AnalysisConfig, options: StorageOptions = { region: config.clarify_images.region }): Promise<void> {
+  const uri = config.methods.shap.baseline;
+  if (uri === undefined) return;
+  try {
+    await loadBaselineImage(uri, config.clarify_images.max_image_pixels, options);
+  } catch (error) {
+    throw new ConfigError([{ path: 'methods.shap.baseline', message: `must be an image: ${errorMessage(error)}` }]);
+  }
 }

@@ -4,14 +4,14 @@
  * endpoint answer through the job's predictor.
  */
 import type { AnalysisConfig } from '../config/config.js';
-import { StageError } from '../errors.js';
+import { errorMessage, StageError } from '../errors.js';
 import { decodeImage, describeDecodeError } from '../image/decode.js';
 import { encodeImage } from '../image/encode.js';
 import type { RgbImage } from '../image/rgb.js';
 import type { Prediction, Predictor } from '../predictor/predictor.js';
 import { slic, type SegmentMap } from '../segment/slic.js';
 import { readUri, type StorageOptions } from '../storage/storage.js';
-import { blurBaseline, meanBaseline, noiseBaseline, resizeBaseline } from './baseline.js';
+import { blurBaseline, loadBaselineImage, meanBaseline, noiseBaseline, resizeBaseline } from './baseline.js';
 import { fnv1a32 } from './hash.js';
 import { defaultBudget } from './kernel-shap.js';
 import { NpyBatcher } from '../predictor/batcher.js';
@@ -56,11 +56,9 @@ export class ExplanationGroundwork {
   async baselineFor(image: RgbImage, key: string): Promise<RgbImage> {
     const uri = this.config.methods.shap.baseline;
     if (uri) {
-      this.baselineImage ??= readUri(uri, this.storageOptions)
-        .then((bytes) => decodeImage(bytes, { maxPixels: this.config.clarify_images.max_image_pixels }))
-        .catch((error: unknown) => {
-          throw new StageError('explain', `cannot use methods.shap.baseline ${uri}: ${describeDecodeError(error)}`, { cause: error });
-        });
+      this.baselineImage ??= loadBaselineImage(uri, this.config.clarify_images.max_image_pixels, this.storageOptions).catch((error: unknown) => {
+        throw new StageError('explain', `cannot use methods.shap.baseline: ${errorMessage(error)}`, { cause: error });
+      });
       return resizeBaseline(await this.baselineImage, image.width, image.height);
     }
     switch (this.config.clarify_images.baseline_fill) {

@@ -76,5 +76,5 @@ export interface AnalysisSummary {
     objects_explained?: number;
   };
   durations: { started_at: string; finished_at: string; total_seconds: number };
-  report?: { html: string; pdf?: string; pdf_error?: string; images: number };
+  report?: { html: string; notebook: string; pdf?: string; pdf_error?: string; images: number };
 }

@@ -119,7 +119,8 @@ export function reportFacts(config: AnalysisConfig, summary: AnalysisSummary, sh
     rows.splice(5, 0, ['Detection', `probability_threshold ${config.probability_threshold}, max_objects ${ic.max_objects}, iou_threshold ${ic.iou_threshold}, context ${ic.context}`]);
   }
   return {
-    title: config.methods.report.title ?? 'clarify-images report',
+    // Clarify's title when the config gives none (the SageMaker SDK itself writes "Analysis Report").
+    title: config.methods.report.title ?? 'SageMaker Analysis Report',
     rows,
     failures: summary.failures,
     importance: summary.explanations?.global_importance?.labels,

@@ -12,6 +12,7 @@ import { type DetectionExplanationRecord, EXPLANATIONS_DIR, type ExplanationReco
 import { OrderedEmitter } from './ordered.js';
 import type { AnalysisSummary, ImageFailure, PredictionRecord } from './records.js';
 import { renderHtml, renderPdf, ReportCollector, reportFacts, type ReportImage } from './report.js';
+import { renderNotebook } from './notebook.js';
 
 export interface ImageResult {
   /** Position in the whole dataset's order (all shards). */
@@ -169,13 +170,14 @@ export class FinalWriter implements ResultWriter {
     const facts = reportFacts(this.config, summary, images.length);
     const name = this.config.methods.report.name;
     await this.output.write(`${name}.html`, renderHtml(facts, images), 'text/html');
+    await this.output.write(`${name}.ipynb`, renderNotebook(facts, images), 'application/x-ipynb+json');
     try {
       await this.output.write(`${name}.pdf`, await renderPdf(facts, images), 'application/pdf');
-      return { html: `${name}.html`, pdf: `${name}.pdf`, images: images.length };
+      return { html: `${name}.html`, notebook: `${name}.ipynb`, pdf: `${name}.pdf`, images: images.length };
     } catch (error) {
       const message = `report.pdf not written: ${error instanceof Error ? error.message : String(error)} (report.html has the same content)`;
       this.log(message);
-      return { html: `${name}.html`, pdf_error: message, images: images.length };
+      return { html: `${name}.html`, notebook: `${name}.ipynb`, pdf_error: message, images: images.length };
     }
   }
 

@@ -126,6 +126,19 @@ function select(record: Record_, expression: string | number | undefined, format
   }
 }
 
+/**
+ * Servers that always answer a batch (the Clarify object-detection example's) wrap a single
+ * image's answer in a list of one: [[0.1, 0.6, 0.3]] for scores, [[[0, 0.97, …], …]] for detection
+ * rows. A list of one whose only element is itself a list of the inner kind is that wrapper; a
+ * plain answer never looks like it, because a score is never a list and a row's first entry is
+ * never a list.
+ */
+function unwrapBatchOfOne(selected: unknown, isInnerItem: (item: unknown) => boolean): unknown {
+  if (!Array.isArray(selected) || selected.length !== 1 || !Array.isArray(selected[0])) return selected;
+  const inner = selected[0] as unknown[];
+  return inner.every((item) => isInnerItem(item)) ? inner : selected;
+}
+
 function toNumber(value: unknown): number {
   if (typeof value === 'number') return value;
   if (typeof value === 'string' && value.trim() !== '') return Number(value);
@@ -139,6 +152,7 @@ export function parseClassScores(body: Uint8Array, format: ResponseFormat, label
   if (record.kind === 'csv' && format.probability === undefined && Array.isArray(selected) && selected.length === 1) {
     selected = selected[0];
   }
+  selected = unwrapBatchOfOne(selected, (item) => !Array.isArray(item));
   if (!Array.isArray(selected)) {
     return fail(format, body, `expected a list of ${labelHeaders.length} scores, got ${selected === null || selected === undefined ? 'nothing' : typeof selected}`);
   }
@@ -175,7 +189,9 @@ export interface DetectionOptions {
   readonly height: number;
 }
 
-function clarifyRows(selected: unknown, format: ResponseFormat, body: Uint8Array, options: DetectionOptions): Detection[] {
+function clarifyRows(answer: unknown, format: ResponseFormat, body: Uint8Array, options: DetectionOptions): Detection[] {
+  // [[rows…]] is a batch of one; [[0, 0.97, …]] is one row ([[]] a batch of one with no detections).
+  const selected = unwrapBatchOfOne(answer, (row) => Array.isArray(row));
   if (!Array.isArray(selected)) return fail(format, body, 'expected a list of detection rows [class, score, x0, y0, x1, y1]');
   return selected.map((row, i): Detection => {
     if (!Array.isArray(row) || row.length < 6) return fail(format, body, `detection row ${i} is not [class, score, x0, y0, x1, y1]`);

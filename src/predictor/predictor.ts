@@ -19,9 +19,10 @@ export function createTransport(config: AnalysisConfig): EndpointTransport {
   const target = endpointTarget(config);
   const ext = config.clarify_images;
   const options = { maxSockets: ext.max_concurrency, requestTimeoutMs: ext.request_timeout_ms };
-  return target.kind === 'url'
-    ? new ContainerHttpTransport(target.url, options)
-    : new SageMakerRuntimeTransport(target.endpointName, { ...options, region: ext.region });
+  if (target.kind === 'url') return new ContainerHttpTransport(target.url, options);
+  if (target.kind === 'sagemaker') return new SageMakerRuntimeTransport(target.endpointName, { ...options, region: ext.region });
+  // The commands create the shadow endpoint and name it in predictor.endpoint_name before this.
+  throw new Error(`predictor.model_name "${target.modelName}" needs a shadow endpoint first (the run and processing commands create it)`);
 }
 
 /** The Content-Type and Accept headers sent: the payload's own names unless the model wants others (JumpStart's application/x-image). */

@@ -3,7 +3,8 @@
  * Keys are relative to the root and use `/`.
  */
 import { createWriteStream } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, type Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
@@ -73,6 +74,23 @@ export function openStorage(uri: string, options: StorageOptions = {}): Storage 
   return new S3Storage(location, s3ClientFor(options));
 }
 
+/**
+ * A dataset's images the way SageMaker's S3Prefix reads them: `s3://b/images/` is every key below
+ * `images/`, `s3://b/images/cat.jpg` that one object, `s3://b/images/ca` every key starting with
+ * `images/ca` (cat.jpg, car.png). Keys are relative to the prefix's last `/`. Local paths are a
+ * folder (walked) or one file.
+ */
+export function openDatasetStorage(uri: string, options: StorageOptions = {}): Storage {
+  if (!/^s3:\/\//i.test(uri)) return openStorage(uri, options);
+  const rest = uri.slice(5);
+  const slash = rest.indexOf('/');
+  const bucket = slash < 0 ? rest : rest.slice(0, slash);
+  if (!bucket) throw new Error(`"${uri}" has no bucket name`);
+  const keyPrefix = slash < 0 ? '' : rest.slice(slash + 1);
+  const folder = keyPrefix.slice(0, keyPrefix.lastIndexOf('/') + 1);
+  return new S3Storage({ kind: 's3', bucket, prefix: folder }, s3ClientFor(options), keyPrefix.slice(folder.length));
+}
+
 /** Read one object named by its full URI (s3://bucket/key or a local path). */
 export async function readUri(uri: string, options: StorageOptions = {}): Promise<Buffer> {
   if (/^s3:\/\//i.test(uri)) {
@@ -91,10 +109,51 @@ function compareBytes(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
 
+/**
+ * Where local files are written before they are moved into place: beside the output folder, never
+ * in it, so a watcher of the folder (SageMaker Processing's S3UploadMode Continuous uploads every
+ * file that appears there) never sees a temporary or half-written file.
+ */
+let stagingCounter = 0;
+
 export class LocalStorage implements Storage {
   readonly location: Location & { kind: 'local' };
+  private staging: Promise<string> | undefined;
   constructor(location: Location & { kind: 'local' }) {
     this.location = location;
+  }
+
+  /** `<parent>/.<name>.staging`, or a folder in the system temp dir when the parent is not writable. */
+  private stagingDir(): Promise<string> {
+    this.staging ??= (async () => {
+      const beside = path.join(path.dirname(this.location.dir), `.${path.basename(this.location.dir)}.staging`);
+      try {
+        await mkdir(beside, { recursive: true });
+        return beside;
+      } catch {
+        const fallback = path.join(os.tmpdir(), `clarify-images-staging-${process.pid}`);
+        await mkdir(fallback, { recursive: true });
+        return fallback;
+      }
+    })();
+    return this.staging;
+  }
+
+  private async stagingFile(): Promise<string> {
+    stagingCounter += 1;
+    return path.join(await this.stagingDir(), `${process.pid}-${stagingCounter}`);
+  }
+
+  /** Moves a complete staged file to its key: a rename, or a copy where the staging folder is on another disk. */
+  private async publish(temp: string, file: string): Promise<void> {
+    await mkdir(path.dirname(file), { recursive: true });
+    try {
+      await rename(temp, file);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
+      await copyFile(temp, file);
+      await rm(temp, { force: true });
+    }
   }
 
   uri(key: string): string {
@@ -145,25 +204,27 @@ export class LocalStorage implements Storage {
     }
   }
 
-  /** Written to a temporary file and renamed, so a reader never sees half an object. */
+  /** Written to a staging file outside the folder and moved in, so a reader never sees half an object. */
   async write(key: string, body: Uint8Array | string): Promise<void> {
-    const file = this.pathOf(key);
-    await mkdir(path.dirname(file), { recursive: true });
-    const temp = `${file}.partial-${process.pid}`;
-    await writeFile(temp, body);
-    await rename(temp, file);
+    const temp = await this.stagingFile();
+    try {
+      await writeFile(temp, body);
+      await this.publish(temp, this.pathOf(key));
+    } catch (error) {
+      await rm(temp, { force: true });
+      throw error;
+    }
   }
 
   async openTextSink(key: string): Promise<TextSink> {
     const file = this.pathOf(key);
-    await mkdir(path.dirname(file), { recursive: true });
-    const temp = `${file}.partial-${process.pid}`;
+    const temp = await this.stagingFile();
     const stream = createWriteStream(temp);
     return new StreamSink(
       stream,
       async () => {
         await finished(stream);
-        await rename(temp, file);
+        await this.publish(temp, file);
       },
       async () => rm(temp, { force: true }),
     );
@@ -173,9 +234,12 @@ export class LocalStorage implements Storage {
 export class S3Storage implements Storage {
   readonly location: Location & { kind: 's3' };
   readonly client: S3Client;
-  constructor(location: Location & { kind: 's3' }, client: S3Client) {
+  /** Listing only: keys below the root must also start with this (SageMaker's S3Prefix matching). */
+  private readonly listFilter: string;
+  constructor(location: Location & { kind: 's3' }, client: S3Client, listFilter = '') {
     this.location = location;
     this.client = client;
+    this.listFilter = listFilter;
   }
 
   uri(key: string): string {
@@ -191,7 +255,7 @@ export class S3Storage implements Storage {
     let token: string | undefined;
     do {
       const page = await this.client.send(
-        new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
+        new ListObjectsV2Command({ Bucket: bucket, Prefix: `${prefix}${this.listFilter}`, ContinuationToken: token }),
       );
       for (const object of page.Contents ?? []) {
         if (!object.Key || object.Key.endsWith('/')) continue; // folder markers

@@ -40,6 +40,10 @@ export interface EndpointServerOptions {
   acceptBatches?: boolean;
   /** Bodies larger than this are refused with 413. */
   maxBodyBytes?: number;
+  /** SageMaker route: which endpoint names exist and are InService (others: 400, as SageMaker answers). */
+  endpointInService?: (name: string) => boolean;
+  /** Answer a single image as a batch of one (a list around its answer), as batch-only servers do. */
+  alwaysBatch?: boolean;
 }
 
 export interface TestEndpointServer {
@@ -146,6 +150,10 @@ export async function startEndpointServer(options: EndpointServerOptions): Promi
             res.writeHead(status, { 'Content-Type': 'text/plain' }).end(message);
           }
         };
+        if (sagemaker && options.endpointInService && !options.endpointInService(decodeURIComponent(sagemaker[1]!))) {
+          respondError(400, `Endpoint ${decodeURIComponent(sagemaker[1]!)} of account 123456789012 not found.`);
+          return;
+        }
         count += 1;
         const header = (name: string): string | undefined => {
           const v = req.headers[name];
@@ -195,7 +203,8 @@ export async function startEndpointServer(options: EndpointServerOptions): Promi
           res.writeHead(200, { 'Content-Type': request.accept }).end(body);
           return;
         }
-        const { body, type } = render(options.model(request), request.accept);
+        const answer = options.model(request);
+        const { body, type } = render(options.alwaysBatch ? [answer] : answer, request.accept);
         res.writeHead(200, { 'Content-Type': type }).end(body);
       })();
     });
