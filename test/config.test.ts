@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError, type ConfigProblem } from '../src/errors.js';
-import { endpointTarget, validateConfig } from '../src/config/config.js';
+import { configNotes, endpointTarget, validateConfig } from '../src/config/config.js';
 import { type RawConfig, sdkClassificationConfig } from './support/configs.js';
 
 function problemsOf(config: unknown): ConfigProblem[] {
@@ -52,6 +52,24 @@ describe('config', () => {
     assert.equal(config.clarify_images.detection_format, 'clarify');
     assert.equal(config.clarify_images.concurrency, 'adaptive');
     assert.equal(config.clarify_images.missing_label_score, 'error');
+  });
+
+  it('takes what the SDK accepts: any case for dataset_type, content_type and accept_type; integer label_headers; image_config.debug', () => {
+    const config = validateConfig(
+      withChange((c) => {
+        c['dataset_type'] = 'Application/X-Image';
+        Object.assign(predictorOf(c), { content_type: 'IMAGE/PNG', accept_type: 'Application/JSONLines', label_headers: [0, 1, 2] });
+        imageConfigOf(c)['debug'] = { save_segments: true };
+        imageConfigOf(c)['segment_compactness'] = 7.5;
+      }),
+    );
+    assert.equal(config.dataset_type, 'application/x-image');
+    assert.equal(config.predictor.content_type, 'image/png');
+    assert.equal(config.predictor.accept_type, 'application/jsonlines');
+    assert.deepEqual(config.predictor.label_headers, ['0', '1', '2']);
+    assert.equal(config.methods.shap.image_config.segment_compactness, 7.5);
+    assert.deepEqual(configNotes(config), ['methods.shap.image_config.debug is accepted as the SDK writes it and ignored.']);
+    assert.deepEqual(configNotes(validateConfig(sdkClassificationConfig())), []);
   });
 
   it('catches a JMESPath probability or label that does not parse, before any image', () => {

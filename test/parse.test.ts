@@ -166,3 +166,26 @@ describe('response parsing: JumpStart and Hugging Face shapes', () => {
     assert.throws(() => parseDetections(bytes('{"b": [[0,0,1,1]], "s": [0.5], "c": [7]}'), json(undefined), { ...size, detectionFormat: 'clarify', detectionFields: fields }), /class 0 is 7, not an index into label_headers/);
   });
 });
+
+describe('response parsing: answers shaped as a batch of one', () => {
+  const size = { width: 100, height: 100, labelHeaders: ['dog', 'elephant', 'zebra', 'bear'], detectionFormat: 'clarify' as const };
+  const lines = (_probability: string): ResponseFormat => ({ acceptType: 'application/jsonlines' });
+
+  it('classification: [[0.1, 0.6, 0.3]] is one image\'s scores, in JSON and JSON Lines', () => {
+    assert.deepEqual(parseClassScores(bytes('[[0.1, 0.6, 0.3]]'), json(undefined), labels).map((s) => s.score), [0.1, 0.6, 0.3]);
+    assert.deepEqual(parseClassScores(bytes('{"prediction": [[0.1, 0.6, 0.3]]}'), json('prediction'), labels).map((s) => s.score), [0.1, 0.6, 0.3]);
+    assert.deepEqual(parseClassScores(bytes('[[0.1, 0.6, 0.3]]\n'), lines(''), labels).map((s) => s.score), [0.1, 0.6, 0.3]);
+  });
+
+  it('detection: [[rows…]] is one image\'s rows; [[row]] stays one row; [[]] is no detection', () => {
+    const rows = '[[0.0, 0.97, 0.1, 0.2, 0.5, 0.6], [3.0, 0.9, 0.5, 0.5, 0.9, 0.9]]';
+    const batched = parseDetections(bytes(`[${rows}]`), json(undefined), size);
+    assert.deepEqual(batched.map((d) => [d.label, d.score]), [['dog', 0.97], ['bear', 0.9]]);
+    assert.deepEqual(parseDetections(bytes(rows), json(undefined), size), batched, 'the unbatched answer reads the same');
+    assert.deepEqual(parseDetections(bytes(`[${rows}]\n`), lines(''), size), batched, 'JSON Lines');
+    const single = parseDetections(bytes('[[0.0, 0.97, 0.1, 0.2, 0.5, 0.6]]'), json(undefined), size);
+    assert.equal(single.length, 1, 'one row, not a batch');
+    assert.deepEqual(parseDetections(bytes('[[]]'), json(undefined), size), []);
+    assert.deepEqual(parseDetections(bytes('[]'), json(undefined), size), []);
+  });
+});

@@ -84,3 +84,72 @@ describe('clarify-images precheck', () => {
     mode = 'ok';
   });
 });
+
+describe('precheck sends the shapes the run sends; validate checks the baseline', () => {
+  let tmp: string;
+  let image: string;
+  before(async () => {
+    tmp = await mkdtemp(path.join(os.tmpdir(), 'clarify-precheck-batch-'));
+    image = path.join(tmp, 'red.png');
+    await writeFile(image, await solidPng(20, 10, [200, 30, 30]));
+  });
+
+  async function npyConfig(url: string, extra: Record<string, unknown> = {}, shap: Record<string, unknown> = {}): Promise<string> {
+    const file = path.join(tmp, `config-${Math.random().toString(36).slice(2)}.json`);
+    await writeFile(
+      file,
+      JSON.stringify({
+        dataset_type: 'application/x-image',
+        methods: { shap: { image_config: { model_type: 'IMAGE_CLASSIFICATION' }, ...shap } },
+        predictor: { content_type: 'application/x-npy', label_headers: ['red', 'green', 'blue'] },
+        clarify_images: { endpoint_url: url, max_retries: 0, ...extra },
+      }),
+    );
+    return file;
+  }
+
+  it('with batch_size > 1 it also sends a (2, H, W, 3) batch and reads both answers; a server that answers a batch of one for one image passes', async () => {
+    const server = await startEndpointServer({ model: colourShareModel, alwaysBatch: true });
+    try {
+      const run = await runCli(['precheck', '--config', await npyConfig(server.url, { batch_size: 8 }), '--image', image]);
+      assert.equal(run.code, 0, run.stdout);
+      assert.match(run.stdout, /^ {2}\[\[0\.7/m, 'the single image was answered as a batch of one');
+      assert.match(run.stdout, /VERDICT: OK for IMAGE_CLASSIFICATION: 3 scores/);
+      assert.match(run.stdout, /Batch request, as the explanation sends masked images \(batch_size 8\): \(2, 10, 20, 3\)/);
+      assert.match(run.stdout, /VERDICT: OK for batches too: 2 answers/);
+      assert.deepEqual(server.batchSizes, [2]);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('a server that refuses batches fails the batch check with what to change', async () => {
+    const server = await startEndpointServer({ model: colourShareModel, acceptBatches: false });
+    try {
+      const run = await runCli(['precheck', '--config', await npyConfig(server.url, { batch_size: 8 }), '--image', image]);
+      assert.equal(run.code, 1, run.stdout);
+      assert.match(run.stdout, /VERDICT: OK for IMAGE_CLASSIFICATION/);
+      assert.match(run.stdout, /VERDICT: the batch answer does not fit: .*Set clarify_images.batch_size to 1/);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('validate refuses a baseline that is missing, a folder or not an image, naming methods.shap.baseline; notes an SDK debug block', async () => {
+    const text = path.join(tmp, 'notes.png');
+    await writeFile(text, 'not an image');
+    for (const [baseline, reason] of [
+      [path.join(tmp, 'absent.png'), /does not exist/],
+      [tmp, /is a folder, not an image/],
+      [text, /not a readable image/],
+    ] as const) {
+      const run = await runCli(['validate', '--config', await npyConfig('http://127.0.0.1:9', {}, { baseline })]);
+      assert.equal(run.code, 2, baseline);
+      assert.match(run.stderr, /methods\.shap\.baseline: must be an image: /);
+      assert.match(run.stderr, reason);
+    }
+    const ok = await runCli(['validate', '--config', await npyConfig('http://127.0.0.1:9', {}, { baseline: image, image_config: { model_type: 'IMAGE_CLASSIFICATION', debug: {} } })]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stderr, /note: methods\.shap\.image_config\.debug is accepted as the SDK writes it and ignored/);
+  });
+});

@@ -167,6 +167,11 @@ export function objectHeatmapPath(name: string, k: number): string {
   return `shap_${name}_box${k}_object.jpeg`;
 }
 
+/** The name the published Clarify object-detection notebook opens (`shap_<stem>_box1.jpeg`); the same picture. */
+export function objectHeatmapNotebookPath(name: string, k: number): string {
+  return `shap_${name}_box${k}.jpeg`;
+}
+
 export function objectsOverviewPath(name: string): string {
   return `${name}_objects.jpeg`;
 }
@@ -210,6 +215,7 @@ export async function writeDetectionArtifacts(storage: Storage, record: Detectio
       box: object.box_pixels,
     });
     await storage.write(object.heatmap_path, heatmap, 'image/jpeg');
+    await storage.write(objectHeatmapNotebookPath(record.name, object.index), heatmap, 'image/jpeg');
     heatmaps.push(heatmap);
   }
   const overview = await renderDetections(

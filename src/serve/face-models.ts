@@ -20,7 +20,7 @@ const require = createRequire(import.meta.url);
 
 /**
  * The model runtime is an optional peer dependency: the job never needs it, so neither the
- * Processing container nor `npm install clarify-images` carries its ~310 MB.
+ * Processing container nor `npm install clarify-images` carries its ~300 MB.
  */
 export const MODEL_PACKAGES = ['@tensorflow/tfjs@^4.22.0', '@tensorflow/tfjs-backend-wasm@^4.22.0', '@vladmandic/face-api@^1.7.15'] as const;
 
