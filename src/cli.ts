@@ -47,6 +47,46 @@ ${list}
 Run 'clarify-images <command> --help' for a command's options.`;
 }
 
+/** Edit distance, for "did you mean". */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let previous = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const current = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1));
+      previous = current;
+    }
+  }
+  return row[b.length]!;
+}
+
+/** The candidate closest to a mistyped word, when it is close enough to be what was meant. */
+export function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const c of candidates) {
+    const d = distance(word.toLowerCase(), c.toLowerCase());
+    if (d < bestDistance) {
+      best = c;
+      bestDistance = d;
+    }
+  }
+  return best !== undefined && bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+}
+
+/** One line: what was wrong with the command line, with the closest option for an unknown one. */
+function usageProblem(error: unknown, options: readonly string[]): string {
+  const message = errorMessage(error).split('\n')[0]!.replace(/\. To specify a positional argument.*$/, '');
+  const unknown = /Unknown option '(-{1,2})([^']+)'/.exec(message);
+  if (unknown) {
+    const near = closest(unknown[2]!, [...options, 'help']);
+    return `unknown option ${unknown[1]}${unknown[2]}${near ? ` (did you mean --${near}?)` : ''}`;
+  }
+  return message;
+}
+
 export async function main(argv: readonly string[], io: CliIo = defaultIo): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
@@ -59,7 +99,8 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
   }
   const command = commands[name];
   if (!command) {
-    io.err(`clarify-images: unknown command "${name}"\n\n${mainUsage()}`);
+    const near = closest(name, Object.keys(commands));
+    io.err(`clarify-images: unknown command "${name}"${near ? ` (did you mean "${near}"?)` : ''}. Run 'clarify-images --help' for the commands.`);
     return EXIT_USAGE;
   }
   try {
@@ -77,7 +118,7 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
     return await command.run(values as OptionValues, io);
   } catch (error) {
     if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      io.err(`clarify-images ${name}: ${errorMessage(error)}\n\n${command.usage}`);
+      io.err(`clarify-images ${name}: ${usageProblem(error, Object.keys(command.options))}. Run 'clarify-images ${name} --help' for its options.`);
       return EXIT_USAGE;
     }
     io.err(`clarify-images ${name}: ${errorMessage(error)}`);

@@ -13,11 +13,12 @@ import { ClassificationExplainer } from './explain/classification.js';
 import { DetectionExplainer } from './explain/detection.js';
 import { ExplanationGroundwork } from './explain/groundwork.js';
 import { fnv1a32 } from './explain/hash.js';
+import { defaultBudget } from './explain/kernel-shap.js';
 import { decodeImage, describeDecodeError } from './image/decode.js';
 import { encodeImage } from './image/encode.js';
 import type { RgbImage } from './image/rgb.js';
 import { detectionRecord, explanationRecord, writeDetectionArtifacts, writeExplanationArtifacts } from './output/explanations.js';
-import { renderSegmentBoundaries } from './output/heatmap.js';
+import { renderSegmentBoundaries, renderSideBySide } from './output/heatmap.js';
 import { OutputNamer } from './output/names.js';
 import { type AnalysisSummary, failureRecord, type ImageFailure, predictionRecord } from './output/records.js';
 import { shownInReport, topSegments, type ReportImage } from './output/report.js';
@@ -83,7 +84,12 @@ export function shardOf(key: string, count: number): number {
 }
 
 export async function runJob(config: AnalysisConfig, options: JobOptions): Promise<JobResult> {
-  const log = options.log ?? (() => undefined);
+  const write = options.log ?? (() => undefined);
+  // While a progress bar is up, lines go above it, so neither garbles the other.
+  let progress: ProgressReporter | undefined;
+  const log = (line: string): void => {
+    if (!progress?.log(line)) write(line);
+  };
   const startedAt = new Date();
   const datasetUri = options.datasetUri ?? config.dataset_uri ?? DEFAULT_DATASET_URI;
   const effective: AnalysisConfig = { ...config, dataset_uri: datasetUri };
@@ -112,16 +118,19 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   const classification = new ClassificationExplainer(groundwork);
   const detection = new DetectionExplainer(groundwork);
   const wantsReport = (index: number): boolean => shownInReport(index, ext.report_max_images);
+  /** What the classifier's values are in: the scores, or their log-odds with use_logit. */
+  const valueUnit = config.methods.shap.use_logit ? 'log-odds' : 'probability';
   /** The report's fields every model type shares: the image, its segments, the calls made. */
-  const reportBase = async (image: DatasetImage, name: string, rgb: RgbImage, segments: SegmentMap, calls: number): Promise<Omit<ReportImage, 'ranking' | 'panels'>> => ({
+  const reportBase = async (image: DatasetImage, name: string, rgb: RgbImage, segments: SegmentMap, calls: number, unit: string, firstHeatmap: Buffer | undefined): Promise<Omit<ReportImage, 'ranking' | 'panels'>> => ({
     uri: image.uri,
     name,
     width: rgb.width,
     height: rgb.height,
-    original: Buffer.from(await encodeImage(rgb, 'image/jpeg', { jpegQuality: 85 })),
+    pair: firstHeatmap && (await renderSideBySide(rgb, firstHeatmap, 'original')),
     segments: await renderSegmentBoundaries(rgb, segments),
     numSegments: segments.count,
     calls,
+    unit,
   });
 
   /** One image through every stage; undefined when the run stopped before it was complete. */
@@ -145,7 +154,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
         const drawn = await stageOf('write', () => writeDetectionArtifacts(output, line, rgb, explanation));
         const report: ReportImage | undefined = wantsReport(image.index)
           ? {
-              ...(await reportBase(image, name, rgb, explanation.segments, explanation.calls)),
+              ...(await reportBase(image, name, rgb, explanation.segments, explanation.calls, 'detection score', drawn.heatmaps[0])),
               ranking: line.objects.map((o) => ({ label: `${o.index}. ${o.label}`, score: o.score })),
               overview: drawn.overview,
               panels: line.objects.map((o, k) => ({
@@ -161,11 +170,11 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
       } else {
         const explanation = await stageOf('explain', () => classification.explain(rgb, image.key, prediction.scores.map((s) => s.score)));
         const line = explanationRecord(image, name, rgb, config.predictor.label_headers, prediction.predicted.index, explanation);
-        const drawn = await stageOf('write', () => writeExplanationArtifacts(output, line, rgb, explanation, prediction.predicted.index));
+        const drawn = await stageOf('write', () => writeExplanationArtifacts(output, line, rgb, explanation, prediction.predicted.index, valueUnit));
         const top = line.explanations[prediction.predicted.index]!;
         const report: ReportImage | undefined = wantsReport(image.index)
           ? {
-              ...(await reportBase(image, name, rgb, explanation.segments, line.calls)),
+              ...(await reportBase(image, name, rgb, explanation.segments, line.calls, valueUnit, drawn.heatmap)),
               ranking: [...prediction.scores].sort((a, b) => b.score - a.score).slice(0, 5).map((s) => ({ label: s.label, score: s.score })),
               panels: [{ title: `Predicted: ${top.label}`, heatmap: drawn.heatmap, prediction: top.prediction, baseValue: top.base_value, topSegments: topSegments(top.shap_values, top.std_errors) }],
             }
@@ -195,9 +204,18 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   let failedSoFar = 0;
   let listingComplete = false;
   let stopped = false;
-  const progress = options.progress
+  const callsPerImage = (config.methods.shap.num_samples ?? defaultBudget(config.methods.shap.image_config.num_segments)) + 1;
+  progress = options.progress
     ? new ProgressReporter(
-        () => ({ imagesDone: done, imagesListed: shard ? myImages : counts.imagesFound, listingComplete, failed: failedSoFar, calls: invoker.stats.calls }),
+        () => ({
+          imagesDone: done,
+          imagesListed: shard ? myImages : counts.imagesFound,
+          listingComplete,
+          failed: failedSoFar,
+          calls: invoker.stats.calls,
+          retries: invoker.stats.retries,
+          callsPerImage,
+        }),
         options.progress,
         options.progressIntervalMs,
       )

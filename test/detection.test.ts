@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
+import { pictureLayout } from '../src/output/heatmap.js';
 import { validateConfig } from '../src/config/config.js';
 import { runJob } from '../src/job.js';
 import type { DetectionExplanationRecord } from '../src/output/explanations.js';
@@ -195,9 +196,10 @@ describe('object detection explanations', () => {
         // The box is drawn: its top edge is the box colour (255, 200, 0).
         const { data, info } = await sharp(path.join(out, object.heatmap_path)).raw().toBuffer({ resolveWithObject: true });
         const { x0, x1, y0 } = object.box_pixels;
+        const layout = pictureLayout(threeSquares.width, threeSquares.height);
         let boxColoured = 0;
         for (let x = x0 + 2; x < x1 - 2; x++) {
-          const o = (y0 * info.width + x) * info.channels;
+          const o = ((layout.top + y0 * layout.scale + 1) * info.width + x * layout.scale + 1) * info.channels;
           if (data[o]! > 200 && data[o + 1]! > 150 && data[o + 1]! < 240 && data[o + 2]! < 80) boxColoured += 1;
         }
         assert.ok(boxColoured > (x1 - x0 - 4) * 0.8, `${object.heatmap_path}: ${boxColoured} box pixels on the top edge`);

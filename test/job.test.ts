@@ -156,6 +156,19 @@ describe('the job end to end: CLI, S3 in and out, faulty endpoint', () => {
     assert.equal(effective.methods.shap.image_config.num_segments, 20);
   });
 
+  it('reads a manifest from S3; an entry whose object is missing fails that image only', async () => {
+    await s3.put('data', 'manifests/good.manifest', JSON.stringify([{ prefix: 's3://data/set/good/' }, 'red.png', 'missing.png', 'green.jpg']));
+    const file = await writeConfig('manifest.json', config({ dataset_uri: 's3://data/manifests/good.manifest' }));
+    const out = path.join(tmp, 'manifest-out');
+    const run = await runCli(['run', '--config', file, '--output', out], s3.env());
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stdout, /2 of 3 images succeeded, 1 failed/);
+    const records = (await readFile(path.join(out, 'predictions.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as PredictionRecord);
+    assert.deepEqual(records.map((r) => r.key), ['red.png', 'missing.png', 'green.jpg'], "the manifest's order");
+    assert.deepEqual(records.map((r) => r.predicted_label ?? r.error?.stage), ['red', 'read', 'green']);
+    assert.equal(records[1]!.image, 's3://data/set/good/missing.png');
+  });
+
   it('exits 0 when every image succeeds; writes the same results to a local folder', async () => {
     const file = await writeConfig('good.json', config({ dataset_uri: 's3://data/set/good' }));
     const out = path.join(tmp, 'local-out');

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -9,6 +10,7 @@ import { runJob } from '../src/job.js';
 import type { ProgressRecord } from '../src/output/progress.js';
 import { startEndpointServer, type TestEndpointServer } from './support/endpoint-server.js';
 import { blockImage, REGION_LABELS, regionModel } from './support/region-model.js';
+import { CLI } from './support/cli.js';
 
 describe('progress', () => {
   let endpoint: TestEndpointServer;
@@ -45,11 +47,68 @@ describe('progress', () => {
     assert.ok(records.some((r) => r.calls_per_second > 0));
   });
 
-  it('redraws one line on a terminal: images, calls/s, ETA', async () => {
-    const text = await run(true);
-    const frames = text.split('\r').filter((f) => f.trim() !== '');
-    assert.ok(frames.length >= 2);
-    assert.match(frames.at(-1)!, /\d+\/\d+\+? images · \d+ calls\/s · ETA (\?|\d+s)/);
-    assert.ok(text.endsWith('\n'));
+  it('on a terminal (tmux): the bar moves with calls before any image is done, failures print above it, and the summary is the last line', async (t) => {
+    const tmux = await runProcess('tmux', ['-V']);
+    if (tmux.code !== 0) {
+      t.skip('tmux is not installed');
+      return;
+    }
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'clarify-progress-tty-'));
+    await mkdir(path.join(dir, 'in'));
+    for (let i = 0; i < 3; i++) {
+      const image = blockImage(2, 3, 24 + i);
+      await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } }).png().toFile(path.join(dir, 'in', `${i}.png`));
+    }
+    await writeFile(path.join(dir, 'in', 'broken.png'), 'not a png');
+    const slow = await startEndpointServer({ model: (r) => ({ prediction: regionModel(r.pixels, r.width, r.height) }), faults: () => ({ delayMs: 15 }) });
+    const config = path.join(dir, 'config.json');
+    await writeFile(
+      config,
+      JSON.stringify({
+        dataset_type: 'application/x-image',
+        methods: { shap: { num_samples: 150, image_config: { model_type: 'IMAGE_CLASSIFICATION', num_segments: 12 } } },
+        predictor: { content_type: 'application/x-npy', probability: 'prediction', label_headers: REGION_LABELS },
+        clarify_images: { endpoint_url: slow.url, max_concurrency: 2, concurrency: 'fixed' },
+      }),
+    );
+    const session = `clarify-progress-${process.pid}`;
+    const command = `AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true ${process.execPath} ${CLI} run --config ${config} --dataset-uri ${path.join(dir, 'in')} --output ${path.join(dir, 'out')}; echo EXITED $?; sleep 60`;
+    try {
+      assert.equal((await runProcess('tmux', ['new-session', '-d', '-s', session, '-x', '150', '-y', '40', command])).code, 0);
+      const screens: string[] = [];
+      for (let i = 0; i < 600; i++) {
+        const screen = (await runProcess('tmux', ['capture-pane', '-p', '-t', session])).stdout;
+        screens.push(screen);
+        if (/EXITED \d+/.test(screen)) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const last = screens.at(-1)!;
+      assert.match(last, /EXITED 1/, last);
+      // Before the first image was explained (only the broken one is done), the bar already counted calls.
+      const frames = screens.map((s) => /(\d+)\/(\d+)\+? images \| (\d+)\/\d+ calls/.exec(s)).filter((m): m is RegExpExecArray => m !== null);
+      assert.ok(frames.some((m) => Number(m[1]) <= 1 && Number(m[3]) > 0), `no frame shows calls before an image was explained:\n${screens.filter((x) => /calls/.test(x)).slice(0, 3).join('\n---\n')}`);
+      const moving = new Set(screens.map((s) => /(\d+)\/\d+ calls/.exec(s)?.[1]).filter(Boolean));
+      assert.ok(moving.size >= 3, `the call count moved through ${moving.size} values`);
+      assert.ok(screens.some((s) => /failed: .*broken\.png \[decode\]/.test(s) && /calls\/s/.test(s)), 'the failure is printed while the bar is up');
+      // The final screen: the summary is the last thing before EXITED, and no bar frame is left.
+      const lines = last.split('\n').map((l) => l.trimEnd()).filter((l) => l !== '');
+      const exited = lines.findIndex((l) => l.startsWith('EXITED'));
+      assert.match(lines[exited - 1]!, /FAILED .*broken\.png \[decode\]/);
+      assert.ok(lines.slice(0, exited).some((l) => /3 of 4 images succeeded, 1 failed/.test(l)));
+      assert.ok(!lines.some((l) => /calls\/s/.test(l)), `a bar frame was left on screen:\n${last}`);
+    } finally {
+      await runProcess('tmux', ['kill-session', '-t', session]);
+      await slow.stop();
+    }
   });
 });
+
+function runProcess(command: string, args: readonly string[]): Promise<{ code: number | null; stdout: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'ignore'] });
+    let stdout = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.on('error', () => resolve({ code: -1, stdout }));
+    child.on('close', (code) => resolve({ code, stdout }));
+  });
+}

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
+import { pictureLayout } from '../src/output/heatmap.js';
 import { validateConfig } from '../src/config/config.js';
 import { KernelShapDesign, solveKernelShap, type CoalitionDesign } from '../src/explain/kernel-shap.js';
 import { seededRandom } from '../src/explain/random.js';
@@ -149,7 +150,10 @@ describe('image SHAP explanations', () => {
     assert.ok(Math.abs(values[worst]!) / values[best]! > 0.2, 'the negative segment is strong enough to show');
     const labels = await readLabels(path.join(out, record.segments_path));
     const { data: pixels, info } = await sharp(path.join(out, record.heatmap_path)).raw().toBuffer({ resolveWithObject: true });
-    assert.ok(info.width > image.width, 'the colour bar is to the right');
+    // The picture: a header band on top, the image enlarged by a whole factor, the colour bar to the right.
+    const layout = pictureLayout(image.width, image.height);
+    assert.equal(info.height, layout.top + image.height * layout.scale);
+    assert.ok(info.width > image.width * layout.scale, 'the colour bar is to the right');
     const meanColour = (segment: number): [number, number, number] => {
       const sums = [0, 0, 0];
       let n = 0;
@@ -158,7 +162,7 @@ describe('image SHAP explanations', () => {
           // Interior pixels only: away from the drawn boundaries.
           const inside = [-2, 0, 2].every((dy) => [-2, 0, 2].every((dx) => labels[(y + dy) * image.width + x + dx] === segment));
           if (!inside) continue;
-          const o = (y * info.width + x) * info.channels;
+          const o = ((layout.top + Math.floor((y + 0.5) * layout.scale)) * info.width + Math.floor((x + 0.5) * layout.scale)) * info.channels;
           sums[0]! += pixels[o]!;
           sums[1]! += pixels[o + 1]!;
           sums[2]! += pixels[o + 2]!;

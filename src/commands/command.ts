@@ -75,3 +75,18 @@ export async function loadRunnableConfig(file: string, io: CliIo): Promise<Analy
     throw error;
   }
 }
+
+let noticeShown = false;
+
+/**
+ * Once per process, where a command uses AWS on Node < 22: the one line that replaces the AWS
+ * SDK's 8-line Node-version warning (bin/clarify-images.js silences that one).
+ */
+export function awsNodeNotice(config: AnalysisConfig, uris: readonly (string | undefined)[], io: CliIo): void {
+  if (noticeShown || process.env['CLARIFY_IMAGES_NODE_NOTICE'] !== '1') return;
+  const target = endpointTarget(config).kind;
+  const aws = target !== 'url' || [config.dataset_uri, config.methods.shap.baseline, ...uris].some((u) => u !== undefined && /^s3:\/\//i.test(u));
+  if (!aws) return;
+  noticeShown = true;
+  io.err(`note: AWS SDK releases after January 2027 need Node 22; this is Node ${process.versions.node}, which works with the SDK installed now.`);
+}

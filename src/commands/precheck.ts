@@ -12,7 +12,7 @@ import { createInvoker, Predictor, wireHeaders } from '../predictor/predictor.js
 import { firstJsonValue, recogniseAnswer, type RecognisedShape } from '../predictor/recognise.js';
 import { EndpointError } from '../predictor/transport.js';
 import { readUri } from '../storage/storage.js';
-import { type Command, EXIT_FAILURES, EXIT_OK, EXIT_USAGE, loadRunnableConfig, optionalString, printConfigError, requireString } from './command.js';
+import { awsNodeNotice, type Command, EXIT_FAILURES, EXIT_OK, EXIT_USAGE, loadRunnableConfig, optionalString, printConfigError, requireString } from './command.js';
 
 /** The config lines that read a recognised answer, as JSON a user can paste. */
 function printShape(shape: RecognisedShape, config: AnalysisConfig, io: { out(text: string): void }): void {
@@ -65,6 +65,7 @@ call failed), 2 on a config or usage error.`,
     const file = requireString(values, 'config');
     const config = await loadRunnableConfig(file, io);
     if (!config) return EXIT_USAGE;
+    awsNodeNotice(config, [optionalString(values, 'image'), optionalString(values, 'dataset-uri')], io);
     let source: { uri: string; bytes: Buffer };
     try {
       const image = optionalString(values, 'image');

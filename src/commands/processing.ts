@@ -12,7 +12,7 @@ import { ConfigError, errorMessage } from '../errors.js';
 import { mergeParts } from '../output/merge.js';
 import type { Shard } from '../output/run-writer.js';
 import { openStorage } from '../storage/storage.js';
-import { type Command, EXIT_FAILURES, EXIT_OK, EXIT_USAGE, loadCheckedConfig } from './command.js';
+import { awsNodeNotice, type Command, EXIT_FAILURES, EXIT_OK, EXIT_USAGE, loadCheckedConfig } from './command.js';
 import { EXIT_SIGINT, EXIT_SIGTERM, printSummary, runWithSignals, StoppedBeforeStartError } from './run.js';
 
 export function mlRoot(): string {
@@ -95,6 +95,7 @@ CLARIFY_IMAGES_ML_ROOT replaces /opt/ml (for tests).`,
     try {
       config = await loadCheckedConfig(configFile, io);
       endpointTarget(config);
+      awsNodeNotice(config, [config.clarify_images.output_uri], io);
       shard = await shardFromResourceConfig(root);
       outputUri = config.clarify_images.output_uri ?? outputUri;
       if (shard && !config.clarify_images.output_uri) {

@@ -3,7 +3,7 @@ import { ShadowEndpoint, shadowJobKey } from '../predictor/shadow-endpoint.js';
 import { ConfigError, errorMessage } from '../errors.js';
 import { type JobResult, runJob } from '../job.js';
 import type { Shard } from '../output/run-writer.js';
-import { type CliIo, type Command, EXIT_FAILURES, EXIT_USAGE, loadRunnableConfig, optionalString, printConfigError, requireString, UsageError } from './command.js';
+import { awsNodeNotice, type CliIo, type Command, EXIT_FAILURES, EXIT_USAGE, loadRunnableConfig, optionalString, printConfigError, requireString, UsageError } from './command.js';
 
 /** Exit codes of a run ended by a signal, as shells report them (128 + signal number). */
 export const EXIT_SIGINT = 130;
@@ -128,6 +128,7 @@ usage error.`,
     const config = await loadRunnableConfig(file, io);
     if (!config) return EXIT_USAGE;
     const outputUri = optionalString(values, 'output') ?? DEFAULT_OUTPUT_URI;
+    awsNodeNotice(config, [optionalString(values, 'dataset-uri'), outputUri], io);
     try {
       const { result, signal } = await runWithSignals(config, {
         datasetUri: optionalString(values, 'dataset-uri'),
@@ -135,7 +136,7 @@ usage error.`,
         shard,
         force: values['force'] === true,
         log: values['quiet'] === true ? undefined : (line) => io.err(line),
-        progress: values['quiet'] === true ? undefined : { isTTY: Boolean(process.stderr.isTTY), write: (text) => process.stderr.write(text) },
+        progress: values['quiet'] === true ? undefined : { isTTY: Boolean(process.stderr.isTTY), stream: process.stderr, write: (text) => process.stderr.write(text) },
       });
       if (shard) {
         io.out(`part ${shard.index} of ${shard.count} written to ${outputUri}/parts/${shard.index}-of-${shard.count}: ${result.summary.images.succeeded} images succeeded, ${result.summary.images.failed} failed`);

@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import jmespath from 'jmespath';
 import { ConfigError, type ConfigProblem, errorMessage } from '../errors.js';
@@ -319,6 +320,9 @@ export async function loadConfig(file: string): Promise<AnalysisConfig> {
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new ConfigError([{ path: '', message: `the config file ${file} does not exist` }]);
+    if (code === 'EISDIR') throw new ConfigError([{ path: '', message: `${file} is a folder; give the config file (analysis_config.json) itself` }]);
     throw new ConfigError([{ path: '', message: `cannot read config file ${file}: ${errorMessage(error)}` }]);
   }
   let parsed: unknown;
@@ -327,7 +331,21 @@ export async function loadConfig(file: string): Promise<AnalysisConfig> {
   } catch (error) {
     throw new ConfigError([{ path: '', message: `${file} is not valid JSON: ${errorMessage(error)}` }]);
   }
-  return validateConfig(parsed);
+  return resolveRelativePaths(validateConfig(parsed), path.dirname(path.resolve(file)));
+}
+
+const isLocalRelative = (uri: string): boolean => !/^[a-z][a-z0-9+.-]*:\/\//i.test(uri) && !path.isAbsolute(uri);
+
+/**
+ * Local paths in a config file (dataset_uri, methods.shap.baseline) are relative to the file's
+ * folder, not to where the command runs, so a config works from anywhere.
+ */
+export function resolveRelativePaths(config: AnalysisConfig, base: string): AnalysisConfig {
+  const resolved = structuredClone(config);
+  if (resolved.dataset_uri !== undefined && isLocalRelative(resolved.dataset_uri)) resolved.dataset_uri = path.resolve(base, resolved.dataset_uri);
+  const shap = resolved.methods.shap;
+  if (shap.baseline !== undefined && isLocalRelative(shap.baseline)) shap.baseline = path.resolve(base, shap.baseline);
+  return resolved;
 }
 
 /**

@@ -91,10 +91,34 @@ export function explanationRecord(
 }
 
 /** Segment map (16-bit PNG) and the top class's heatmap, written before the record that names them. */
-export async function writeExplanationArtifacts(storage: Storage, record: ExplanationRecord, rgb: RgbImage, explanation: ClassificationExplanation, predictedIndex: number): Promise<{ heatmap: Buffer }> {
+/** Three decimals with a true minus sign, for pictures. */
+const signed = (v: number): string => (v < 0 ? `−${(-v).toFixed(3)}` : v.toFixed(3));
+
+/** The most influential segments (largest |value|), whose numbers the pictures show. */
+export function topSegmentIds(values: ArrayLike<number>, count = 5): number[] {
+  return Array.from(values, (v, i) => [Math.abs(v), i] as const)
+    .sort((a, b) => b[0] - a[0] || a[1] - b[1])
+    .slice(0, count)
+    .map(([, i]) => i);
+}
+
+export async function writeExplanationArtifacts(
+  storage: Storage,
+  record: ExplanationRecord,
+  rgb: RgbImage,
+  explanation: ClassificationExplanation,
+  predictedIndex: number,
+  unit: string,
+): Promise<{ heatmap: Buffer }> {
   const { segments, result } = explanation;
   await storage.write(record.segments_path, encodeGray16Png(segments.width, segments.height, segments.labels), 'image/png');
-  const heatmap = await renderHeatmap(rgb, segments, result.values[predictedIndex]!, { title: record.predicted_label });
+  const values = result.values[predictedIndex]!;
+  const top = record.explanations[predictedIndex]!;
+  const heatmap = await renderHeatmap(rgb, segments, values, {
+    title: `${record.predicted_label}: ${signed(top.prediction)} (${unit}); base value ${signed(top.base_value)}`,
+    unit,
+    numbered: topSegmentIds(values),
+  });
   await storage.write(record.heatmap_path, heatmap, 'image/jpeg');
   return { heatmap };
 }
@@ -210,9 +234,14 @@ export async function writeDetectionArtifacts(storage: Storage, record: Detectio
   await storage.write(record.segments_path, encodeGray16Png(segments.width, segments.height, segments.labels), 'image/png');
   const heatmaps: Buffer[] = [];
   for (const [i, object] of record.objects.entries()) {
+    const region = object.context_region_pixels;
+    const whole = region.x0 <= 0 && region.y0 <= 0 && region.x1 >= rgb.width && region.y1 >= rgb.height;
     const heatmap = await renderHeatmap(rgb, segments, explanation.objects[i]!.shapValues, {
-      title: `${object.label} ${object.score.toFixed(2)}`,
+      title: `Object ${object.index}: ${object.label} ${object.score.toFixed(2)}`,
+      unit: 'detection score',
       box: object.box_pixels,
+      contextRegion: whole ? undefined : region,
+      numbered: topSegmentIds(explanation.objects[i]!.shapValues),
     });
     await storage.write(object.heatmap_path, heatmap, 'image/jpeg');
     await storage.write(objectHeatmapNotebookPath(record.name, object.index), heatmap, 'image/jpeg');

@@ -3,7 +3,7 @@
  * notebook (nbformat 4.5) whose first cell loads `explanations_shap/out.jsonl` so the analysis can
  * go on, then the report's content as Markdown tables with the pictures embedded as attachments.
  */
-import type { ReportFacts, ReportImage } from './report.js';
+import { importanceExplanation, type ReportFacts, type ReportImage } from './report.js';
 
 interface Cell {
   readonly id: string;
@@ -43,12 +43,16 @@ export function renderNotebook(facts: ReportFacts, images: readonly ReportImage[
     cells.push({ id: `cell-${cells.length}`, cell_type: 'markdown', metadata: {}, source: lines(source), ...(attachments ? { attachments } : {}) });
   };
   cells.push({ id: 'load-results', cell_type: 'code', metadata: {}, execution_count: null, outputs: [], source: lines(LOAD_RESULTS) });
-  markdown(`# ${facts.title}\n\nBlue segments raise the score, red ones lower it; values are SHAP values (they sum to prediction − base value).\n\n## Run\n\n${table(['', ''], facts.rows)}`);
+  markdown(`# ${facts.title}\n\nBlue segments raise the score, red ones lower it. Values are SHAP values: per image they sum to prediction − base value.\n\n## Run\n\n${table(['', ''], facts.rows)}`);
   if (facts.failures.length > 0) {
     markdown(`## Failures (${facts.failures.length})\n\n${table(['image', 'stage', 'reason'], facts.failures.slice(0, 200).map((f) => [f.image, f.stage, f.message]))}`);
   }
-  if (facts.importance && facts.importance.length > 0) {
-    markdown(`## Global importance (${facts.aggMethod ?? ''} over all segments)\n\n${table(['label', 'value'], facts.importance.map((l) => [l.label, fmt(l.value)]))}`);
+  if (facts.classification) {
+    markdown(
+      facts.importance
+        ? `## Global importance\n\n${importanceExplanation(facts.aggMethod)}\n\n${table(['rank', 'label', 'value'], facts.importance.map((l, r) => [String(r + 1), l.label, fmt(l.value)]))}`
+        : '## Global importance\n\nNo data: no image was explained.',
+    );
   }
   if (facts.shown < facts.total) markdown(`Showing the first ${facts.shown} of ${facts.total} images.`);
   images.forEach((image, i) => {
@@ -62,10 +66,15 @@ export function renderNotebook(facts: ReportFacts, images: readonly ReportImage[
       attachments[name] = { 'image/jpeg': jpeg.toString('base64') };
       return `![${alt}](attachment:${name}) `;
     };
-    const figures = [picture(`original-${i}.jpeg`, image.original, 'original'), picture(`segments-${i}.jpeg`, image.segments, 'segments'), picture(`overview-${i}.jpeg`, image.overview, 'kept detections')].join('');
+    const figures = [
+      picture(`pair-${i}.jpeg`, image.pair ?? image.original, 'original and heatmap'),
+      picture(`segments-${i}.jpeg`, image.segments, 'segments, numbered'),
+      picture(`overview-${i}.jpeg`, image.overview, 'kept detections'),
+    ].join('');
     const ranking = image.ranking.length > 0 ? table(['label', 'score'], image.ranking.map((r) => [r.label, fmt(r.score)])) : 'No detection above the threshold.';
     const panels = image.panels.map((panel, k) => {
-      const heatmap = picture(`heatmap-${i}-${k}.jpeg`, panel.heatmap, `heatmap ${panel.title}`);
+      // The first heatmap is already in the side-by-side picture.
+      const heatmap = k > 0 || !image.pair ? picture(`heatmap-${i}-${k}.jpeg`, panel.heatmap, `heatmap ${panel.title}`) : '';
       const segments = table(['segment', 'SHAP value ± SE'], panel.topSegments.map((s) => [String(s.segment), `${fmt(s.value)} ± ${fmt(s.standardError)}`]));
       return `### ${panel.title}\n\n${heatmap}\n\nprediction ${fmt(panel.prediction)}, base value ${fmt(panel.baseValue)}\n\n${segments}`;
     });

@@ -1,18 +1,28 @@
 /**
- * Progress of a run: on a terminal, one line redrawn in place (images done, calls/s, ETA,
- * failures); otherwise a single-line JSON record every interval, for log collectors.
+ * Progress of a run. On a terminal: a cli-progress bar that moves with endpoint calls (not only
+ * with finished images), with images, calls/s, ETA, retries and failures, and log lines (a failed
+ * image, a retry storm) printed above it as they happen; it is cleared when the run ends, so the
+ * summary is the last thing on screen. Elsewhere: a single-line JSON record every interval, for
+ * log collectors.
  */
+import cliProgress from 'cli-progress';
+
 export interface ProgressState {
   imagesDone: number;
   imagesListed: number;
   listingComplete: boolean;
   failed: number;
   calls: number;
+  retries: number;
+  /** Endpoint calls one image is expected to take (the budget + its prediction). */
+  callsPerImage: number;
 }
 
 export interface ProgressSink {
   readonly isTTY: boolean;
   write(text: string): void;
+  /** The terminal the bar draws on (needed when isTTY). */
+  readonly stream?: NodeJS.WriteStream;
 }
 
 export interface ProgressRecord {
@@ -22,17 +32,17 @@ export interface ProgressRecord {
   listing_complete: boolean;
   failed: number;
   calls: number;
+  retries: number;
+  expected_calls: number;
   calls_per_second: number;
   elapsed_seconds: number;
   eta_seconds: number | null;
 }
 
-function duration(seconds: number): string {
-  if (!Number.isFinite(seconds)) return '?';
-  const s = Math.round(seconds);
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+/** Calls the run is expected to make: what images finished took so far, or the budget, for every image listed. */
+export function expectedCalls(s: ProgressState): number {
+  const perImage = s.imagesDone > 0 ? Math.max(s.callsPerImage * 0.25, s.calls / Math.max(1, s.imagesDone + 1)) : s.callsPerImage;
+  return Math.max(s.calls, Math.round(s.imagesListed * perImage));
 }
 
 export class ProgressReporter {
@@ -41,28 +51,58 @@ export class ProgressReporter {
   private lastCalls = 0;
   private lastAt = this.started;
   private rate = 0;
+  private bars: cliProgress.MultiBar | undefined;
+  private bar: cliProgress.SingleBar | undefined;
 
   constructor(
     private readonly state: () => ProgressState,
     private readonly sink: ProgressSink,
-    private readonly intervalMs = sink.isTTY ? 250 : 10_000,
+    private readonly intervalMs = sink.isTTY ? 200 : 10_000,
   ) {}
 
   start(): void {
+    if (this.sink.isTTY && this.sink.stream) {
+      this.bars = new cliProgress.MultiBar(
+        {
+          stream: this.sink.stream,
+          format: ' {bar} {percentage}% | {images} images | {value}/{total} calls | {rate} calls/s | ETA {eta_formatted}{problems}',
+          hideCursor: true,
+          clearOnComplete: true,
+          stopOnComplete: false,
+          etaBuffer: 200,
+          fps: 5,
+          barsize: 24,
+          autopadding: true,
+          forceRedraw: true,
+        },
+        cliProgress.Presets.shades_classic,
+      );
+      this.bar = this.bars.create(Math.max(1, expectedCalls(this.state())), 0, this.payload(this.record()));
+    }
     this.timer = setInterval(() => this.tick(), this.intervalMs);
     this.timer.unref();
+  }
+
+  /** A line for the user while the bar is up (above it on a terminal). False when there is no bar. */
+  log(line: string): boolean {
+    if (!this.bars) return false;
+    this.bars.log(`${line}\n`);
+    return true;
   }
 
   record(): ProgressRecord {
     const s = this.state();
     const now = performance.now();
     const window = (now - this.lastAt) / 1000;
-    if (window > 0) this.rate = (s.calls - this.lastCalls) / window;
-    this.lastCalls = s.calls;
-    this.lastAt = now;
+    if (window > 0.05) {
+      this.rate = (s.calls - this.lastCalls) / window;
+      this.lastCalls = s.calls;
+      this.lastAt = now;
+    }
     const elapsed = (now - this.started) / 1000;
-    const perImage = s.imagesDone > 0 ? elapsed / s.imagesDone : Number.NaN;
-    const eta = s.listingComplete && s.imagesDone > 0 ? perImage * (s.imagesListed - s.imagesDone) : null;
+    const expected = expectedCalls(s);
+    const callRate = elapsed > 0 ? s.calls / elapsed : 0;
+    const eta = s.listingComplete && callRate > 0 ? Math.max(0, (expected - s.calls) / callRate) : null;
     return {
       event: 'progress',
       images_done: s.imagesDone,
@@ -70,28 +110,40 @@ export class ProgressReporter {
       listing_complete: s.listingComplete,
       failed: s.failed,
       calls: s.calls,
+      retries: s.retries,
+      expected_calls: expected,
       calls_per_second: Math.round(this.rate),
       elapsed_seconds: Math.round(elapsed),
       eta_seconds: eta === null ? null : Math.round(eta),
     };
   }
 
+  private payload(r: ProgressRecord): Record<string, string | number> {
+    const problems = [r.failed > 0 ? `${r.failed} failed` : '', r.retries > 0 ? `${r.retries} retries` : ''].filter(Boolean).join(', ');
+    return {
+      images: `${r.images_done}/${r.images_listed}${r.listing_complete ? '' : '+'}`,
+      rate: r.calls_per_second,
+      problems: problems ? ` | ${problems}` : '',
+    };
+  }
+
   private tick(): void {
     const r = this.record();
-    if (!this.sink.isTTY) {
-      this.sink.write(`${JSON.stringify(r)}\n`);
+    if (this.bar) {
+      this.bar.setTotal(Math.max(1, r.expected_calls));
+      this.bar.update(r.calls, this.payload(r));
       return;
     }
-    const total = r.listing_complete ? r.images_listed : undefined;
-    const width = 24;
-    const filled = total ? Math.round((width * r.images_done) / Math.max(1, total)) : 0;
-    const bar = total ? `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ` : '';
-    const line = `${bar}${r.images_done}/${total ?? `${r.images_listed}+`} images · ${r.calls_per_second} calls/s · ETA ${r.eta_seconds === null ? '?' : duration(r.eta_seconds)}${r.failed ? ` · ${r.failed} failed` : ''}`;
-    this.sink.write(`\r${line.padEnd(78)}`);
+    if (!this.sink.isTTY) this.sink.write(`${JSON.stringify(r)}\n`);
   }
 
   stop(): void {
     if (this.timer) clearInterval(this.timer);
-    if (this.sink.isTTY) this.sink.write('\n');
+    this.timer = undefined;
+    if (this.bars) {
+      this.bars.stop();
+      this.bars = undefined;
+      this.bar = undefined;
+    }
   }
 }

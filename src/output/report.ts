@@ -4,10 +4,13 @@
  * heatmap(s), the top labels or objects, and the most influential segments. Bounded: at most
  * `maxImages` images are shown (the summary counts them all).
  */
+import { createRequire } from 'node:module';
 import PDFDocument from 'pdfkit';
 import sharp from 'sharp';
 import type { AnalysisConfig } from '../config/config.js';
 import type { AnalysisSummary } from './records.js';
+
+const require = createRequire(import.meta.url);
 
 export interface InfluentialSegment {
   readonly segment: number;
@@ -29,10 +32,15 @@ export interface ReportImage {
   readonly name: string;
   readonly width: number;
   readonly height: number;
+  /** The original and the (first) heatmap side by side, the same size: what a reader looks at first. */
+  readonly pair?: Buffer;
   readonly original?: Buffer;
+  /** The segments, each with its number where it is. */
   readonly segments?: Buffer;
   readonly numSegments?: number;
   readonly calls?: number;
+  /** What the values are in: probability, log-odds, detection score. */
+  readonly unit?: string;
   /** Classification: the top labels with scores; detection: the kept objects. */
   readonly ranking: readonly { label: string; score: number }[];
   readonly overview?: Buffer;
@@ -40,10 +48,12 @@ export interface ReportImage {
   readonly failure?: { stage: string; message: string };
 }
 
-const THUMB_WIDTH = 360;
+/** Widths the report shows pictures at (the HTML page is 1100 px wide). */
+const PAIR_WIDTH = 1060;
+const FIGURE_WIDTH = 520;
 
-async function thumbnail(jpeg: Buffer, width = THUMB_WIDTH): Promise<Buffer> {
-  return sharp(jpeg).resize({ width, withoutEnlargement: true }).jpeg({ quality: 82 }).toBuffer();
+async function thumbnail(jpeg: Buffer, width: number): Promise<Buffer> {
+  return sharp(jpeg).resize({ width, withoutEnlargement: true }).jpeg({ quality: 85 }).toBuffer();
 }
 
 /** The most influential segments: largest |value| first. */
@@ -72,10 +82,11 @@ export class ReportCollector {
     if (!this.wants(index)) return;
     this.items.set(index, {
       ...image,
-      original: image.original && (await thumbnail(image.original)),
-      segments: image.segments && (await thumbnail(image.segments)),
-      overview: image.overview && (await thumbnail(image.overview, 480)),
-      panels: await Promise.all(image.panels.map(async (p) => ({ ...p, heatmap: await thumbnail(p.heatmap, 420) }))),
+      pair: image.pair && (await thumbnail(image.pair, PAIR_WIDTH)),
+      original: image.original && (await thumbnail(image.original, FIGURE_WIDTH)),
+      segments: image.segments && (await thumbnail(image.segments, FIGURE_WIDTH)),
+      overview: image.overview && (await thumbnail(image.overview, FIGURE_WIDTH)),
+      panels: await Promise.all(image.panels.map(async (p) => ({ ...p, heatmap: await thumbnail(p.heatmap, FIGURE_WIDTH) }))),
     });
   }
 
@@ -95,10 +106,23 @@ export interface ReportFacts {
   readonly title: string;
   readonly rows: readonly [string, string][];
   readonly failures: readonly { image: string; stage: string; message: string }[];
+  /** Sorted, largest first; undefined when no image was explained ("no data"). */
   readonly importance?: readonly { label: string; value: number }[];
   readonly aggMethod?: string;
+  /** Detection runs have no per-label importance. */
+  readonly classification: boolean;
   readonly shown: number;
   readonly total: number;
+}
+
+/** How many labels the report lists before folding the rest away. */
+export const IMPORTANCE_SHOWN = 10;
+
+const AGG_WORDS: Record<string, string> = { mean_abs: 'mean |SHAP value|', mean_sq: 'mean squared SHAP value', median: 'median SHAP value' };
+
+/** One sentence on what the global number is, for readers who expect "the most predicted label". */
+export function importanceExplanation(aggMethod: string | undefined): string {
+  return `Each label's ${AGG_WORDS[aggMethod ?? ''] ?? aggMethod ?? 'importance'} over every segment of every explained image: how strongly the segments move that label's score, whichever label was predicted — a label can rank high without being predicted for any image.`;
 }
 
 export function reportFacts(config: AnalysisConfig, summary: AnalysisSummary, shown: number): ReportFacts {
@@ -123,8 +147,10 @@ export function reportFacts(config: AnalysisConfig, summary: AnalysisSummary, sh
     title: config.methods.report.title ?? 'SageMaker Analysis Report',
     rows,
     failures: summary.failures,
-    importance: summary.explanations?.global_importance?.labels,
-    aggMethod: summary.explanations?.global_importance?.agg_method,
+    importance:
+      (summary.explanations?.images_explained ?? 0) > 0 ? [...(summary.explanations?.global_importance?.labels ?? [])].sort((a, b) => b.value - a.value || a.label.localeCompare(b.label)) : undefined,
+    aggMethod: summary.explanations?.global_importance?.agg_method ?? config.methods.shap.agg_method,
+    classification: ic.model_type === 'IMAGE_CLASSIFICATION',
     shown,
     total: summary.dataset.images_found,
   };
@@ -135,22 +161,35 @@ export function renderHtml(facts: ReportFacts, images: readonly ReportImage[]): 
 <html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(facts.title)}</title>
 <style>
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
-h1{margin-bottom:.2rem} h2{margin-top:2.5rem;border-bottom:1px solid #ddd;padding-bottom:.3rem;word-break:break-all}
-table{border-collapse:collapse;margin:.5rem 0} td,th{border:1px solid #ddd;padding:.25rem .6rem;text-align:left;vertical-align:top}
+h1{margin-bottom:.2rem} h2{margin-top:2.2rem;border-bottom:1px solid #ddd;padding-bottom:.3rem;overflow-wrap:anywhere}
+table{border-collapse:collapse;margin:.5rem 0} td,th{border:1px solid #ddd;padding:.25rem .6rem;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+table.failures td:last-child{max-width:640px}
 .figs{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start} figure{margin:0} figcaption{font-size:.85rem;color:#555}
+img{max-width:100%;height:auto}
 .panel{margin:1rem 0;padding:.5rem 0;border-top:1px dashed #ddd} .pos{color:#1e3cff} .neg{color:#d62a1e} .fail{color:#b00}
-.note{color:#666;font-size:.9rem}
+.note{color:#666;font-size:.9rem} details summary{cursor:pointer;color:#444;margin:.3rem 0}
 </style></head><body>`;
-  const parts: string[] = [head, `<h1>${escapeHtml(facts.title)}</h1>`, '<p class="note">Blue segments raise the score, red ones lower it; values are SHAP values (they sum to prediction − base value).</p>'];
-  parts.push('<h2>Run</h2><table>', ...facts.rows.map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`), '</table>');
-  if (facts.importance && facts.importance.length > 0) {
-    parts.push(`<h2>Global importance (${escapeHtml(facts.aggMethod ?? '')} over all segments)</h2><table><tr><th>label</th><th>value</th></tr>`);
-    parts.push(...facts.importance.map((l) => `<tr><td>${escapeHtml(l.label)}</td><td>${fmt(l.value)}</td></tr>`), '</table>');
-  }
+  const parts: string[] = [head, `<h1>${escapeHtml(facts.title)}</h1>`, '<p class="note">Blue segments raise the score, red ones lower it. Values are SHAP values: per image they sum to prediction − base value.</p>'];
+  parts.push('<h2 id="run">Run</h2><table>', ...facts.rows.map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`), '</table>');
   if (facts.failures.length > 0) {
-    parts.push(`<h2>Failures (${facts.failures.length})</h2><table><tr><th>image</th><th>stage</th><th>reason</th></tr>`);
+    parts.push(`<h2 id="failures">Failures (${facts.failures.length})</h2><table class="failures"><tr><th>image</th><th>stage</th><th>reason</th></tr>`);
     parts.push(...facts.failures.slice(0, 200).map((f) => `<tr class="fail"><td>${escapeHtml(f.image)}</td><td>${escapeHtml(f.stage)}</td><td>${escapeHtml(f.message)}</td></tr>`), '</table>');
+    if (facts.failures.length > 200) parts.push(`<p class="note">… and ${facts.failures.length - 200} more in analysis.json.</p>`);
   }
+  if (facts.classification) {
+    parts.push(`<h2 id="importance">Global importance</h2>`);
+    if (!facts.importance) {
+      parts.push('<p class="note">No data: no image was explained.</p>');
+    } else {
+      parts.push(`<p class="note">${escapeHtml(importanceExplanation(facts.aggMethod))}</p>`);
+      const row = (l: { label: string; value: number }, i: number): string => `<tr><td>${i + 1}</td><td>${escapeHtml(l.label)}</td><td>${fmt(l.value)}</td></tr>`;
+      parts.push('<table><tr><th>rank</th><th>label</th><th>value</th></tr>', ...facts.importance.slice(0, IMPORTANCE_SHOWN).map(row), '</table>');
+      if (facts.importance.length > IMPORTANCE_SHOWN) {
+        parts.push(`<details><summary>All ${facts.importance.length} labels</summary><table><tr><th>rank</th><th>label</th><th>value</th></tr>`, ...facts.importance.map(row), '</table></details>');
+      }
+    }
+  }
+  parts.push(`<h2 id="images">Images</h2>`);
   if (facts.shown < facts.total) parts.push(`<p class="note">Showing the first ${facts.shown} of ${facts.total} images.</p>`);
   for (const image of images) {
     parts.push(`<h2>${escapeHtml(image.uri)}</h2>`);
@@ -158,29 +197,41 @@ table{border-collapse:collapse;margin:.5rem 0} td,th{border:1px solid #ddd;paddi
       parts.push(`<p class="fail">Failed at ${escapeHtml(image.failure.stage)}: ${escapeHtml(image.failure.message)}</p>`);
       continue;
     }
-    parts.push(`<p class="note">${image.width}×${image.height} px, ${image.numSegments ?? '?'} segments, ${image.calls ?? 0} endpoint calls for the explanation.</p>`);
+    parts.push(`<p class="note">${image.width}×${image.height} px, ${image.numSegments ?? '?'} segments, ${image.calls ?? 0} endpoint calls for the explanation; values in ${escapeHtml(image.unit ?? 'probability')}.</p>`);
+    if (image.pair) parts.push(`<figure><img src="${dataUri(image.pair)}" alt="original and heatmap"><figcaption>original | heatmap</figcaption></figure>`);
+    const ranking =
+      image.ranking.length > 0
+        ? ['<table><tr><th>label</th><th>score</th></tr>', ...image.ranking.map((r) => `<tr><td>${escapeHtml(r.label)}</td><td>${fmt(r.score)}</td></tr>`), '</table>'].join('')
+        : '<p class="note">No detection above the threshold.</p>';
+    const panelText = (panel: ReportPanel): string =>
+      [
+        `<p>prediction ${fmt(panel.prediction)}, base value ${fmt(panel.baseValue)} (${escapeHtml(image.unit ?? 'probability')})</p><table><tr><th>segment</th><th>SHAP value ± SE</th></tr>`,
+        ...panel.topSegments.map((s) => `<tr><td>${s.segment}</td><td class="${s.value >= 0 ? 'pos' : 'neg'}">${fmt(s.value)} ± ${fmt(s.standardError)}</td></tr>`),
+        '</table>',
+      ].join('');
+    // The numbered segments beside the scores and the first panel's top segments, which name them.
+    const [first, ...rest] = image.panels;
     parts.push('<div class="figs">');
-    if (image.original) parts.push(`<figure><img src="${dataUri(image.original)}" alt="original"><figcaption>original</figcaption></figure>`);
-    if (image.segments) parts.push(`<figure><img src="${dataUri(image.segments)}" alt="segments"><figcaption>segments</figcaption></figure>`);
+    if (image.segments) parts.push(`<figure><img src="${dataUri(image.segments)}" alt="segments"><figcaption>segments, numbered as in the tables</figcaption></figure>`);
+    parts.push(`<div>${ranking}${first && image.pair ? `<h3>${escapeHtml(first.title)}</h3>${panelText(first)}` : ''}</div>`);
     if (image.overview) parts.push(`<figure><img src="${dataUri(image.overview)}" alt="detections"><figcaption>kept detections</figcaption></figure>`);
     parts.push('</div>');
-    if (image.ranking.length > 0) {
-      parts.push('<table><tr><th>label</th><th>score</th></tr>', ...image.ranking.map((r) => `<tr><td>${escapeHtml(r.label)}</td><td>${fmt(r.score)}</td></tr>`), '</table>');
-    } else {
-      parts.push('<p class="note">No detection above the threshold.</p>');
-    }
-    for (const panel of image.panels) {
-      parts.push(`<div class="panel"><h3>${escapeHtml(panel.title)}</h3><div class="figs"><figure><img src="${dataUri(panel.heatmap)}" alt="heatmap ${escapeHtml(panel.title)}"><figcaption>heatmap</figcaption></figure>`);
-      parts.push(`<div><p>prediction ${fmt(panel.prediction)}, base value ${fmt(panel.baseValue)}</p><table><tr><th>segment</th><th>SHAP value ± SE</th></tr>`);
-      parts.push(...panel.topSegments.map((s) => `<tr><td>${s.segment}</td><td class="${s.value >= 0 ? 'pos' : 'neg'}">${fmt(s.value)} ± ${fmt(s.standardError)}</td></tr>`));
-      parts.push('</table></div></div></div>');
+    for (const panel of first && image.pair ? rest : image.panels) {
+      parts.push(`<div class="panel"><h3>${escapeHtml(panel.title)}</h3><div class="figs">`);
+      parts.push(`<figure><img src="${dataUri(panel.heatmap)}" alt="heatmap ${escapeHtml(panel.title)}"><figcaption>heatmap</figcaption></figure>`);
+      parts.push(`<div>${panelText(panel)}</div></div></div>`);
     }
   }
   parts.push('</body></html>');
   return parts.join('\n');
 }
 
-/** The same content as the HTML, laid out with pdfkit (pure JavaScript, no browser). */
+/** DejaVu Sans from the @fontsource/dejavu-sans npm package: covers →, −, ±, φ and Latin text. */
+function fontFile(weight: 400 | 700): string {
+  return require.resolve(`@fontsource/dejavu-sans/files/dejavu-sans-latin-${weight}-normal.woff`);
+}
+
+/** The same content as the HTML, laid out with pdfkit (pure JavaScript, no browser), with a real font embedded. */
 export function renderPdf(facts: ReportFacts, images: readonly ReportImage[]): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const doc = new PDFDocument({ size: 'A4', margin: 40, info: { Title: facts.title, Creator: 'clarify-images' } });
@@ -188,61 +239,106 @@ export function renderPdf(facts: ReportFacts, images: readonly ReportImage[]): P
     doc.on('data', (c: Buffer) => chunks.push(c));
     doc.on('end', () => resolve(Buffer.concat(chunks)));
     doc.on('error', reject);
+    doc.registerFont('Body', fontFile(400));
+    doc.registerFont('Bold', fontFile(700));
+    doc.font('Body');
     const width = doc.page.width - 80;
+    const bottom = (): number => doc.page.height - 40;
     const ensure = (height: number): void => {
-      if (doc.y + height > doc.page.height - 40) doc.addPage();
+      if (doc.y + height > bottom()) doc.addPage();
     };
-    doc.fontSize(20).text(facts.title);
-    doc.moveDown(0.5).fontSize(9).fillColor('#555').text('Blue segments raise the score, red ones lower it; values are SHAP values (they sum to prediction − base value).').fillColor('#000');
-    doc.moveDown().fontSize(13).text('Run');
+    const heading = (text: string, size = 13): void => {
+      ensure(size * 3);
+      doc.moveDown(0.6).font('Bold').fontSize(size).fillColor('#000').text(text, 40, doc.y, { width }).font('Body');
+    };
+    doc.font('Bold').fontSize(20).text(facts.title).font('Body');
+    doc.moveDown(0.3).fontSize(9).fillColor('#555').text('Blue segments raise the score, red ones lower it. Values are SHAP values: per image they sum to prediction − base value.', { width }).fillColor('#000');
+    heading('Run');
     doc.fontSize(9);
-    for (const [k, v] of facts.rows) doc.text(`${k}: ${v}`, { width });
-    if (facts.importance && facts.importance.length > 0) {
-      doc.moveDown().fontSize(13).text(`Global importance (${facts.aggMethod ?? ''})`).fontSize(9);
-      for (const l of facts.importance) doc.text(`${l.label}: ${fmt(l.value)}`);
+    for (const [k, v] of facts.rows) {
+      ensure(14);
+      doc.font('Bold').text(`${k}: `, { continued: true, width }).font('Body').text(v);
     }
     if (facts.failures.length > 0) {
-      doc.moveDown().fontSize(13).text(`Failures (${facts.failures.length})`).fontSize(9).fillColor('#b00');
-      for (const f of facts.failures.slice(0, 100)) doc.text(`${f.image} [${f.stage}]: ${f.message}`, { width });
+      heading(`Failures (${facts.failures.length})`);
+      doc.fontSize(9).fillColor('#b00');
+      for (const f of facts.failures.slice(0, 100)) {
+        ensure(24);
+        doc.text(`${f.image} [${f.stage}]: ${f.message}`, { width });
+      }
+      if (facts.failures.length > 100) doc.text(`… and ${facts.failures.length - 100} more in analysis.json.`);
       doc.fillColor('#000');
     }
-    if (facts.shown < facts.total) doc.moveDown().text(`Showing the first ${facts.shown} of ${facts.total} images.`);
+    if (facts.classification) {
+      heading('Global importance');
+      doc.fontSize(9);
+      if (!facts.importance) doc.text('No data: no image was explained.');
+      else {
+        doc.fillColor('#555').text(importanceExplanation(facts.aggMethod), { width }).fillColor('#000').moveDown(0.3);
+        facts.importance.slice(0, IMPORTANCE_SHOWN).forEach((l, i) => doc.text(`${i + 1}. ${l.label}: ${fmt(l.value)}`, { width }));
+        if (facts.importance.length > IMPORTANCE_SHOWN) doc.fillColor('#555').text(`The other ${facts.importance.length - IMPORTANCE_SHOWN} labels are listed at the end.`).fillColor('#000');
+      }
+    }
+    heading('Images');
+    if (facts.shown < facts.total) doc.fontSize(9).text(`Showing the first ${facts.shown} of ${facts.total} images.`);
     for (const image of images) {
-      doc.addPage();
-      doc.fontSize(12).text(image.uri, { width });
+      // Keep the heading with its picture: start a page when both would not fit.
+      ensure(image.pair && !image.failure ? Math.min(260, width * sizeRatio(image.pair)) + 60 : 60);
+      heading(image.uri, 11);
       if (image.failure) {
         doc.fontSize(9).fillColor('#b00').text(`Failed at ${image.failure.stage}: ${image.failure.message}`, { width }).fillColor('#000');
         continue;
       }
-      doc.fontSize(9).fillColor('#555').text(`${image.width}×${image.height} px, ${image.numSegments ?? '?'} segments, ${image.calls ?? 0} endpoint calls for the explanation.`).fillColor('#000');
-      doc.moveDown(0.5);
-      const figures = [image.original, image.segments, image.overview].filter((b): b is Buffer => b !== undefined);
-      const figWidth = (width - 10 * (figures.length - 1)) / Math.max(1, figures.length);
-      const top = doc.y;
-      const figHeight = Math.min(200, (figWidth * image.height) / image.width);
-      ensure(figHeight);
-      figures.forEach((jpeg, i) => doc.image(jpeg, 40 + i * (figWidth + 10), top, { fit: [figWidth, figHeight] }));
-      doc.y = top + figHeight + 8;
-      doc.x = 40;
-      for (const r of image.ranking) doc.text(`${r.label}: ${fmt(r.score)}`);
-      if (image.ranking.length === 0) doc.text('No detection above the threshold.');
-      for (const panel of image.panels) {
-        ensure(230);
-        doc.moveDown(0.5).fontSize(11).text(panel.title).fontSize(9);
-        const panelTop = doc.y;
-        doc.image(panel.heatmap, 40, panelTop, { fit: [300, 200] });
-        let y = panelTop;
-        doc.text(`prediction ${fmt(panel.prediction)}, base value ${fmt(panel.baseValue)}`, 350, y, { width: width - 310 });
-        y += 14;
-        for (const s of panel.topSegments) {
-          doc.fillColor(s.value >= 0 ? '#1e3cff' : '#d62a1e').text(`segment ${s.segment}: ${fmt(s.value)} ± ${fmt(s.standardError)}`, 350, y);
-          y += 12;
-        }
-        doc.fillColor('#000');
-        doc.x = 40;
-        doc.y = panelTop + 208;
+      doc.fontSize(8.5).fillColor('#555').text(`${image.width}×${image.height} px, ${image.numSegments ?? '?'} segments, ${image.calls ?? 0} endpoint calls for the explanation; values in ${image.unit ?? 'probability'}.`, { width }).fillColor('#000');
+      if (image.pair) {
+        const ratio = sizeRatio(image.pair);
+        const pairHeight = Math.min(260, width * ratio);
+        ensure(pairHeight + 8);
+        doc.image(image.pair, 40, doc.y + 4, { fit: [width, pairHeight] });
+        doc.y += pairHeight + 10;
       }
+      // Below the pair: the numbered segments on the left, the ranking and each panel's top segments on the right.
+      const side = (width - 16) / 2;
+      const figure = image.segments ?? image.overview;
+      const figHeight = figure ? Math.min(200, side * sizeRatio(figure)) : 0;
+      ensure(Math.max(figHeight, 80));
+      const top = doc.y;
+      if (figure) doc.image(figure, 40, top, { fit: [side, figHeight] });
+      const textX = figure ? 40 + side + 16 : 40;
+      doc.fontSize(9).text('', textX, top);
+      for (const r of image.ranking) doc.text(`${r.label}: ${fmt(r.score)}`, textX, doc.y, { width: side });
+      if (image.ranking.length === 0) doc.text('No detection above the threshold.', textX, doc.y, { width: side });
+      for (const panel of image.panels) {
+        doc.moveDown(0.4).font('Bold').text(panel.title, textX, doc.y, { width: side }).font('Body');
+        doc.text(`prediction ${fmt(panel.prediction)}, base ${fmt(panel.baseValue)}`, textX, doc.y, { width: side });
+        for (const s of panel.topSegments) doc.fillColor(s.value >= 0 ? '#1e3cff' : '#d62a1e').text(`segment ${s.segment}: ${fmt(s.value)} ± ${fmt(s.standardError)}`, textX, doc.y, { width: side });
+        doc.fillColor('#000');
+      }
+      doc.x = 40;
+      doc.y = Math.max(doc.y, top + figHeight) + 6;
+    }
+    if (facts.importance && facts.importance.length > IMPORTANCE_SHOWN) {
+      heading(`Global importance: all ${facts.importance.length} labels`);
+      doc.fontSize(8);
+      facts.importance.forEach((l, i) => {
+        ensure(11);
+        doc.text(`${i + 1}. ${l.label}: ${fmt(l.value)}`, 40, doc.y, { width });
+      });
     }
     doc.end();
   });
+}
+
+/** Height ÷ width of a JPEG, read from its header. */
+function sizeRatio(jpeg: Buffer): number {
+  for (let i = 2; i + 9 < jpeg.length; ) {
+    if (jpeg[i] !== 0xff) break;
+    const marker = jpeg[i + 1]!;
+    const length = jpeg.readUInt16BE(i + 2);
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+      return jpeg.readUInt16BE(i + 5) / Math.max(1, jpeg.readUInt16BE(i + 7));
+    }
+    i += 2 + length;
+  }
+  return 0.75;
 }
