@@ -249,7 +249,7 @@ describe('Coming from SageMaker Clarify: the notebooks run unchanged', () => {
     assert.match(markdown, /\| Model type \| IMAGE_CLASSIFICATION \|/);
     assert.match(markdown, /\| segment \| SHAP value ± SE \|/);
     const attachments = notebook.cells.flatMap((c) => Object.values(c.attachments ?? {}));
-    assert.ok(attachments.length >= 6, `${attachments.length} pictures embedded`);
+    assert.ok(attachments.length >= 4, `${attachments.length} pictures embedded (original|heatmap and numbered segments per image)`);
     for (const a of attachments) assert.equal((await sharp(Buffer.from(a['image/jpeg']!, 'base64')).metadata()).format, 'jpeg');
   });
 });

@@ -17,6 +17,7 @@ import { slic } from '../src/segment/slic.js';
 import { runCli } from './support/cli.js';
 import { ensureAptPackage } from './support/debian.js';
 import { blockImage } from './support/region-model.js';
+import { colourShareModel, startEndpointServer } from './support/endpoint-server.js';
 
 function run(command: string, args: readonly string[], input?: Buffer): Promise<{ code: number | null; stdout: string }> {
   return new Promise((resolve) => {
@@ -194,6 +195,41 @@ describe('a command line that says what is wrong', () => {
     const command = await runCli(['valdate']);
     assert.match(command.stderr, /unknown command "valdate" \(did you mean "validate"\?\)/);
     assert.equal(command.stderr.trim().split('\n').length, 1);
+  });
+
+  it("on Node < 22 the AWS SDK's 8-line warning is replaced by one note where AWS is used", async (t) => {
+    if (Number(process.versions.node.split('.')[0]) >= 22) {
+      t.skip('the warning is only printed on Node < 22');
+      return;
+    }
+    const endpoint = await startEndpointServer({ model: colourShareModel });
+    try {
+      const dir = await mkdtemp(path.join(os.tmpdir(), 'ci-notice-'));
+      const img = path.join(dir, 'red.png');
+      await writeFile(img, await sharp({ create: { width: 16, height: 16, channels: 3, background: '#d02020' } }).png().toBuffer());
+      const config = path.join(dir, 'config.json');
+      await writeFile(
+        config,
+        JSON.stringify({
+          dataset_type: 'application/x-image',
+          methods: { shap: { image_config: { model_type: 'IMAGE_CLASSIFICATION' } } },
+          predictor: { endpoint_name: 'my-endpoint', content_type: 'image/png', label_headers: ['red', 'green', 'blue'] },
+        }),
+      );
+      const env: Record<string, string | undefined> = { ...process.env, AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: endpoint.url, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: 'us-east-1' };
+      delete env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'];
+      const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, [path.resolve('bin/clarify-images.js'), 'precheck', '--config', config, '--image', img], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+        let stderr = '';
+        child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+        child.on('close', (code) => resolve({ code, stderr }));
+      });
+      assert.equal(result.code, 0, result.stderr);
+      assert.doesNotMatch(result.stderr, /NodeVersionSupportWarning/);
+      assert.equal(result.stderr.match(/^note: AWS SDK releases after January 2027 need Node 22/gm)?.length, 1);
+    } finally {
+      await endpoint.stop();
+    }
   });
 
   it('a missing config file is said to be missing', async () => {
