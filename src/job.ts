@@ -4,10 +4,11 @@
  * job goes on. A shard explains its own share of the images; a resumed run reuses verified
  * complete images; a stop signal lets in-flight images finish within a grace period.
  */
+import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { type AnalysisConfig, DEFAULT_DATASET_URI } from './config/config.js';
-import { type DatasetCounts, type DatasetImage, listImages, openDataset } from './dataset/dataset.js';
+import { type DatasetCounts, type DatasetImage, listImages, openDataset, ownOutputFilter } from './dataset/dataset.js';
 import { ConfigError, errorMessage, StageError } from './errors.js';
 import { ClassificationExplainer } from './explain/classification.js';
 import { DetectionExplainer } from './explain/detection.js';
@@ -108,7 +109,9 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   );
 
   // Clarify's names need the whole listing first: only then is a stem known to be unique.
-  const namer = await OutputNamer.fromListing(listImages(dataset, { imagesFound: 0, filesSkipped: 0 })).catch((error: unknown) => {
+  // An output folder inside the dataset folder is never listed: the job must not explain its own heatmaps.
+  const ownOutput = ownOutputFilter(dataset, options.outputUri);
+  const namer = await OutputNamer.fromListing(listImages(dataset, { imagesFound: 0, filesSkipped: 0 }, ownOutput)).catch((error: unknown) => {
     invoker.close();
     throw new Error(`cannot list the dataset ${datasetUri}: ${errorMessage(error)}`, { cause: error });
   });
@@ -136,12 +139,26 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   /** One image through every stage; undefined when the run stopped before it was complete. */
   const processImage = async (image: DatasetImage): Promise<ImageResult | undefined> => {
     const name = namer.name(image.key, image.uri);
-    const reused = await resume.lookup(name, image.key, image.index);
+    // What the image is: S3's ETag from the listing, or a hash of the bytes (read once, used below).
+    let bytes: Buffer | undefined;
+    let contentId: string;
+    try {
+      if (image.etag) contentId = `etag:${image.etag}`;
+      else {
+        bytes = await dataset.read(image.key);
+        contentId = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+      }
+    } catch {
+      contentId = 'unreadable';
+    }
+    const reused = await resume.lookup(name, image.key, image.index, contentId);
     if (reused) return reused;
     let size: { width: number; height: number } | undefined;
     try {
-      const bytes = await stageOf('read', () => dataset.read(image.key));
-      const rgb = await stageOf('decode', () => decodeImage(bytes, { maxPixels: ext.max_image_pixels }), describeDecodeError);
+      const read = bytes;
+      bytes = undefined;
+      const data = read ?? (await stageOf('read', () => dataset.read(image.key)));
+      const rgb = await stageOf('decode', () => decodeImage(data, { maxPixels: ext.max_image_pixels }), describeDecodeError);
       size = { width: rgb.width, height: rgb.height };
       const payload = await stageOf('encode', () => encodeImage(rgb, config.predictor.content_type, { jpegQuality: ext.jpeg_quality }));
       const prediction = await predictor.predict(payload, rgb.width, rgb.height);
@@ -181,7 +198,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
           : undefined;
         result = { ...base, explanation: line, report };
       }
-      await stageOf('write', () => resume.save(name, result));
+      await stageOf('write', () => resume.save(name, result, contentId));
       return result;
     } catch (error) {
       if (error instanceof StopError) return undefined;
@@ -234,7 +251,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   options.stop?.addEventListener('abort', onStop, { once: true });
   try {
     try {
-      for await (const image of listImages(dataset, counts)) {
+      for await (const image of listImages(dataset, counts, ownOutput)) {
         if (stopped || fatal) break;
         if (shard && shardOf(image.key, shard.count) !== shard.index) continue;
         myImages += 1;

@@ -4,6 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
@@ -81,6 +82,7 @@ export interface ExtensionConfig {
   retry_base_delay_ms: number;
   retry_max_delay_ms: number;
   request_timeout_ms: number;
+  max_response_bytes: number;
   max_image_pixels: number;
   jpeg_quality: number;
   detection_format: DetectionFormat;
@@ -409,7 +411,28 @@ export function configValue(config: unknown, path: string): unknown {
   return path.split('.').reduce<unknown>((value, key) => (value && typeof value === 'object' ? (value as Record<string, unknown>)[key] : undefined), config);
 }
 
-/** A stable fingerprint of the result-shaping fields (for resume). */
+/** Shadow endpoints are named `<prefix>-<time base 36>-<6 hex>` (see predictor/shadow-endpoint.ts). */
+export function isShadowEndpointName(name: string, prefix = 'sm-clarify'): boolean {
+  return name.startsWith(`${prefix}-`) && /-[0-9a-z]+-[0-9a-f]{6}$/.test(name.slice(prefix.length));
+}
+
+/**
+ * Which model answers, for resume: a result is reused only from the same endpoint (name or URL;
+ * for a shadow endpoint, its model), target model and custom attributes (hashed: they may hold a
+ * token). The shadow endpoint's own name changes every run, so the model stands for it.
+ */
+export function endpointIdentity(config: AnalysisConfig): Record<string, string | null> {
+  const p = config.predictor;
+  const attributes = p.custom_attributes === undefined ? null : createHash('sha256').update(p.custom_attributes).digest('hex').slice(0, 16);
+  return {
+    endpoint_url: config.clarify_images.endpoint_url ?? null,
+    endpoint: config.clarify_images.endpoint_url ? null : p.model_name && (!p.endpoint_name || isShadowEndpointName(p.endpoint_name, p.endpoint_name_prefix)) ? `model:${p.model_name}` : (p.endpoint_name ?? null),
+    target_model: p.target_model ?? null,
+    custom_attributes_sha256: attributes,
+  };
+}
+
+/** A stable fingerprint of everything that shapes a result (for resume): the fields, the endpoint, the dataset. */
 export function resultFingerprint(config: AnalysisConfig): string {
-  return JSON.stringify(RESULT_SHAPING_FIELDS.map((p) => [p, configValue(config, p) ?? null]));
+  return JSON.stringify([...RESULT_SHAPING_FIELDS.map((p) => [p, configValue(config, p) ?? null]), ['endpoint', endpointIdentity(config)], ['dataset_uri', config.dataset_uri ?? null]]);
 }

@@ -1,5 +1,7 @@
 /** The dataset stage: which objects below the dataset URI are images, in a deterministic order. */
 import { ConfigError, errorMessage } from '../errors.js';
+import path from 'node:path';
+import { parseLocation } from '../storage/location.js';
 import { openDatasetStorage, readUri, type Storage, type StorageOptions, type StoredObject } from '../storage/storage.js';
 
 /** What the job needs of a dataset: its objects, their bytes and their URIs. */
@@ -15,6 +17,8 @@ export interface DatasetImage {
   /** Full URI, as reported in outputs. */
   readonly uri: string;
   readonly size: number;
+  /** S3's ETag, where the listing gives one: identifies the content without reading it. */
+  readonly etag?: string;
 }
 
 export interface DatasetCounts {
@@ -31,8 +35,9 @@ export function isImageKey(key: string): boolean {
  * Streams the images of a dataset. Listing is paged by the storage, so memory does not grow
  * with the number of keys; `counts` is updated as the listing goes.
  */
-export async function* listImages(storage: DatasetSource, counts: DatasetCounts): AsyncGenerator<DatasetImage> {
+export async function* listImages(storage: DatasetSource, counts: DatasetCounts, excluded?: (key: string) => boolean): AsyncGenerator<DatasetImage> {
   for await (const object of storage.list()) {
+    if (excluded?.(object.key)) continue;
     const name = object.key === '' ? storage.uri('') : object.key;
     if (!isImageKey(name)) {
       counts.filesSkipped += 1;
@@ -40,8 +45,29 @@ export async function* listImages(storage: DatasetSource, counts: DatasetCounts)
     }
     const index = counts.imagesFound;
     counts.imagesFound += 1;
-    yield { index, key: object.key, uri: storage.uri(object.key), size: object.size };
+    yield { index, key: object.key, uri: storage.uri(object.key), size: object.size, ...(object.etag ? { etag: object.etag } : {}) };
   }
+}
+
+/**
+ * Keys of the dataset that belong to the job's own output (an output folder inside the dataset
+ * folder), so the job never explains its own heatmaps. Undefined when the output is elsewhere.
+ */
+export function ownOutputFilter(dataset: DatasetSource, outputUri: string): ((key: string) => boolean) | undefined {
+  if (!('location' in dataset)) return undefined;
+  const d = (dataset as Storage).location;
+  const o = parseLocation(outputUri);
+  let inside: string | undefined;
+  if (d.kind === 'local' && o.kind === 'local') {
+    const relative = path.relative(d.dir, o.dir);
+    if (relative && !relative.startsWith('..') && !path.isAbsolute(relative)) inside = relative.split(path.sep).join('/');
+  } else if (d.kind === 's3' && o.kind === 's3' && d.bucket === o.bucket && o.prefix.startsWith(d.prefix) && o.prefix !== d.prefix) {
+    inside = o.prefix.slice(d.prefix.length).replace(/\/$/, '');
+  }
+  if (inside === undefined) return undefined;
+  const folder = inside;
+  const staging = `${path.posix.dirname(folder) === '.' ? '' : `${path.posix.dirname(folder)}/`}.${path.posix.basename(folder)}.staging/`;
+  return (key) => key === folder || key.startsWith(`${folder}/`) || key.startsWith(staging);
 }
 
 /** A URI naming a manifest rather than images: SageMaker's ManifestFile or AugmentedManifestFile. */

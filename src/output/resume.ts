@@ -1,7 +1,8 @@
 /**
  * Resume: after an image's artifacts are written, a marker `state/<name>.json` records its
- * results and the fingerprint of the result-shaping config. A later run over the same output
- * reuses an image only when its marker matches the config and every artifact it names is there;
+ * results, the fingerprint of everything that shapes them (config fields, endpoint identity,
+ * dataset URI) and the image's content (ETag or SHA-256). A later run over the same output reuses
+ * an image only when all of these match exactly and every artifact it names is there;
  * otherwise (or with --force) the image is explained again. Failed images are never reused.
  */
 import { resultFingerprint, type AnalysisConfig } from '../config/config.js';
@@ -11,6 +12,8 @@ import { deserializeResult, type ImageResult, serializeResult } from './run-writ
 interface Marker {
   readonly fingerprint: string;
   readonly key: string;
+  /** The image's content (S3 ETag or SHA-256): an image replaced in place is explained again. */
+  readonly content: string;
   readonly artifacts: readonly string[];
   readonly result: string;
 }
@@ -38,7 +41,7 @@ export class ResumeStore {
   }
 
   /** The stored result of a complete image, verified, with its index in this run's listing. */
-  async lookup(name: string, key: string, index: number): Promise<ImageResult | undefined> {
+  async lookup(name: string, key: string, index: number, content: string): Promise<ImageResult | undefined> {
     if (!this.enabled) return undefined;
     let marker: Marker;
     try {
@@ -46,16 +49,16 @@ export class ResumeStore {
     } catch {
       return undefined; // no marker (or unreadable): explain it
     }
-    if (marker.fingerprint !== this.fingerprint || marker.key !== key) return undefined;
+    if (marker.fingerprint !== this.fingerprint || marker.key !== key || marker.content !== content) return undefined;
     for (const artifact of marker.artifacts) if (!(await this.output.exists(artifact))) return undefined;
     this.reused += 1;
     return { ...deserializeResult(marker.result), index };
   }
 
   /** Written last, after the artifacts, so a marker always means a complete image. */
-  async save(name: string, result: ImageResult): Promise<void> {
+  async save(name: string, result: ImageResult, content: string): Promise<void> {
     if (result.failure) return;
-    const marker: Marker = { fingerprint: this.fingerprint, key: result.key, artifacts: artifactsOf(result), result: serializeResult(result) };
+    const marker: Marker = { fingerprint: this.fingerprint, key: result.key, content, artifacts: artifactsOf(result), result: serializeResult(result) };
     await this.output.write(this.keyOf(name), JSON.stringify(marker), 'application/json');
   }
 }

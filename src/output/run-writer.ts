@@ -107,6 +107,13 @@ export class FinalWriter implements ResultWriter {
   }
 
   static async open(output: Storage, config: AnalysisConfig, log: (line: string) => void): Promise<FinalWriter> {
+    // First, the summary says a run is under way: an earlier run's "completed" summary must never
+    // stand next to this run's config (a killed run leaves "running", never a stale "completed").
+    await output.write(
+      'analysis.json',
+      `${JSON.stringify({ tool: { name: 'clarify-images', version: VERSION }, status: 'running', started_at: new Date().toISOString(), note: 'this run has not finished; other files here may be from an earlier run until it does' }, null, 2)}\n`,
+      'application/json',
+    );
     await output.write('analysis_config.json', `${JSON.stringify(config, null, 2)}\n`, 'application/json');
     const predictions = await output.openTextSink('predictions.jsonl', 'application/jsonlines');
     const explanations = config.methods.shap.save_local_shap_values ? await output.openTextSink(`${EXPLANATIONS_DIR}/out.jsonl`, 'application/jsonlines') : undefined;

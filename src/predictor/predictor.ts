@@ -18,7 +18,7 @@ export type Prediction =
 export function createTransport(config: AnalysisConfig): EndpointTransport {
   const target = endpointTarget(config);
   const ext = config.clarify_images;
-  const options = { maxSockets: ext.max_concurrency, requestTimeoutMs: ext.request_timeout_ms };
+  const options = { maxSockets: ext.max_concurrency, requestTimeoutMs: ext.request_timeout_ms, maxResponseBytes: ext.max_response_bytes };
   if (target.kind === 'url') return new ContainerHttpTransport(target.url, options);
   if (target.kind === 'sagemaker') return new SageMakerRuntimeTransport(target.endpointName, { ...options, region: ext.region });
   // The commands create the shadow endpoint and name it in predictor.endpoint_name before this.

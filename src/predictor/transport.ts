@@ -74,11 +74,13 @@ interface SdkErrorShape {
 export class SageMakerRuntimeTransport implements EndpointTransport {
   readonly description: string;
   private readonly client: SageMakerRuntimeClient;
+  private readonly deadlineMs: number;
   constructor(
     private readonly endpointName: string,
     options: { region?: string; maxSockets: number; requestTimeoutMs: number },
   ) {
     this.description = `SageMaker endpoint ${endpointName}`;
+    this.deadlineMs = options.requestTimeoutMs;
     this.client = new SageMakerRuntimeClient({
       region: options.region ?? process.env['AWS_REGION'] ?? process.env['AWS_DEFAULT_REGION'] ?? 'us-east-1',
       maxAttempts: 1, // retries are ours, with jitter and shared accounting
@@ -91,6 +93,9 @@ export class SageMakerRuntimeTransport implements EndpointTransport {
   }
 
   async invoke(request: InvokeRequest): Promise<InvokeResponse> {
+    // A deadline for the whole answer, not an idle timeout: a trickling endpoint cannot hold a call.
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), this.deadlineMs);
     try {
       const response = await this.client.send(
         new InvokeEndpointCommand({
@@ -101,9 +106,13 @@ export class SageMakerRuntimeTransport implements EndpointTransport {
           CustomAttributes: request.customAttributes,
           TargetModel: request.targetModel,
         }),
+        { abortSignal: deadline.signal },
       );
       return { body: response.Body ?? new Uint8Array(), contentType: response.ContentType };
     } catch (error) {
+      if (deadline.signal.aborted) {
+        throw new EndpointError(`no complete answer from ${this.endpointName} within ${this.deadlineMs} ms (clarify_images.request_timeout_ms)`, { code: 'TimeoutError', retryable: true, cause: error });
+      }
       const e = error as SdkErrorShape;
       const status = e.$metadata?.httpStatusCode;
       const code = e.code ?? e.name;
@@ -114,6 +123,8 @@ export class SageMakerRuntimeTransport implements EndpointTransport {
         retryable: isRetryable(status, code),
         cause: error,
       });
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -127,13 +138,15 @@ export class ContainerHttpTransport implements EndpointTransport {
   private readonly url: URL;
   private readonly agent: http.Agent;
   private readonly timeoutMs: number;
-  constructor(baseUrl: string, options: { maxSockets: number; requestTimeoutMs: number }) {
+  private readonly maxResponseBytes: number;
+  constructor(baseUrl: string, options: { maxSockets: number; requestTimeoutMs: number; maxResponseBytes?: number }) {
     const base = baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`;
     this.url = new URL('invocations', base);
     this.description = `container endpoint ${this.url.href}`;
     const Agent = this.url.protocol === 'https:' ? https.Agent : http.Agent;
     this.agent = new Agent({ keepAlive: true, maxSockets: options.maxSockets });
     this.timeoutMs = options.requestTimeoutMs;
+    this.maxResponseBytes = options.maxResponseBytes ?? 16 * 1024 * 1024;
   }
 
   invoke(request: InvokeRequest): Promise<InvokeResponse> {
@@ -146,9 +159,18 @@ export class ContainerHttpTransport implements EndpointTransport {
     if (request.targetModel !== undefined) headers['X-Amzn-SageMaker-Target-Model'] = request.targetModel;
     const send = this.url.protocol === 'https:' ? https.request : http.request;
     return new Promise<InvokeResponse>((resolve, reject) => {
-      const req = send(this.url, { method: 'POST', headers, agent: this.agent, timeout: this.timeoutMs }, (res) => {
+      let received = 0;
+      const req = send(this.url, { method: 'POST', headers, agent: this.agent }, (res) => {
         const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('data', (chunk: Buffer) => {
+          received += chunk.length;
+          // Bounded memory: an endless or huge answer is cut off, not buffered.
+          if (received > this.maxResponseBytes) {
+            req.destroy(Object.assign(new Error(`the answer is larger than ${this.maxResponseBytes} bytes (clarify_images.max_response_bytes)`), { code: 'ERESPONSETOOLARGE' }));
+            return;
+          }
+          chunks.push(chunk);
+        });
         res.on('error', (error: NodeJS.ErrnoException) =>
           reject(new EndpointError(`response failed: ${error.message}`, { code: error.code, retryable: true, cause: error })),
         );
@@ -167,9 +189,14 @@ export class ContainerHttpTransport implements EndpointTransport {
           }
         });
       });
-      req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${this.timeoutMs} ms`), { code: 'ETIMEDOUT' })));
+      // A deadline for the whole answer, not an idle timeout: a trickling endpoint cannot hold a call.
+      const deadline = setTimeout(
+        () => req.destroy(Object.assign(new Error(`no complete answer within ${this.timeoutMs} ms (clarify_images.request_timeout_ms)`), { code: 'ETIMEDOUT' })),
+        this.timeoutMs,
+      );
+      req.on('close', () => clearTimeout(deadline));
       req.on('error', (error: NodeJS.ErrnoException) =>
-        reject(new EndpointError(`request to ${this.url.href} failed: ${error.message}`, { code: error.code, retryable: true, cause: error })),
+        reject(new EndpointError(`request to ${this.url.href} failed: ${error.message}`, { code: error.code, retryable: error.code !== 'ERESPONSETOOLARGE', cause: error })),
       );
       req.end(request.body);
     });

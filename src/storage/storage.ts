@@ -16,6 +16,8 @@ export interface StoredObject {
   /** Key relative to the storage root, `/`-separated. */
   readonly key: string;
   readonly size: number;
+  /** S3's ETag (a hash of the content), where the listing gives one. */
+  readonly etag?: string;
 }
 
 /** A stream of text written to one object; only visible at its key once `close` resolves. */
@@ -259,7 +261,7 @@ export class S3Storage implements Storage {
       );
       for (const object of page.Contents ?? []) {
         if (!object.Key || object.Key.endsWith('/')) continue; // folder markers
-        yield { key: object.Key.slice(prefix.length), size: object.Size ?? 0 };
+        yield { key: object.Key.slice(prefix.length), size: object.Size ?? 0, ...(object.ETag ? { etag: object.ETag } : {}) };
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);

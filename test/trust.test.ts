@@ -1,0 +1,205 @@
+/**
+ * Never stale, never stuck, always bounded (part of issue #12): a reused result is the one the run
+ * would compute; a killed run never leaves an earlier run's summary beside its config; the job
+ * never lists its own output; a trickling or endless answer cannot hold a call or grow memory.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { CLI, runCli } from './support/cli.js';
+import { colourShareModel, type DecodedRequest, startEndpointServer, type TestEndpointServer } from './support/endpoint-server.js';
+import * as fx from './support/fixtures.js';
+import type { PredictionRecord } from '../src/output/records.js';
+
+const readRecords = async (out: string): Promise<PredictionRecord[]> =>
+  (await readFile(path.join(out, 'predictions.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as PredictionRecord);
+
+describe('never stale, never stuck, always bounded', () => {
+  let tmp: string;
+  let modelA: TestEndpointServer;
+  let modelB: TestEndpointServer;
+  before(async () => {
+    tmp = await mkdtemp(path.join(os.tmpdir(), 'ci-trust-'));
+    modelA = await startEndpointServer({ model: (r) => ({ prediction: colourShareModel(r) }) });
+    // Model B sees the colours the other way round.
+    modelB = await startEndpointServer({ model: (r: DecodedRequest) => ({ prediction: [...(colourShareModel(r) as number[])].reverse() }) });
+  });
+  after(async () => {
+    await modelA.stop();
+    await modelB.stop();
+  });
+
+  async function config(name: string, url: string, extra: Record<string, unknown> = {}): Promise<string> {
+    const file = path.join(tmp, `${name}.json`);
+    await writeFile(
+      file,
+      JSON.stringify({
+        dataset_type: 'application/x-image',
+        methods: { shap: { num_samples: 10, image_config: { model_type: 'IMAGE_CLASSIFICATION', num_segments: 4 } } },
+        predictor: { content_type: 'image/png', probability: 'prediction', label_headers: ['red', 'green', 'blue'] },
+        clarify_images: { endpoint_url: url, max_retries: 0, ...extra },
+      }),
+    );
+    return file;
+  }
+
+  async function images(dir: string, colours: Record<string, fx.Rgb>): Promise<void> {
+    await mkdir(dir, { recursive: true });
+    for (const [file, colour] of Object.entries(colours)) await writeFile(path.join(dir, file), await fx.solidPng(24, 24, colour));
+  }
+
+  it('a changed endpoint, a changed dataset folder or an image replaced in place is explained again; the rest is reused', async () => {
+    const data = path.join(tmp, 'data');
+    await images(data, { 'a.png': [220, 20, 20], 'b.png': [20, 20, 220] });
+    const out = path.join(tmp, 'out');
+    assert.equal((await runCli(['run', '--config', await config('a', modelA.url), '--dataset-uri', data, '--output', out])).code, 0);
+    assert.deepEqual((await readRecords(out)).map((r) => r.predicted_label), ['red', 'blue']);
+
+    // Another endpoint: nothing is reused, model B's answers are written.
+    const callsB = modelB.requests.length;
+    const other = await runCli(['run', '--config', await config('b', modelB.url), '--dataset-uri', data, '--output', out]);
+    assert.equal(other.code, 0);
+    assert.doesNotMatch(other.stdout, /reused/);
+    assert.ok(modelB.requests.length > callsB);
+    assert.deepEqual((await readRecords(out)).map((r) => r.predicted_label), ['blue', 'red']);
+
+    // The same folder, one image replaced in place: only that one is explained again.
+    await writeFile(path.join(data, 'b.png'), await fx.solidPng(24, 24, [20, 220, 20]));
+    const before = modelB.requests.length;
+    const replaced = await runCli(['run', '--config', await config('b', modelB.url), '--dataset-uri', data, '--output', out]);
+    assert.match(replaced.stdout, /1 images reused/);
+    assert.ok(modelB.requests.length > before, 'the replaced image was explained again');
+    // Model B reverses the colours: red reads "blue"; the new green image reads "green".
+    assert.deepEqual((await readRecords(out)).map((r) => r.predicted_label), ['blue', 'green']);
+
+    // Another dataset folder with the same names: nothing is reused, the URIs are the new ones.
+    const moved = path.join(tmp, 'data-2');
+    await images(moved, { 'a.png': [220, 20, 20], 'b.png': [20, 220, 20] });
+    const again = await runCli(['run', '--config', await config('b', modelB.url), '--dataset-uri', moved, '--output', out]);
+    assert.doesNotMatch(again.stdout, /reused/);
+    assert.ok((await readRecords(out)).every((r) => r.image.startsWith(moved)));
+  });
+
+  it('a run killed over an earlier complete output leaves "running", never the earlier "completed" summary', async () => {
+    const data = path.join(tmp, 'kill-data');
+    await images(data, Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`img-${i}.png`, [30 * i, 100, 200 - 20 * i] as fx.Rgb])));
+    const out = path.join(tmp, 'kill-out');
+    assert.equal((await runCli(['run', '--config', await config('kill-a', modelA.url), '--dataset-uri', data, '--output', out])).code, 0);
+    const slow = await startEndpointServer({ model: (r) => ({ prediction: colourShareModel(r) }), faults: () => ({ delayMs: 30 }) });
+    try {
+      const child = spawn(process.execPath, [CLI, 'run', '--config', await config('kill-b', slow.url), '--dataset-uri', data, '--output', out], {
+        env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+        stdio: 'ignore',
+      });
+      while (slow.requests.length < 3) await new Promise((r) => setTimeout(r, 10));
+      child.kill('SIGKILL');
+      await new Promise((r) => child.on('close', r));
+    } finally {
+      await slow.stop();
+    }
+    const summary = JSON.parse(await readFile(path.join(out, 'analysis.json'), 'utf8')) as { status: string };
+    assert.equal(summary.status, 'running');
+    const effective = JSON.parse(await readFile(path.join(out, 'analysis_config.json'), 'utf8')) as { clarify_images: { endpoint_url: string } };
+    assert.notEqual(effective.clarify_images.endpoint_url, modelA.url, 'the config beside it is the killed run\'s');
+  });
+
+  it('an output folder inside the dataset folder is never listed: three runs, the same images', async () => {
+    const data = path.join(tmp, 'nested');
+    await images(data, { 'a.png': [220, 20, 20], 'b.png': [20, 220, 20], 'c.png': [20, 20, 220] });
+    const out = path.join(data, 'results');
+    for (let run = 0; run < 3; run++) {
+      const result = await runCli(['run', '--config', await config('nested', modelA.url), '--dataset-uri', data, '--output', out, '--force']);
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, /^3 of 3 images succeeded/m);
+    }
+    assert.ok((await readdir(out)).some((f) => f.startsWith('shap_')));
+  });
+
+  /** A server that answers too slowly (1 byte every 100 ms, never finishing) or without end. */
+  async function misbehaving(kind: 'trickle' | 'endless'): Promise<{ url: string; sent: () => number; stop: () => Promise<void> }> {
+    let sent = 0;
+    const timers = new Set<NodeJS.Timeout>();
+    const server = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        if (kind === 'trickle') {
+          res.write('{');
+          const timer = setInterval(() => {
+            res.write(' ');
+            sent += 1;
+          }, 100);
+          timers.add(timer);
+          res.on('close', () => clearInterval(timer));
+        } else {
+          const chunk = Buffer.alloc(64 * 1024, 0x20);
+          const pump = (): void => {
+            while (res.write(chunk)) sent += chunk.length;
+            sent += chunk.length;
+          };
+          res.on('drain', pump);
+          res.on('close', () => res.off('drain', pump));
+          pump();
+        }
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    return {
+      url: `http://127.0.0.1:${port}`,
+      sent: () => sent,
+      async stop() {
+        for (const t of timers) clearInterval(t);
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      },
+    };
+  }
+
+  it('request_timeout_ms is a deadline for the whole answer: a trickling endpoint cannot hold a call (container and SageMaker routes)', async () => {
+    const server = await misbehaving('trickle');
+    try {
+      const image = path.join(tmp, 'one.png');
+      await writeFile(image, await fx.solidPng(16, 16, [200, 30, 30]));
+      for (const route of ['container', 'sagemaker'] as const) {
+        const extra = route === 'container' ? { request_timeout_ms: 600 } : { request_timeout_ms: 600, endpoint_url: undefined };
+        const file = await config(`trickle-${route}`, server.url, extra);
+        if (route === 'sagemaker') {
+          const raw = JSON.parse(await readFile(file, 'utf8')) as { predictor: Record<string, unknown>; clarify_images: Record<string, unknown> };
+          raw.predictor['endpoint_name'] = 'slow-endpoint';
+          delete raw.clarify_images['endpoint_url'];
+          await writeFile(file, JSON.stringify(raw));
+        }
+        const result = await runCli(['precheck', '--config', file, '--image', image], {
+          AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: server.url.replace(/\/$/, ''),
+          AWS_ACCESS_KEY_ID: 'test',
+          AWS_SECRET_ACCESS_KEY: 'test',
+          AWS_REGION: 'us-east-1',
+        });
+        assert.equal(result.code, 1, `${route}: ${result.stdout}`);
+        assert.match(result.stdout, /no complete answer .*within 600 ms \(clarify_images\.request_timeout_ms\)/, route);
+      }
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('an endless answer is cut off at max_response_bytes and not retried', async () => {
+    const server = await misbehaving('endless');
+    try {
+      const image = path.join(tmp, 'one-more.png');
+      await writeFile(image, await fx.solidPng(16, 16, [200, 30, 30]));
+      const result = await runCli(['precheck', '--config', await config('endless', server.url, { max_response_bytes: 1_000_000, max_retries: 3, request_timeout_ms: 60_000 }), '--image', image]);
+      assert.equal(result.code, 1, result.stdout);
+      assert.match(result.stdout, /the answer is larger than 1000000 bytes \(clarify_images\.max_response_bytes\)/);
+      assert.doesNotMatch(result.stdout, /gave up after/, 'not retried');
+    } finally {
+      await server.stop();
+    }
+  });
+});
