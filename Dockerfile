@@ -23,6 +23,8 @@ FROM node:20-slim
 ENV NODE_ENV=production \
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
 WORKDIR /opt/clarify-images
+# The heatmaps' labels are drawn by librsvg with the system's fonts; slim images have none.
+RUN apt-get update && apt-get install -y --no-install-recommends fonts-dejavu-core && rm -rf /var/lib/apt/lists/*
 COPY package.json ./
 COPY --from=deps /deps/node_modules ./node_modules
 COPY --from=build /build/dist/src ./dist/src

@@ -15,6 +15,7 @@ import sharp from 'sharp';
 import { shadowJobKey } from '../src/predictor/shadow-endpoint.js';
 import { CLI, runCli } from './support/cli.js';
 import { ensureAptPackage } from './support/debian.js';
+import { runProcess } from './support/process.js';
 import { colourShareModel, startEndpointServer, type TestEndpointServer, type TestModel } from './support/endpoint-server.js';
 import { startControlPlane, type ControlPlane } from './support/sagemaker-control-plane.js';
 import { detectSquares, squaresImage } from './support/square-detector.js';
@@ -242,7 +243,7 @@ describe('Coming from SageMaker Clarify: the notebooks run unchanged', () => {
     const first = notebook.cells[0]!;
     assert.equal(first.cell_type, 'code');
     // Run the first cell where the notebook sits: it loads this run's explanations.
-    const ran = await runProcess('/usr/bin/python3', ['-c', first.source.join('')], output);
+    const ran = await runProcess('/usr/bin/python3', ['-c', first.source.join('')], { cwd: output });
     assert.equal(ran.code, 0, ran.stderr);
     assert.match(ran.stdout, /^2 images explained, 2 predictions/);
     const markdown = notebook.cells.filter((c) => c.cell_type === 'markdown').map((c) => c.source.join('')).join('\n');
@@ -253,15 +254,3 @@ describe('Coming from SageMaker Clarify: the notebooks run unchanged', () => {
     for (const a of attachments) assert.equal((await sharp(Buffer.from(a['image/jpeg']!, 'base64')).metadata()).format, 'jpeg');
   });
 });
-
-function runProcess(command: string, args: readonly string[], cwd?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('error', (error) => resolve({ code: -1, stdout, stderr: error.message }));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}

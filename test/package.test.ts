@@ -3,13 +3,13 @@
  * into an empty folder as a user would (`npm install clarify-images`), and run the CLI from there.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { colourShareModel, startEndpointServer, type TestEndpointServer } from './support/endpoint-server.js';
+import { runProcess } from './support/process.js';
 import * as fx from './support/fixtures.js';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
@@ -21,27 +21,8 @@ const repo = fileURLToPath(new URL('../../', import.meta.url));
  */
 const MAX_INSTALL_MB = 80;
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function run(command: string, args: readonly string[], cwd: string): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {
-      cwd,
-      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const env = { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
+const run = (command: string, args: readonly string[], cwd: string): ReturnType<typeof runProcess> => runProcess(command, args, { cwd, env });
 
 /** Bytes of every file below dir (what `du --apparent-size` counts). */
 async function treeBytes(dir: string): Promise<number> {

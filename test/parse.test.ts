@@ -189,3 +189,13 @@ describe('response parsing: answers shaped as a batch of one', () => {
     assert.deepEqual(parseDetections(bytes('[]'), json(undefined), size), []);
   });
 });
+
+describe('response parsing: boxes that cannot be matched', () => {
+  it('an inverted or empty box is a clear error, in rows and in field mappings', () => {
+    const size = { width: 100, height: 100, labelHeaders: ['cat'], detectionFormat: 'clarify' as const };
+    assert.throws(() => parseDetections(bytes('[[0, 0.9, 0.5, 0.2, 0.1, 0.6]]'), json(undefined), size), /detection 0 has an inverted box \[0\.5, 0\.2, 0\.1, 0\.6\]/);
+    assert.throws(() => parseDetections(bytes('[[0, 0.9, 0.2, 0.2, 0.2, 0.6]]'), json(undefined), size), /detection 0 has an empty box/);
+    const fields = { boxes: 'b', scores: 's', labels: 'l', coordinates: 'pixels' as const };
+    assert.throws(() => parseDetections(bytes('{"b": [[10, 10, 5, 50]], "s": [0.9], "l": ["cat"]}'), json(undefined), { ...size, detectionFields: fields }), /inverted box/);
+  });
+});

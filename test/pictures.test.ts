@@ -4,7 +4,6 @@
  * for a look in the session that changes them.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,19 +15,10 @@ import { IMPORTANCE_SHOWN, type ReportFacts, type ReportImage, renderHtml, rende
 import { slic } from '../src/segment/slic.js';
 import { runCli } from './support/cli.js';
 import { ensureAptPackage } from './support/debian.js';
+import { runProcess as run } from './support/process.js';
 import { blockImage } from './support/region-model.js';
 import { colourShareModel, startEndpointServer } from './support/endpoint-server.js';
 
-function run(command: string, args: readonly string[], input?: Buffer): Promise<{ code: number | null; stdout: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'ignore'] });
-    let stdout = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.on('error', () => resolve({ code: -1, stdout }));
-    child.on('close', (code) => resolve({ code, stdout }));
-    child.stdin.end(input);
-  });
-}
 
 /** RGBA pixels of an SVG text layer. */
 async function rasterise(svg: string): Promise<{ data: Buffer; width: number; height: number }> {
@@ -218,12 +208,7 @@ describe('a command line that says what is wrong', () => {
       );
       const env: Record<string, string | undefined> = { ...process.env, AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: endpoint.url, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: 'us-east-1' };
       delete env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'];
-      const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-        const child = spawn(process.execPath, [path.resolve('bin/clarify-images.js'), 'precheck', '--config', config, '--image', img], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-        let stderr = '';
-        child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-        child.on('close', (code) => resolve({ code, stderr }));
-      });
+      const result = await run(process.execPath, [path.resolve('bin/clarify-images.js'), 'precheck', '--config', config, '--image', img], { env });
       assert.equal(result.code, 0, result.stderr);
       assert.doesNotMatch(result.stderr, /NodeVersionSupportWarning/);
       assert.equal(result.stderr.match(/^note: AWS SDK releases after January 2027 need Node 22/gm)?.length, 1);
@@ -240,12 +225,7 @@ describe('a command line that says what is wrong', () => {
 
   it('the demo configs work from any folder: local paths in a config are relative to the config file', async () => {
     const config = path.resolve('examples/demo/classification.analysis_config.json');
-    const result = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
-      const child = spawn(process.execPath, [path.resolve('bin/clarify-images.js'), 'validate', '--config', config], { cwd: os.tmpdir(), stdio: ['ignore', 'pipe', 'ignore'] });
-      let stdout = '';
-      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-      child.on('close', (code) => resolve({ code, stdout }));
-    });
+    const result = await run(process.execPath, [path.resolve('bin/clarify-images.js'), 'validate', '--config', config], { cwd: os.tmpdir() });
     assert.equal(result.code, 0);
     assert.equal((JSON.parse(result.stdout) as { dataset_uri: string }).dataset_uri, path.resolve('examples/images/classification'));
   });

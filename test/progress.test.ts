@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,6 +10,7 @@ import type { ProgressRecord } from '../src/output/progress.js';
 import { startEndpointServer, type TestEndpointServer } from './support/endpoint-server.js';
 import { blockImage, REGION_LABELS, regionModel } from './support/region-model.js';
 import { CLI } from './support/cli.js';
+import { runProcess } from './support/process.js';
 
 describe('progress', () => {
   let endpoint: TestEndpointServer;
@@ -102,13 +102,3 @@ describe('progress', () => {
     }
   });
 });
-
-function runProcess(command: string, args: readonly string[]): Promise<{ code: number | null; stdout: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'ignore'] });
-    let stdout = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.on('error', () => resolve({ code: -1, stdout }));
-    child.on('close', (code) => resolve({ code, stdout }));
-  });
-}

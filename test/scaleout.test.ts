@@ -293,6 +293,7 @@ describe('SageMaker Processing, scale-out, resume and graceful stop', () => {
     assert.match(dockerfile, /npm ci --omit=dev/);
     // Root, as SageMaker mounts /opt/ml/processing/output owned by root (a non-root USER cannot write it).
     assert.doesNotMatch(dockerfile, /^USER /m);
+    assert.match(dockerfile, /apt-get install -y --no-install-recommends fonts-dejavu-core/, 'fonts for the heatmap labels');
     const entrypoint = /ENTRYPOINT \["node", "\/opt\/clarify-images\/([^"]+)"\]/.exec(dockerfile)?.[1];
     assert.equal(entrypoint, 'bin/clarify-images.js');
     assert.match(dockerfile, /^CMD \["processing"\]$/m);

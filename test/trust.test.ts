@@ -120,6 +120,29 @@ describe('never stale, never stuck, always bounded', () => {
     assert.ok((await readdir(out)).some((f) => f.startsWith('shap_')));
   });
 
+  it('custom_attributes is redacted in the written config; CR/LF in custom_attributes or target_model is refused', async () => {
+    const data = path.join(tmp, 'token-data');
+    await images(data, { 'a.png': [220, 20, 20] });
+    const out = path.join(tmp, 'token-out');
+    const file = await config('token', modelA.url);
+    const raw = JSON.parse(await readFile(file, 'utf8')) as { predictor: Record<string, unknown> };
+    raw.predictor['custom_attributes'] = 'Authorization=Bearer s3cr3t-t0ken';
+    await writeFile(file, JSON.stringify(raw));
+    assert.equal((await runCli(['run', '--config', file, '--dataset-uri', data, '--output', out])).code, 0);
+    assert.equal(modelA.requests.at(-1)!.customAttributes, 'Authorization=Bearer s3cr3t-t0ken', 'the endpoint still gets it');
+    const written = await readFile(path.join(out, 'analysis_config.json'), 'utf8');
+    assert.doesNotMatch(written, /s3cr3t/);
+    assert.match(written, /"custom_attributes": "\[redacted: 33 characters, sha256 [0-9a-f]{16}…\]"/);
+    for (const key of ['custom_attributes', 'target_model']) {
+      raw.predictor[key] = 'a\r\nX-Injected: 1';
+      await writeFile(file, JSON.stringify(raw));
+      const refused = await runCli(['validate', '--config', file]);
+      assert.equal(refused.code, 2);
+      assert.match(refused.stderr, new RegExp(`predictor\\.${key}: must not contain a line break \\(CR or LF\\)`));
+      delete raw.predictor[key];
+    }
+  });
+
   /** A server that answers too slowly (1 byte every 100 ms, never finishing) or without end. */
   async function misbehaving(kind: 'trickle' | 'endless'): Promise<{ url: string; sent: () => number; stop: () => Promise<void> }> {
     let sent = 0;

@@ -169,6 +169,9 @@ function describeError(error: ErrorObject): ConfigProblem {
       return { path, message: `must be ${JSON.stringify(params['allowedValue'])}${got}` };
     case 'type':
       return { path, message: `must be ${String(params['type'])}${got}` };
+    case 'pattern':
+      if (String(params['pattern']).includes('\\r\\n')) return { path, message: 'must not contain a line break (CR or LF): it is sent as an HTTP header' };
+      return { path, message: `${error.message ?? 'is invalid'}${got}` };
     case 'oneOf':
       return { path, message: `must be a string (JMESPath expression) or a non-negative integer (CSV column index)${got}` };
     default:
@@ -430,6 +433,17 @@ export function endpointIdentity(config: AnalysisConfig): Record<string, string 
     target_model: p.target_model ?? null,
     custom_attributes_sha256: attributes,
   };
+}
+
+/**
+ * The config as written to the output: custom_attributes often carries a token, so only its length
+ * and a hash are kept (enough to tell two runs apart, not to replay the token).
+ */
+export function configForWriting(config: AnalysisConfig): AnalysisConfig {
+  const attributes = config.predictor.custom_attributes;
+  if (attributes === undefined) return config;
+  const hash = createHash('sha256').update(attributes).digest('hex').slice(0, 16);
+  return { ...config, predictor: { ...config.predictor, custom_attributes: `[redacted: ${attributes.length} characters, sha256 ${hash}…]` } };
 }
 
 /** A stable fingerprint of everything that shapes a result (for resume): the fields, the endpoint, the dataset. */

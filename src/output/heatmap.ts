@@ -104,22 +104,14 @@ export function renderOverlay(image: RgbImage, segments: SegmentMap, values: Arr
   return out;
 }
 
-/** Nearest-neighbour enlargement by a whole factor. */
-function enlarge(data: Uint8Array, width: number, height: number, scale: number): Uint8Array {
+/** Nearest-neighbour enlargement by a whole factor (libvips, off the JavaScript thread). */
+async function enlarge(data: Uint8Array, width: number, height: number, scale: number): Promise<Uint8Array> {
   if (scale === 1) return data;
-  const w = width * scale;
-  const out = new Uint8Array(w * height * scale * 3);
-  for (let y = 0; y < height * scale; y++) {
-    const sy = Math.floor(y / scale);
-    for (let x = 0; x < w; x++) {
-      const s = (sy * width + Math.floor(x / scale)) * 3;
-      const o = (y * w + x) * 3;
-      out[o] = data[s]!;
-      out[o + 1] = data[s + 1]!;
-      out[o + 2] = data[s + 2]!;
-    }
-  }
-  return out;
+  const out = await sharp(Buffer.from(data.buffer, data.byteOffset, data.byteLength), { raw: { width, height, channels: 3 } })
+    .resize(width * scale, height * scale, { kernel: 'nearest' })
+    .raw()
+    .toBuffer();
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }
 
 function drawBox(target: Uint8Array, width: number, height: number, box: PixelBox, colour: readonly number[], thickness: number): void {
@@ -240,7 +232,7 @@ export async function renderHeatmap(image: RgbImage, segments: SegmentMap, value
   const overlay = renderOverlay(image, segments, values, options.contextRegion);
   if (options.box) drawBox(overlay, width, height, options.box, [255, 200, 0], Math.max(1, Math.round(Math.min(width, height) / 150)));
   if (options.contextRegion) drawBox(overlay, width, height, options.contextRegion, [255, 255, 255], 1);
-  const big = enlarge(overlay, width, height, layout.scale);
+  const big = await enlarge(overlay, width, height, layout.scale);
   let maxAbs = 0;
   for (let j = 0; j < segments.count; j++) maxAbs = Math.max(maxAbs, Math.abs(values[j]!));
   const { imageWidth, imageHeight, top } = layout;
@@ -276,7 +268,7 @@ export async function renderHeatmap(image: RgbImage, segments: SegmentMap, value
  */
 export async function renderSideBySide(image: RgbImage, heatmap: Buffer, caption: string): Promise<Buffer> {
   const layout = pictureLayout(image.width, image.height);
-  const big = enlarge(image.data, image.width, image.height, layout.scale);
+  const big = await enlarge(image.data, image.width, image.height, layout.scale);
   const meta = await sharp(heatmap).metadata();
   const heatmapWidth = meta.width ?? layout.imageWidth;
   const canvasHeight = layout.top + layout.imageHeight;
@@ -341,7 +333,7 @@ export async function renderSegmentBoundaries(image: RgbImage, segments: Segment
     }
   }
   const layout = pictureLayout(width, height);
-  const big = enlarge(out, width, height, layout.scale);
+  const big = await enlarge(out, width, height, layout.scale);
   const ids = segments.count <= 99 ? Array.from({ length: segments.count }, (_, i) => i) : (numbered ?? []);
   const flat: PictureLayout = { ...layout, top: 0 };
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${layout.imageWidth}" height="${layout.imageHeight}">

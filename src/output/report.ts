@@ -4,13 +4,11 @@
  * heatmap(s), the top labels or objects, and the most influential segments. Bounded: at most
  * `maxImages` images are shown (the summary counts them all).
  */
-import { createRequire } from 'node:module';
 import PDFDocument from 'pdfkit';
 import sharp from 'sharp';
 import type { AnalysisConfig } from '../config/config.js';
+import { dejaVuSans } from './fonts.js';
 import type { AnalysisSummary } from './records.js';
-
-const require = createRequire(import.meta.url);
 
 export interface InfluentialSegment {
   readonly segment: number;
@@ -226,10 +224,6 @@ img{max-width:100%;height:auto}
   return parts.join('\n');
 }
 
-/** DejaVu Sans from the @fontsource/dejavu-sans npm package: covers →, −, ±, φ and Latin text. */
-function fontFile(weight: 400 | 700): string {
-  return require.resolve(`@fontsource/dejavu-sans/files/dejavu-sans-latin-${weight}-normal.woff`);
-}
 
 /** The same content as the HTML, laid out with pdfkit (pure JavaScript, no browser), with a real font embedded. */
 export function renderPdf(facts: ReportFacts, images: readonly ReportImage[]): Promise<Buffer> {
@@ -239,8 +233,9 @@ export function renderPdf(facts: ReportFacts, images: readonly ReportImage[]): P
     doc.on('data', (c: Buffer) => chunks.push(c));
     doc.on('end', () => resolve(Buffer.concat(chunks)));
     doc.on('error', reject);
-    doc.registerFont('Body', fontFile(400));
-    doc.registerFont('Bold', fontFile(700));
+    // DejaVu Sans covers →, −, ±, φ and Latin text; Helvetica (WinAnsi) does not.
+    doc.registerFont('Body', dejaVuSans(400));
+    doc.registerFont('Bold', dejaVuSans(700));
     doc.font('Body');
     const width = doc.page.width - 80;
     const bottom = (): number => doc.page.height - 40;

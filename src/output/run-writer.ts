@@ -4,7 +4,7 @@
  * produces `parts/<i>-of-<n>/`, which `mergeParts` feeds through a final writer again, so a merged
  * run's files are the same bytes as a single process's.
  */
-import type { AnalysisConfig } from '../config/config.js';
+import { type AnalysisConfig, configForWriting } from '../config/config.js';
 import type { CallStats } from '../predictor/invoker.js';
 import type { Storage, TextSink } from '../storage/storage.js';
 import { VERSION } from '../version.js';
@@ -114,7 +114,7 @@ export class FinalWriter implements ResultWriter {
       `${JSON.stringify({ tool: { name: 'clarify-images', version: VERSION }, status: 'running', started_at: new Date().toISOString(), note: 'this run has not finished; other files here may be from an earlier run until it does' }, null, 2)}\n`,
       'application/json',
     );
-    await output.write('analysis_config.json', `${JSON.stringify(config, null, 2)}\n`, 'application/json');
+    await output.write('analysis_config.json', `${JSON.stringify(configForWriting(config), null, 2)}\n`, 'application/json');
     const predictions = await output.openTextSink('predictions.jsonl', 'application/jsonlines');
     const explanations = config.methods.shap.save_local_shap_values ? await output.openTextSink(`${EXPLANATIONS_DIR}/out.jsonl`, 'application/jsonlines') : undefined;
     return new FinalWriter(output, config, predictions, explanations, log);
@@ -226,7 +226,7 @@ export class PartWriter implements ResultWriter {
 
   static async open(output: Storage, config: AnalysisConfig, shard: Shard): Promise<PartWriter> {
     const prefix = partPrefix(shard);
-    await output.write(`${prefix}/analysis_config.json`, `${JSON.stringify(config, null, 2)}\n`, 'application/json');
+    await output.write(`${prefix}/analysis_config.json`, `${JSON.stringify(configForWriting(config), null, 2)}\n`, 'application/json');
     return new PartWriter(output, shard, await output.openTextSink(`${prefix}/results.jsonl`, 'application/jsonlines'));
   }
 

@@ -200,8 +200,16 @@ function clarifyRows(answer: unknown, format: ResponseFormat, body: Uint8Array, 
     if (!Number.isInteger(cls) || cls < 0 || cls >= options.labelHeaders.length) {
       return fail(format, body, `detection row ${i} has class ${cls}, not an index into label_headers (0..${options.labelHeaders.length - 1})`);
     }
+    checkBox(i, { x0, y0, x1, y1 }, format, body);
     return { classIndex: cls, label: options.labelHeaders[cls] as string, score, box: { x0, y0, x1, y1 } };
   });
+}
+
+/** A box must have x0 < x1 and y0 < y1: an inverted or empty box cannot be matched, so it is an error, not an object "explained" as 0. */
+function checkBox(i: number, box: Box, format: ResponseFormat, body: Uint8Array): void {
+  if (!(box.x1 > box.x0 && box.y1 > box.y0)) {
+    fail(format, body, `detection ${i} has an ${box.x1 < box.x0 || box.y1 < box.y0 ? 'inverted' : 'empty'} box [${box.x0}, ${box.y0}, ${box.x1}, ${box.y1}] (x0 < x1 and y0 < y1 expected)`);
+  }
 }
 
 /** The Mask R-CNN answer {"labels": ["horse 97%"], "boxes": [[x1, y1, x2, y2]]} is one mapping of fields. */
@@ -267,7 +275,9 @@ function fieldDetections(selected: unknown, fields: DetectionFields, format: Res
       score = Number(match[2]) / 100;
     }
     if (!classes) classIndex = options.labelHeaders.indexOf(label);
-    return { classIndex, label, score, box: { x0: x0 * sx, y0: y0 * sy, x1: x1 * sx, y1: y1 * sy } };
+    const scaled = { x0: x0 * sx, y0: y0 * sy, x1: x1 * sx, y1: y1 * sy };
+    checkBox(i, scaled, format, body);
+    return { classIndex, label, score, box: scaled };
   });
 }
 
