@@ -15,7 +15,7 @@ import * as fx from './support/fixtures.js';
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 
 /**
- * Measured 2026-11-29: the job's install is 64 MB of files (sharp's libvips, the AWS SDK clients
+ * Measured 2026-11-29: the job's install is 67 MB of files (sharp's libvips, the AWS SDK clients
  * and pdfkit are most of it), against 416 MB for a clone's node_modules with the model runtime.
  * The bound leaves room for dependency updates, not for a model runtime (~300 MB).
  */
