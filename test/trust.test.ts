@@ -226,3 +226,27 @@ describe('never stale, never stuck, always bounded', () => {
     }
   });
 });
+
+describe('configs read the way users save them', () => {
+  it('a UTF-8 BOM is read; a deeply nested config and an over-long report.name exit 2 with a message', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'ci-config-read-'));
+    const body = {
+      dataset_type: 'application/x-image',
+      methods: { shap: { image_config: { model_type: 'IMAGE_CLASSIFICATION' } } },
+      predictor: { endpoint_name: 'e', label_headers: ['a'] },
+    };
+    const bom = path.join(dir, 'bom.json');
+    await writeFile(bom, `\uFEFF${JSON.stringify(body)}`);
+    assert.equal((await runCli(['validate', '--config', bom])).code, 0);
+    const deep = path.join(dir, 'deep.json');
+    await writeFile(deep, `{"dataset_type": "application/x-image", "clarify_images": {"bogus": ${'['.repeat(200_000)}${']'.repeat(200_000)}}}`);
+    const nested = await runCli(['validate', '--config', deep]);
+    assert.equal(nested.code, 2, nested.stderr);
+    assert.doesNotMatch(nested.stderr, /Maximum call stack/);
+    const long = path.join(dir, 'long.json');
+    await writeFile(long, JSON.stringify({ ...body, methods: { ...body.methods, report: { name: 'r'.repeat(300) } } }));
+    const tooLong = await runCli(['validate', '--config', long]);
+    assert.equal(tooLong.code, 2);
+    assert.match(tooLong.stderr, /methods\.report\.name: must NOT have more than 200 characters/);
+  });
+});

@@ -332,11 +332,20 @@ export async function loadConfig(file: string): Promise<AnalysisConfig> {
   }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    // Editors on Windows save UTF-8 with a byte-order mark; JSON.parse does not skip it.
+    parsed = JSON.parse(text.replace(/^\uFEFF/, ''));
   } catch (error) {
     throw new ConfigError([{ path: '', message: `${file} is not valid JSON: ${errorMessage(error)}` }]);
   }
-  return resolveRelativePaths(validateConfig(parsed), path.dirname(path.resolve(file)));
+  let config: AnalysisConfig;
+  try {
+    config = validateConfig(parsed);
+  } catch (error) {
+    // A pathologically nested config overflows the validator's recursion: say so, not "Maximum call stack size exceeded".
+    if (error instanceof RangeError) throw new ConfigError([{ path: '', message: `${file} is nested too deeply to be an analysis config` }]);
+    throw error;
+  }
+  return resolveRelativePaths(config, path.dirname(path.resolve(file)));
 }
 
 const isLocalRelative = (uri: string): boolean => !/^[a-z][a-z0-9+.-]*:\/\//i.test(uri) && !path.isAbsolute(uri);
