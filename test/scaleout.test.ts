@@ -93,6 +93,18 @@ describe('SageMaker Processing, scale-out, resume and graceful stop', () => {
     return file;
   }
 
+  /** Every object below an S3 prefix, into a local folder (returned). */
+  async function download(bucket: string, prefix: string, local: string): Promise<string> {
+    const listed = await s3.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
+    for (const object of listed.Contents ?? []) {
+      const file = path.join(local, object.Key!.slice(prefix.length));
+      await mkdir(path.dirname(file), { recursive: true });
+      const body = await s3.client.send(new GetObjectCommand({ Bucket: bucket, Key: object.Key! }));
+      await writeFile(file, Buffer.from(await body.Body!.transformToByteArray()));
+    }
+    return local;
+  }
+
   let single: string;
   before(async () => {
     single = path.join(tmp, 'single');
@@ -176,14 +188,7 @@ describe('SageMaker Processing, scale-out, resume and graceful stop', () => {
     const merge = await runCli(['merge', '--output', 's3://shard-out/run', '--parts', '3'], s3.env());
     assert.equal(merge.code, 0, merge.stderr);
     // Download the merged run and compare it with the single-process run.
-    const local = path.join(tmp, 'merged');
-    const listed = await s3.client.send(new ListObjectsV2Command({ Bucket: 'shard-out', Prefix: 'run/' }));
-    for (const object of listed.Contents ?? []) {
-      const file = path.join(local, object.Key!.slice('run/'.length));
-      await mkdir(path.dirname(file), { recursive: true });
-      const body = await s3.client.send(new GetObjectCommand({ Bucket: 'shard-out', Key: object.Key! }));
-      await writeFile(file, Buffer.from(await body.Body!.transformToByteArray()));
-    }
+    const local = await download('shard-out', 'run/', path.join(tmp, 'merged'));
     const rewrite = async (file: string): Promise<void> => {
       const text = await readFile(path.join(local, file), 'utf8');
       await writeFile(path.join(local, file), text.split('"s3://shard-data/set/"').join(JSON.stringify(data)).split('s3://shard-data/set/').join(`${data}/`));
@@ -214,14 +219,7 @@ describe('SageMaker Processing, scale-out, resume and graceful stop', () => {
     );
     const runs = await Promise.all(roots.map((root) => runCli(['processing'], { CLARIFY_IMAGES_ML_ROOT: root, ...s3.env() })));
     runs.forEach((r, i) => assert.equal(r.code, 0, `${hosts[i]}: ${r.stderr}`));
-    const local = path.join(tmp, 'processing-merged');
-    const listed = await s3.client.send(new ListObjectsV2Command({ Bucket: 'processing-out', Prefix: 'clarify/output/' }));
-    for (const object of listed.Contents ?? []) {
-      const file = path.join(local, object.Key!.slice('clarify/output/'.length));
-      await mkdir(path.dirname(file), { recursive: true });
-      const body = await s3.client.send(new GetObjectCommand({ Bucket: 'processing-out', Key: object.Key! }));
-      await writeFile(file, Buffer.from(await body.Body!.transformToByteArray()));
-    }
+    const local = await download('processing-out', 'clarify/output/', path.join(tmp, 'processing-merged'));
     await assertSameOutputs(local, single);
   });
 

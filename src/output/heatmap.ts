@@ -18,6 +18,7 @@ const RED = [255, 40, 30] as const;
 const WHITE = [255, 255, 255] as const;
 const BOUNDARY = [225, 225, 225] as const;
 const MAX_OPACITY = 0.8;
+const BAR_WIDTH = 18;
 /** Pictures are enlarged until their longer side reaches this (whole multiples only). */
 const MIN_DISPLAY_SIDE = 480;
 /** A conservative width of one character of DejaVu Sans / sans-serif, in em (digits are 0.64). */
@@ -218,7 +219,6 @@ export function heatmapTextLayer(layout: PictureLayout, canvasWidth: number, can
 </svg>`;
 }
 
-const BAR_WIDTH = 18;
 
 /** Width of the colour bar and its labels, from the longest label. */
 function barMargin(maxAbs: number, fontSize: number): number {
