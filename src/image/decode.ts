@@ -30,5 +30,9 @@ export function describeDecodeError(error: unknown): string {
   if (/pixel limit/i.test(text)) return `image is larger than the pixel limit (clarify_images.max_image_pixels): ${text}`;
   if (/unsupported image format/i.test(text)) return 'not a readable image (unsupported or unrecognised format)';
   if (/premature end|truncated|end of (jpeg|file)|read error/i.test(text)) return `image is truncated or corrupt: ${text.trim()}`;
+  // libvips reports the decoder's warning through a process-wide handler, so under load the
+  // thrown error sometimes carries only this generic text; with failOn 'warning' it still
+  // means the decoder met damaged data.
+  if (/warning treated as error/i.test(text)) return 'image is truncated or corrupt (the decoder warned about damaged data)';
   return `cannot decode image: ${text.trim()}`;
 }
