@@ -124,4 +124,30 @@ describe('Kernel SHAP estimator', () => {
     assert.equal(defaultBudget(20), 2088);
     assert.equal(defaultBudget(64), 2176);
   });
+
+  it('a standard error is 0 only where exact, and unknown (NaN) when the coalitions cannot determine every value', () => {
+    const m = 20;
+    const game = makeGame(m, 5);
+    const solve = (budget: number) => {
+      const design = KernelShapDesign.plan(m, budget, seededRandom(3));
+      const values = design.masks.map((mask) => Float64Array.of(game(mask)));
+      return { design, solution: solveKernelShap(design, values, Float64Array.of(game(new Uint8Array(m).fill(1))), Float64Array.of(game(new Uint8Array(m)))) };
+    };
+    // Complement pairs give one direction each: fewer than 2 (M − 1) coalitions cannot identify M − 1 free values.
+    for (const budget of [1, 2, 10, 30]) {
+      const { design, solution } = solve(budget);
+      assert.equal(design.exact, false);
+      assert.equal(solution.identified, false, `budget ${budget}`);
+      assert.ok(solution.standardErrors[0]!.every((se) => Number.isNaN(se)), `budget ${budget}: ${[...solution.standardErrors[0]!].join(',')}`);
+    }
+    const { solution } = solve(400);
+    assert.equal(solution.identified, true);
+    assert.ok(solution.standardErrors[0]!.every((se) => Number.isFinite(se) && se > 0), 'sampled values carry a positive, finite error');
+    const small = 6;
+    const exact = KernelShapDesign.plan(small, 2 ** small - 2, seededRandom(1));
+    const smallGame = makeGame(small, 2);
+    const exactSolution = solveKernelShap(exact, exact.masks.map((mask) => Float64Array.of(smallGame(mask))), Float64Array.of(smallGame(new Uint8Array(small).fill(1))), Float64Array.of(smallGame(new Uint8Array(small))));
+    assert.equal(exact.exact, true);
+    assert.ok(exactSolution.standardErrors[0]!.every((se) => se === 0));
+  });
 });

@@ -75,4 +75,26 @@ describe('SLIC parity with scikit-image', async () => {
       assert.equal(Math.min(...labels), 0);
     }
   });
+
+  it('the compactness bounds the config allows (1e-6 and 1e6) still give a valid segmentation; 1e-300 would not', () => {
+    const width = 60;
+    const height = 45;
+    const data = new Uint8Array(width * height * 3);
+    for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) data.set([x * 4, y * 5, (x + y) * 2], (y * width + x) * 3);
+    const image = createRgbImage(width, height, data);
+    for (const compactness of [1e-6, 1e6]) {
+      const { count, labels } = slic(image, { numSegments: 20, compactness });
+      assert.ok(count >= 10 && count <= 30, `compactness ${compactness}: ${count} segments`);
+      assert.equal(Math.max(...labels) + 1, count);
+    }
+    // Why the config refuses it: the scaled colour distances overflow, and everything falls into one segment.
+    let broken = false;
+    try {
+      const { count } = slic(image, { numSegments: 20, compactness: 1e-300 });
+      broken = count < 10;
+    } catch {
+      broken = true;
+    }
+    assert.ok(broken, 'compactness 1e-300 segments badly or throws');
+  });
 });

@@ -120,6 +120,25 @@ describe('never stale, never stuck, always bounded', () => {
     assert.ok((await readdir(out)).some((f) => f.startsWith('shap_')));
   });
 
+  it('too few samples to determine the values: standard errors are written as null and shown as unknown, never 0', async () => {
+    const data = path.join(tmp, 'few');
+    const dir = path.join(data, 'img');
+    await mkdir(dir, { recursive: true });
+    await writeFile(path.join(dir, 'quarters.png'), await fx.quadrantsPng(32, 32, [[220, 20, 20], [20, 220, 20], [20, 20, 220], [200, 200, 20]]));
+    const out = path.join(tmp, 'few-out');
+    const file = await config('few', modelA.url);
+    const body = JSON.parse(await readFile(file, 'utf8')) as { methods: { shap: { num_samples: number } } };
+    body.methods.shap.num_samples = 2;
+    await writeFile(file, JSON.stringify(body));
+    const result = await runCli(['run', '--config', file, '--dataset-uri', dir, '--output', out]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stderr, /num_samples 2 is below 2 × \(num_segments − 1\) = 6/);
+    const [line] = (await readFile(path.join(out, 'explanations_shap', 'out.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { num_segments: number; explanations: { std_errors: unknown[] }[] });
+    assert.ok(line!.num_segments >= 3, `segments: ${line!.num_segments}`);
+    for (const e of line!.explanations) assert.ok(e.std_errors.every((se) => se === null), JSON.stringify(e.std_errors));
+    assert.match(await readFile(path.join(out, 'report.html'), 'utf8'), /± unknown/);
+  });
+
   it('custom_attributes is redacted in the written config; CR/LF in custom_attributes or target_model is refused', async () => {
     const data = path.join(tmp, 'token-data');
     await images(data, { 'a.png': [220, 20, 20] });
@@ -248,5 +267,53 @@ describe('configs read the way users save them', () => {
     const tooLong = await runCli(['validate', '--config', long]);
     assert.equal(tooLong.code, 2);
     assert.match(tooLong.stderr, /methods\.report\.name: must NOT have more than 200 characters/);
+  });
+
+  it('infeasible work, a compactness that breaks SLIC, a malformed endpoint_url and unusable URIs exit 2 naming the field', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'ci-config-bounds-'));
+    const body = {
+      dataset_type: 'application/x-image',
+      methods: { shap: { image_config: { model_type: 'IMAGE_CLASSIFICATION' } } },
+      predictor: { endpoint_name: 'e', label_headers: ['a'] },
+    };
+    const check = async (name: string, patch: Record<string, unknown>, expected: RegExp): Promise<void> => {
+      const file = path.join(dir, `${name}.json`);
+      const merged = structuredClone(body) as Record<string, unknown> & typeof body;
+      const shap = patch['shap'] as Record<string, unknown> | undefined;
+      if (shap) Object.assign(merged.methods.shap, shap, { image_config: { ...merged.methods.shap.image_config, ...(shap['image_config'] as object | undefined) } });
+      if (patch['clarify_images']) (merged as Record<string, unknown>)['clarify_images'] = patch['clarify_images'];
+      if (patch['dataset_uri'] !== undefined) (merged as Record<string, unknown>)['dataset_uri'] = patch['dataset_uri'];
+      await writeFile(file, JSON.stringify(merged));
+      const result = await runCli(['validate', '--config', file]);
+      assert.equal(result.code, 2, `${name}: ${result.stderr}`);
+      assert.match(result.stderr, expected, name);
+    };
+    await check('samples', { shap: { num_samples: 1e9 } }, /methods\.shap\.num_samples: must be <= 100000/);
+    await check('segments', { shap: { image_config: { num_segments: 100_000 } } }, /num_segments: must be <= 1000/);
+    await check('work', { shap: { num_samples: 20_000, image_config: { num_segments: 1000 } } }, /num_samples: .*with num_segments 1000, use num_samples ≤ 5000/);
+    await check('compactness', { shap: { image_config: { segment_compactness: 1e-300 } } }, /segment_compactness: must be >= 0\.000001/);
+    await check('url-no-host', { clarify_images: { endpoint_url: 'http://' } }, /clarify_images\.endpoint_url: "http:\/\/" is not a valid URL/);
+    await check('url-port', { clarify_images: { endpoint_url: 'http://localhost:99999' } }, /endpoint_url: .*not a valid URL/);
+    await check('url-query', { clarify_images: { endpoint_url: 'http://localhost:8080/?x=1' } }, /endpoint_url: .*without \?query/);
+    await check('dataset-bucket', { dataset_uri: 's3://My_Bucket/images/' }, /dataset_uri: "My_Bucket" is not a valid S3 bucket name/);
+    await check('dataset-slash', { dataset_uri: 's3:/bucket/images/' }, /dataset_uri: .*two slashes/);
+
+    // The extremes that are accepted still segment (no NaN distances, no crash).
+    const ok = path.join(dir, 'ok.json');
+    await writeFile(ok, JSON.stringify({ ...body, methods: { shap: { ...body.methods.shap, num_samples: 5000, image_config: { model_type: 'IMAGE_CLASSIFICATION', num_segments: 1000, segment_compactness: 1e-6 } } } }));
+    assert.equal((await runCli(['validate', '--config', ok])).code, 0);
+
+    const file = path.join(dir, 'run.json');
+    await writeFile(file, JSON.stringify(body));
+    for (const [args, expected] of [
+      [['--output', 's3:/results/run'], /--output: .*two slashes/],
+      [['--output', 's3://Results_Bucket/run'], /--output: "Results_Bucket" is not a valid S3 bucket name/],
+      [['--dataset-uri', 'ftp://host/images'], /--dataset-uri: .*only s3:\/\/ URIs and local paths/],
+      [['--dataset-uri', ''], /--dataset-uri: is empty/],
+    ] as const) {
+      const result = await runCli(['run', '--config', file, ...args]);
+      assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
+      assert.match(result.stderr, expected);
+    }
   });
 });

@@ -1,6 +1,7 @@
 import { type AnalysisConfig, DEFAULT_DATASET_URI, DEFAULT_OUTPUT_URI, endpointTarget } from '../config/config.js';
 import { ShadowEndpoint, shadowJobKey } from '../predictor/shadow-endpoint.js';
 import { ConfigError, errorMessage } from '../errors.js';
+import { locationProblem } from '../storage/location.js';
 import { type JobResult, runJob } from '../job.js';
 import type { Shard } from '../output/run-writer.js';
 import { awsNodeNotice, type CliIo, type Command, EXIT_FAILURES, EXIT_USAGE, loadRunnableConfig, optionalString, printConfigError, requireString, UsageError } from './command.js';
@@ -129,6 +130,18 @@ usage error.`,
     if (!config) return EXIT_USAGE;
     const outputUri = optionalString(values, 'output') ?? DEFAULT_OUTPUT_URI;
     awsNodeNotice(config, [optionalString(values, 'dataset-uri'), outputUri], io);
+    const uriProblems = [
+      { path: '--dataset-uri', uri: optionalString(values, 'dataset-uri') },
+      { path: '--output', uri: outputUri },
+    ].flatMap(({ path, uri }) => {
+      const message = uri === undefined ? undefined : locationProblem(uri);
+      return message ? [{ path, message }] : [];
+    });
+    if (uriProblems.length > 0) {
+      io.err('clarify-images: invalid arguments:');
+      for (const p of uriProblems) io.err(`  ${p.path}: ${p.message}`);
+      return EXIT_USAGE;
+    }
     try {
       const { result, signal } = await runWithSignals(config, {
         datasetUri: optionalString(values, 'dataset-uri'),

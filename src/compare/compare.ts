@@ -33,7 +33,7 @@ interface Drift {
   readonly flips: number[];
 }
 
-function drift(a: { shap_values: number[]; std_errors: number[] }, b: { shap_values: number[]; std_errors: number[] }): Drift | undefined {
+function drift(a: { shap_values: number[]; std_errors: (number | null)[] }, b: { shap_values: number[]; std_errors: (number | null)[] }): Drift | undefined {
   if (a.shap_values.length !== b.shap_values.length) return undefined;
   return {
     correlation: spearman(a.shap_values, b.shap_values),

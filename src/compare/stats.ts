@@ -53,12 +53,13 @@ export function topOverlap(a: readonly number[], b: readonly number[], k: number
 }
 
 /** Segments whose value exceeds its standard error in both runs and changes sign. */
-export function significantSignFlips(a: readonly number[], seA: readonly number[], b: readonly number[], seB: readonly number[]): number[] {
+export function significantSignFlips(a: readonly number[], seA: readonly (number | null)[], b: readonly number[], seB: readonly (number | null)[]): number[] {
   const flips: number[] = [];
   for (let i = 0; i < a.length; i++) {
     const x = a[i]!;
     const y = b[i]!;
-    if (Math.abs(x) > (seA[i] ?? 0) && Math.abs(y) > (seB[i] ?? 0) && Math.sign(x) !== Math.sign(y) && x !== 0 && y !== 0) flips.push(i);
+    // An unknown (null) standard error never makes a flip significant.
+    if (Math.abs(x) > (seA[i] ?? Number.POSITIVE_INFINITY) && Math.abs(y) > (seB[i] ?? Number.POSITIVE_INFINITY) && Math.sign(x) !== Math.sign(y) && x !== 0 && y !== 0) flips.push(i);
   }
   return flips;
 }

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import jmespath from 'jmespath';
 import { ConfigError, type ConfigProblem, errorMessage } from '../errors.js';
+import { locationProblem } from '../storage/location.js';
 
 export type ModelType = 'IMAGE_CLASSIFICATION' | 'OBJECT_DETECTION';
 export type ContentType = 'image/jpeg' | 'image/png' | 'application/x-npy';
@@ -223,9 +224,49 @@ function detectionFieldProblems(config: AnalysisConfig): ConfigProblem[] {
   return problems;
 }
 
+/**
+ * The solver's work per image grows as num_samples × num_segments² (a least-squares fit over
+ * every sampled coalition); this bound keeps one solve under about a minute on one core.
+ */
+export const MAX_SOLVER_WORK = 5e9;
+
+function feasibilityProblems(config: AnalysisConfig): ConfigProblem[] {
+  const { num_samples: samples, image_config } = config.methods.shap;
+  const segments = image_config.num_segments;
+  if (samples === undefined || samples * segments * segments <= MAX_SOLVER_WORK) return [];
+  return [
+    {
+      path: 'methods.shap.num_samples',
+      message: `${samples} samples over ${segments} segments is more than one image's solve can do (num_samples × num_segments² ≤ ${MAX_SOLVER_WORK.toExponential(0)}): with num_segments ${segments}, use num_samples ≤ ${Math.floor(MAX_SOLVER_WORK / (segments * segments))}`,
+    },
+  ];
+}
+
+/** A base URL the container route can call: http(s), a host, a valid port, no query or fragment. */
+function endpointUrlProblem(url: string | undefined): ConfigProblem | undefined {
+  if (url === undefined) return undefined;
+  const at = 'clarify_images.endpoint_url';
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return { path: at, message: `"${url}" is not a valid URL (expected e.g. http://localhost:8080)` };
+  }
+  if (!parsed.hostname) return { path: at, message: `"${url}" has no host (expected e.g. http://localhost:8080)` };
+  if (parsed.search || parsed.hash) return { path: at, message: `"${url}" must be a base URL without ?query or #fragment: the job calls <url>/invocations and <url>/ping` };
+  if (parsed.username || parsed.password) return { path: at, message: 'must not carry a user name or password (they would be written to analysis_config.json)' };
+  return undefined;
+}
+
 /** Rules across fields that the JSON Schema does not express. */
 function crossFieldProblems(config: AnalysisConfig): ConfigProblem[] {
-  const problems: ConfigProblem[] = [...detectionFieldProblems(config)];
+  const problems: ConfigProblem[] = [...detectionFieldProblems(config), ...feasibilityProblems(config)];
+  const urlProblem = endpointUrlProblem(config.clarify_images.endpoint_url);
+  if (urlProblem) problems.push(urlProblem);
+  for (const [at, uri] of [['dataset_uri', config.dataset_uri], ['clarify_images.output_uri', config.clarify_images.output_uri]] as const) {
+    const message = uri === undefined ? undefined : locationProblem(uri);
+    if (message) problems.push({ path: at, message });
+  }
   const { predictor } = config;
   for (const key of ['probability', 'label'] as const) {
     const problem = jmespathProblem(`predictor.${key}`, predictor[key]);
@@ -287,6 +328,14 @@ export function configNotes(config: AnalysisConfig): string[] {
   const notes: string[] = [];
   if ((config.methods.shap.image_config as { debug?: unknown }).debug !== undefined) {
     notes.push('methods.shap.image_config.debug is accepted as the SDK writes it and ignored.');
+  }
+  const { num_samples: samples, image_config } = config.methods.shap;
+  const needed = 2 * (image_config.num_segments - 1);
+  if (samples !== undefined && samples < needed) {
+    notes.push(
+      `methods.shap.num_samples ${samples} is below 2 × (num_segments − 1) = ${needed}: unless an image has fewer segments, ` +
+        'the samples cannot determine every SHAP value, and its standard errors are written as null (unknown).',
+    );
   }
   return notes;
 }

@@ -236,8 +236,13 @@ export class KernelShapDesign implements CoalitionDesign {
 export interface ShapSolution {
   /** φ[output][feature]. */
   readonly values: Float64Array[];
-  /** Standard error of each φ (0 where exact). */
+  /**
+   * Standard error of each φ: 0 where exact, NaN where unknown (too few coalitions to identify
+   * every value, or to compare groups of them); NaN is written as null.
+   */
   readonly standardErrors: Float64Array[];
+  /** Whether the coalitions determine every value (full-rank design). */
+  readonly identified: boolean;
 }
 
 /** Normal equations of the constrained problem, accumulated over a set of rows. */
@@ -269,7 +274,7 @@ class NormalEquations {
     return out;
   }
 
-  solve(): Float64Array[] {
+  solve(): { solutions: Float64Array[]; fullRank: boolean } {
     const { n } = this;
     const full = new Float64Array(n * n);
     for (let i = 0; i < n; i++) {
@@ -282,21 +287,29 @@ class NormalEquations {
   }
 }
 
-/** Solve A x = b for symmetric positive (semi-)definite A by Cholesky, several right-hand sides. */
-function choleskySolve(a: Float64Array, n: number, rhs: Float64Array[]): Float64Array[] {
+/** Pivots this small against their diagonal mean a direction the rows do not determine. */
+const RANK_TOLERANCE = 1e-9;
+
+/**
+ * Solve A x = b for symmetric positive (semi-)definite A by Cholesky, several right-hand sides;
+ * says whether A had full rank (no pivot collapsed to the ridge).
+ */
+function choleskySolve(a: Float64Array, n: number, rhs: Float64Array[]): { solutions: Float64Array[]; fullRank: boolean } {
   const l = new Float64Array(n * n);
   // A tiny ridge keeps a rank-deficient design (very few samples) solvable; far below any signal.
   let trace = 0;
   for (let i = 0; i < n; i++) trace += a[i * n + i]!;
   const ridge = (trace / Math.max(1, n)) * 1e-12;
+  let fullRank = trace > 0;
   for (let i = 0; i < n; i++) {
     for (let j = 0; j <= i; j++) {
       let sum = a[i * n + j]! + (i === j ? ridge : 0);
       for (let k = 0; k < j; k++) sum -= l[i * n + k]! * l[j * n + k]!;
+      if (i === j && !(sum > RANK_TOLERANCE * (trace / Math.max(1, n)))) fullRank = false;
       l[i * n + j] = i === j ? Math.sqrt(Math.max(sum, Number.MIN_VALUE)) : sum / l[j * n + j]!;
     }
   }
-  return rhs.map((b) => {
+  const solutions = rhs.map((b) => {
     const y = new Float64Array(n);
     for (let i = 0; i < n; i++) {
       let sum = b[i]!;
@@ -311,6 +324,7 @@ function choleskySolve(a: Float64Array, n: number, rhs: Float64Array[]): Float64
     }
     return x;
   });
+  return { solutions, fullRank };
 }
 
 /** β (M − 1 free values) → φ with the last value fixed by efficiency. */
@@ -367,13 +381,21 @@ export function solveKernelShap(design: CoalitionDesign, values: readonly Float6
     sampled.addRow(row, sum, targets);
   }
   const all = NormalEquations.combine(enumerated, totalUnits > 0 ? 1 / totalUnits : 0, sampled);
-  const values_ = all.solve().map((beta, o) => withLast(beta, delta[o]!));
+  const solved = all.solve();
+  const values_ = solved.solutions.map((beta, o) => withLast(beta, delta[o]!));
 
   const standardErrors = values_.map(() => new Float64Array(m));
+  // With sampled rows the jackknife needs at least two groups that hold some, and a design that
+  // determines every value; otherwise the uncertainty is unknown, never 0.
+  const groupsWithSamples = units.filter((u) => u > 0).length;
+  if (!solved.fullRank || (totalUnits > 0 && groupsWithSamples < 2)) {
+    for (const se of standardErrors) se.fill(Number.NaN);
+    return { values: values_, standardErrors, identified: solved.fullRank };
+  }
   if (groupCount >= 2) {
     const estimates = byGroup.map((part, g) => {
       const eqs = NormalEquations.combine(enumerated, 1 / (totalUnits - units[g]!), sampled, part);
-      return eqs.solve().map((beta, o) => withLast(beta, delta[o]!));
+      return eqs.solve().solutions.map((beta, o) => withLast(beta, delta[o]!));
     });
     for (let o = 0; o < outputs; o++) {
       for (let i = 0; i < m; i++) {
@@ -386,5 +408,5 @@ export function solveKernelShap(design: CoalitionDesign, values: readonly Float6
       }
     }
   }
-  return { values: values_, standardErrors };
+  return { values: values_, standardErrors, identified: solved.fullRank };
 }

@@ -17,7 +17,8 @@ export interface LabelExplanation {
   base_value: number;
   /** One per segment, in segment-id order; they sum to prediction − base_value. */
   shap_values: number[];
-  std_errors: number[];
+  /** Standard error per value: 0 where exact, null where unknown (too few coalitions). */
+  std_errors: (number | null)[];
 }
 
 /** What every out.jsonl record has, whatever the model type. */
@@ -40,6 +41,11 @@ export interface ExplanationRecord extends ImageExplanationBase {
   exact: boolean;
   stopped_early: boolean;
   explanations: LabelExplanation[];
+}
+
+/** NaN (unknown) is written as null, explicitly, so readers never take it for a number. */
+export function standardErrorsForJson(errors: ArrayLike<number>): (number | null)[] {
+  return Array.from(errors, (e) => (Number.isFinite(e) ? e : null));
 }
 
 export function segmentsPath(name: string): string {
@@ -85,7 +91,7 @@ export function explanationRecord(
       prediction: result.full[o]!,
       base_value: result.empty[o]!,
       shap_values: Array.from(result.values[o]!),
-      std_errors: Array.from(result.standardErrors[o]!),
+      std_errors: standardErrorsForJson(result.standardErrors[o]!),
     })),
   };
 }
@@ -174,7 +180,8 @@ export interface ObjectRecord {
   base_value: number;
   /** One per segment, in segment-id order; 0 for segments outside the context region. */
   shap_values: number[];
-  std_errors: number[];
+  /** Standard error per value: 0 where exact, null where unknown (too few coalitions). */
+  std_errors: (number | null)[];
   /** Segments that were players (all of them with context 1). */
   feature_segments: number[];
   context_region_pixels: { x0: number; y0: number; x1: number; y1: number };
@@ -219,7 +226,7 @@ export function detectionRecord(image: { uri: string; key: string }, name: strin
       prediction: o.prediction,
       base_value: o.baseValue,
       shap_values: Array.from(o.shapValues),
-      std_errors: Array.from(o.standardErrors),
+      std_errors: standardErrorsForJson(o.standardErrors),
       feature_segments: [...o.players],
       context_region_pixels: { ...o.region },
       exact: o.exact,

@@ -55,9 +55,9 @@ async function thumbnail(jpeg: Buffer, width: number): Promise<Buffer> {
 }
 
 /** The most influential segments: largest |value| first. */
-export function topSegments(values: readonly number[], errors: readonly number[], count = 5): InfluentialSegment[] {
+export function topSegments(values: readonly number[], errors: readonly (number | null)[], count = 5): InfluentialSegment[] {
   return values
-    .map((value, segment) => ({ segment, value, standardError: errors[segment] ?? 0 }))
+    .map((value, segment) => ({ segment, value, standardError: errors[segment] ?? Number.NaN }))
     .sort((a, b) => Math.abs(b.value) - Math.abs(a.value) || a.segment - b.segment)
     .slice(0, count);
 }
@@ -99,6 +99,8 @@ function escapeHtml(text: string): string {
 
 const dataUri = (jpeg: Buffer): string => `data:image/jpeg;base64,${jpeg.toString('base64')}`;
 const fmt = (v: number): string => (Math.abs(v) >= 0.001 || v === 0 ? v.toFixed(4) : v.toExponential(2));
+/** A standard error, or "unknown" when the samples could not estimate one. */
+const fmtSe = (v: number): string => (Number.isFinite(v) ? fmt(v) : 'unknown');
 
 export interface ReportFacts {
   readonly title: string;
@@ -204,7 +206,7 @@ img{max-width:100%;height:auto}
     const panelText = (panel: ReportPanel): string =>
       [
         `<p>prediction ${fmt(panel.prediction)}, base value ${fmt(panel.baseValue)} (${escapeHtml(image.unit ?? 'probability')})</p><table><tr><th>segment</th><th>SHAP value ± SE</th></tr>`,
-        ...panel.topSegments.map((s) => `<tr><td>${s.segment}</td><td class="${s.value >= 0 ? 'pos' : 'neg'}">${fmt(s.value)} ± ${fmt(s.standardError)}</td></tr>`),
+        ...panel.topSegments.map((s) => `<tr><td>${s.segment}</td><td class="${s.value >= 0 ? 'pos' : 'neg'}">${fmt(s.value)} ± ${fmtSe(s.standardError)}</td></tr>`),
         '</table>',
       ].join('');
     // The numbered segments beside the scores and the first panel's top segments, which name them.
@@ -306,7 +308,7 @@ export function renderPdf(facts: ReportFacts, images: readonly ReportImage[]): P
       for (const panel of image.panels) {
         doc.moveDown(0.4).font('Bold').text(panel.title, textX, doc.y, { width: side }).font('Body');
         doc.text(`prediction ${fmt(panel.prediction)}, base ${fmt(panel.baseValue)}`, textX, doc.y, { width: side });
-        for (const s of panel.topSegments) doc.fillColor(s.value >= 0 ? '#1e3cff' : '#d62a1e').text(`segment ${s.segment}: ${fmt(s.value)} ± ${fmt(s.standardError)}`, textX, doc.y, { width: side });
+        for (const s of panel.topSegments) doc.fillColor(s.value >= 0 ? '#1e3cff' : '#d62a1e').text(`segment ${s.segment}: ${fmt(s.value)} ± ${fmtSe(s.standardError)}`, textX, doc.y, { width: side });
         doc.fillColor('#000');
       }
       doc.x = 40;

@@ -24,6 +24,28 @@ export function parseLocation(uri: string): Location {
   return { kind: 'local', dir: path.resolve(uri) };
 }
 
+const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+
+/**
+ * Why a dataset or output URI cannot work, before anything is read or written: a typo'd scheme
+ * (`s3:/b`, `s3:b`), an invalid bucket name, an unsupported scheme, or nothing at all.
+ */
+export function locationProblem(uri: string): string | undefined {
+  if (uri.trim() === '') return 'is empty (expected s3://bucket/prefix or a local folder)';
+  if (/^s3:(?!\/\/)/i.test(uri)) return `"${uri}" is not an S3 URI: write s3://bucket/prefix (two slashes)`;
+  if (/[\r\n\0]/.test(uri)) return `"${JSON.stringify(uri).slice(1, -1)}" contains a line break or NUL`;
+  let location: Location;
+  try {
+    location = parseLocation(uri);
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
+  if (location.kind === 's3' && !BUCKET_NAME.test(location.bucket)) {
+    return `"${location.bucket}" is not a valid S3 bucket name (3–63 lowercase letters, digits, dots and hyphens)`;
+  }
+  return undefined;
+}
+
 /** The URI of a key below a location, as shown to users and written to outputs. */
 export function uriOf(location: Location, key: string): string {
   return location.kind === 's3' ? `s3://${location.bucket}/${location.prefix}${key}` : path.join(location.dir, key);

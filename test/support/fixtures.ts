@@ -37,6 +37,15 @@ export function splitPixels(width: number, height: number, left: Rgb, right: Rgb
   return data;
 }
 
+/** Four quadrants, top-left, top-right, bottom-left, bottom-right. */
+export function quadrantsPng(width: number, height: number, colours: readonly [Rgb, Rgb, Rgb, Rgb]): Promise<Buffer> {
+  const data = Buffer.alloc(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) data.set(colours[(y < height / 2 ? 0 : 2) + (x < width / 2 ? 0 : 1)]!, (y * width + x) * 3);
+  }
+  return raw(width, height, data).png().toBuffer();
+}
+
 export function grayscalePng(width: number, height: number, level: number): Promise<Buffer> {
   return sharp(Buffer.alloc(width * height, level), { raw: { width, height, channels: 1 } }).toColourspace('b-w').png().toBuffer();
 }
