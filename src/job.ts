@@ -25,13 +25,14 @@ import { type AnalysisSummary, failureRecord, type ImageFailure, predictionRecor
 import { shownInReport, topSegments, type ReportImage } from './output/report.js';
 import { ResumeStore } from './output/resume.js';
 import { ProgressReporter, type ProgressSink } from './output/progress.js';
-import { FinalWriter, type ImageResult, PartWriter, type ResultWriter, type Shard } from './output/run-writer.js';
-import { StopError } from './predictor/invoker.js';
+import { FinalWriter, type ImageResult, PartWriter, type ResultWriter, type RunFacts, type Shard } from './output/run-writer.js';
+import { RetryLog } from './output/retry-log.js';
+import { isEndpointWide, StopError } from './predictor/invoker.js';
 import { createInvoker, Predictor } from './predictor/predictor.js';
 import type { EndpointTransport } from './predictor/transport.js';
 import type { SegmentMap } from './segment/slic.js';
 import { parseLocation } from './storage/location.js';
-import { openStorage } from './storage/storage.js';
+import { configureS3Resilience, openStorage } from './storage/storage.js';
 import { VERSION } from './version.js';
 
 export interface JobOptions {
@@ -58,7 +59,10 @@ export interface JobResult {
   readonly summary: AnalysisSummary;
   /** 0: every image succeeded; 1: some failed. */
   readonly exitCode: 0 | 1;
+  /** Stopped by a signal. */
   readonly stopped: boolean;
+  /** The job stopped itself: the endpoint could not serve (summary.stop_reason says why). */
+  readonly halted: boolean;
   /** Images reused from a previous run over the same output. */
   readonly reused: number;
 }
@@ -97,21 +101,51 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   await checkDatasetExists(datasetUri);
 
   const ext = config.clarify_images;
+  // Retries are said as they happen, summed up at most every few seconds.
+  const s3Retries = new RetryLog('S3', log);
+  const endpointRetries = new RetryLog('endpoint', log);
+  configureS3Resilience({
+    maxAttempts: ext.s3_max_attempts,
+    baseDelayMs: ext.s3_retry_base_delay_ms,
+    idleTimeoutMs: ext.s3_idle_timeout_ms,
+    onRetry: (what, error, attempt) => s3Retries.note(errorMessage(error) || String((error as { name?: string }).name), `${what}, attempt ${attempt} of ${ext.s3_max_attempts}`),
+  });
   const storageOptions = { region: ext.region, s3Client: options.s3Client };
   const dataset = await openDataset(datasetUri, storageOptions);
   const output = openStorage(options.outputUri, storageOptions);
   const invoker = createInvoker(config, options.transport);
+  invoker.onRetry = (notice) => endpointRetries.note(notice.reason, `attempt ${notice.attempt} of ${notice.maxRetries + 1} failed`);
+  invoker.onBudgetSpent = () => log('the retry budget is spent (clarify_images.retry_budget): failing calls now fail at once, until calls succeed again');
   const predictor = new Predictor(config, invoker);
   const shard = options.shard;
   log(
     `clarify-images ${VERSION}: ${datasetUri} → ${options.outputUri} via ${invoker.transport.description}` +
       (shard ? ` (shard ${shard.index + 1} of ${shard.count})` : ''),
   );
+  // A server that is down or not ready is said at once, before any image is read.
+  if (invoker.transport.ping) {
+    try {
+      await invoker.transport.ping();
+    } catch (error) {
+      invoker.close();
+      throw new Error(`the endpoint is not ready: ${errorMessage(error)}; no image was read`, { cause: error });
+    }
+  }
 
-  // Clarify's names need the whole listing first: only then is a stem known to be unique.
+  // Clarify's names need the whole listing first: only then is a stem known to be unique. The
+  // same listing counts the images, so a stopped run still knows how many it did not reach.
   // An output folder inside the dataset folder is never listed: the job must not explain its own heatmaps.
   const ownOutput = ownOutputFilter(dataset, options.outputUri);
-  const namer = await OutputNamer.fromListing(listImages(dataset, { imagesFound: 0, filesSkipped: 0 }, ownOutput)).catch((error: unknown) => {
+  const fullListing: DatasetCounts = { imagesFound: 0, filesSkipped: 0 };
+  let myImagesInListing = 0;
+  const namer = await OutputNamer.fromListing(
+    (async function* counted() {
+      for await (const image of listImages(dataset, fullListing, ownOutput)) {
+        if (!shard || shardOf(image.key, shard.count) === shard.index) myImagesInListing += 1;
+        yield image;
+      }
+    })(),
+  ).catch((error: unknown) => {
     invoker.close();
     throw new Error(`cannot list the dataset ${datasetUri}: ${errorMessage(error)}`, { cause: error });
   });
@@ -221,7 +255,43 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   let failedSoFar = 0;
   let listingComplete = false;
   let stopped = false;
+  /** Why the job stopped itself (a failing endpoint), as opposed to a signal. */
+  let haltReason: string | undefined;
+  let endpointFailuresInARow = 0;
+  const halt = (reason: string): void => {
+    if (haltReason || stopped) return;
+    haltReason = reason;
+    stopped = true;
+    log(`stopping the job: ${reason}`);
+    invoker.cancel(); // the endpoint cannot serve: in-flight images are unfinished, not retried for minutes
+  };
+  const noteEndpointOutcome = (result: ImageResult | undefined): void => {
+    if (!result) return;
+    const failure = result.failure;
+    if (failure && (failure.stage === 'invoke' || failure.stage === 'parse')) {
+      endpointFailuresInARow += 1;
+      const limit = ext.stop_after_failed_images;
+      if (limit > 0 && endpointFailuresInARow >= limit) {
+        halt(`${endpointFailuresInARow} images in a row failed at the endpoint (clarify_images.stop_after_failed_images is ${limit}); the last: [${failure.stage}] ${failure.message}`);
+      }
+    } else if (!failure) {
+      endpointFailuresInARow = 0;
+    }
+  };
   const callsPerImage = (config.methods.shap.num_samples ?? defaultBudget(config.methods.shap.image_config.num_segments)) + 1;
+  /** What the summary says beyond the images; the listing before the run counted every image. */
+  const runFacts = (): Omit<RunFacts, 'partial'> => {
+    const listed = counts.imagesFound >= fullListing.imagesFound ? counts : fullListing;
+    return {
+      datasetUri,
+      // A shard reports its own images; skipped files are counted by shard 0 only, so parts add up.
+      imagesFound: shard ? Math.max(myImages, myImagesInListing) : listed.imagesFound,
+      filesSkipped: shard ? (shard.index === 0 ? listed.filesSkipped : 0) : listed.filesSkipped,
+      endpoint: invoker.transport.description,
+      calls: invoker.stats,
+      startedAt,
+    };
+  };
   progress = options.progress
     ? new ProgressReporter(
         () => ({
@@ -260,12 +330,19 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
             if (result) await writer.add(result);
             if (result?.failure) failedSoFar += 1;
             done += 1;
+            noteEndpointOutcome(result);
           })
           .catch((error: unknown) => {
             fatal ??= error;
           })
           .finally(() => inFlight.delete(task));
         inFlight.add(task);
+        if (myImages === 1) {
+          // The first call checks the endpoint for real: a failure that says it cannot serve at all
+          // stops the job with one message instead of failing every image the same way.
+          const first = await Promise.race([invoker.firstCall, task.then(() => undefined)]);
+          if (first !== undefined && isEndpointWide(first)) halt(`the endpoint failed the first call: ${errorMessage(first)}`);
+        }
         if (inFlight.size >= window) await Promise.race(inFlight);
       }
       listingComplete = true;
@@ -274,29 +351,32 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
     }
     await Promise.all(inFlight);
     progress?.stop();
-    if (fatal) throw fatal;
+    if (fatal) {
+      // A job that must stop still says what is complete, when the output can still be written.
+      invoker.close();
+      options.stop?.removeEventListener('abort', onStop);
+      await writer
+        .finish({ ...runFacts(), partial: true, stopReason: `the job stopped: ${errorMessage(fatal)}` })
+        .catch(() => writer.abort());
+      throw fatal;
+    }
     if (counts.imagesFound === 0) {
       throw new ConfigError([{ path: 'dataset_uri', message: `no images (.jpg, .jpeg, .png) under ${datasetUri} (${counts.filesSkipped} other files skipped)` }]);
     }
   } catch (error) {
     progress?.stop();
-    await writer.abort();
+    if (error !== fatal) await writer.abort();
     invoker.close();
     options.stop?.removeEventListener('abort', onStop);
     throw error;
+  } finally {
+    s3Retries.flush();
+    endpointRetries.flush();
+    configureS3Resilience({ onRetry: () => undefined });
   }
   invoker.close();
   options.stop?.removeEventListener('abort', onStop);
-  const summary = await writer.finish({
-    datasetUri,
-    // A shard reports its own images; skipped files are counted by shard 0 only, so parts add up.
-    imagesFound: shard ? myImages : counts.imagesFound,
-    filesSkipped: shard ? (shard.index === 0 ? counts.filesSkipped : 0) : counts.filesSkipped,
-    endpoint: invoker.transport.description,
-    calls: invoker.stats,
-    startedAt,
-    partial: stopped,
-  });
+  const summary = await writer.finish({ ...runFacts(), partial: stopped, stopReason: haltReason ?? (stopped ? 'stopped by a signal' : undefined) });
   if (resume.reused > 0) log(`${resume.reused} images reused from a previous run (verified; --force recomputes)`);
-  return { summary, exitCode: summary.images.failed > 0 ? 1 : 0, stopped, reused: resume.reused };
+  return { summary, exitCode: summary.images.failed > 0 || haltReason ? 1 : 0, stopped: stopped && !haltReason, halted: haltReason !== undefined, reused: resume.reused };
 }

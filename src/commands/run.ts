@@ -18,7 +18,10 @@ export function printSummary({ summary, reused }: JobResult, outputUri: string, 
       `${dataset.files_skipped} non-image files skipped; ${calls.calls} endpoint calls (${calls.retries} retries)` +
       `${reused > 0 ? `; ${reused} images reused from a previous run` : ''}; results in ${outputUri}`,
   );
-  if (summary.status === 'partial') io.out(`  STOPPED: ${images.not_processed ?? 0} images not processed; run again over the same output to finish (complete images are reused).`);
+  if (summary.status === 'partial') {
+    const why = summary.stop_reason && summary.stop_reason !== 'stopped by a signal' ? ` ${summary.stop_reason}.` : '';
+    io.out(`  STOPPED:${why} ${images.not_processed ?? 0} images not processed; run again over the same output to finish (complete images are reused).`);
+  }
   for (const failure of summary.failures.slice(0, 20)) io.out(`  FAILED ${failure.image} [${failure.stage}]: ${failure.message}`);
   if (summary.failures.length > 20) io.out(`  … and ${summary.failures.length - 20} more, listed in analysis.json`);
   if (summary.report?.pdf_error) io.out(`  note: ${summary.report.pdf_error}`);

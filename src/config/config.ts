@@ -84,6 +84,13 @@ export interface ExtensionConfig {
   retry_max_delay_ms: number;
   request_timeout_ms: number;
   max_response_bytes: number;
+  /** Job-wide retry allowance (AWS standard retry mode's quota): a retry costs 5, a timeout 10, a success returns 1. */
+  retry_budget: number;
+  s3_max_attempts: number;
+  s3_retry_base_delay_ms: number;
+  s3_idle_timeout_ms: number;
+  /** Stop the job when this many images in a row fail at the endpoint (0: never). */
+  stop_after_failed_images: number;
   max_image_pixels: number;
   jpeg_quality: number;
   detection_format: DetectionFormat;

@@ -58,6 +58,8 @@ export function failureRecord(image: { uri: string; key: string }, failure: Imag
 export interface AnalysisSummary {
   tool: { name: 'clarify-images'; version: string };
   status: 'completed' | 'completed_with_failures' | 'partial';
+  /** Why a partial run stopped before its images were done (a signal, a failing endpoint, a fault). */
+  stop_reason?: string;
   model_type: string;
   endpoint: string;
   dataset: { uri: string; images_found: number; files_skipped: number };

@@ -53,6 +53,7 @@ export interface RunFacts {
   readonly startedAt: Date;
   /** The run was stopped (signal) before every image was processed. */
   readonly partial: boolean;
+  readonly stopReason?: string;
 }
 
 export interface ResultWriter {
@@ -136,6 +137,7 @@ export class FinalWriter implements ResultWriter {
     const summary: AnalysisSummary = {
       tool: { name: 'clarify-images', version: VERSION },
       status: facts.partial ? 'partial' : this.failures.length > 0 ? 'completed_with_failures' : 'completed',
+      ...(facts.partial && facts.stopReason ? { stop_reason: facts.stopReason } : {}),
       model_type: this.config.methods.shap.image_config.model_type,
       endpoint: facts.endpoint,
       dataset: { uri: facts.datasetUri, images_found: facts.imagesFound, files_skipped: facts.filesSkipped },
@@ -257,6 +259,7 @@ export class PartWriter implements ResultWriter {
     return {
       tool: { name: 'clarify-images', version: VERSION },
       status: facts.partial ? 'partial' : failures.length > 0 ? 'completed_with_failures' : 'completed',
+      ...(facts.partial && facts.stopReason ? { stop_reason: facts.stopReason } : {}),
       model_type: '',
       endpoint: facts.endpoint,
       dataset: { uri: facts.datasetUri, images_found: facts.imagesFound, files_skipped: facts.filesSkipped },

@@ -30,6 +30,57 @@ export function backoffDelayMs(attempt: number, policy: RetryPolicy, random: () 
   return Math.floor(random() * ceiling);
 }
 
+/**
+ * A job-wide allowance for retries, as the AWS SDK's standard retry mode keeps one: a retry
+ * costs 5 tokens (10 after a timeout), a success returns 1. When it is spent, failures are final
+ * at once, so an endpoint that is down fails images in seconds, not hours; it refills as calls succeed.
+ */
+export class RetryBudget {
+  private tokens: number;
+  constructor(readonly capacity: number) {
+    this.tokens = capacity;
+  }
+  static readonly RETRY_COST = 5;
+  static readonly TIMEOUT_COST = 10;
+
+  tryTake(timeout: boolean): boolean {
+    const cost = timeout ? RetryBudget.TIMEOUT_COST : RetryBudget.RETRY_COST;
+    if (this.tokens < cost) return false;
+    this.tokens -= cost;
+    return true;
+  }
+
+  refund(): void {
+    this.tokens = Math.min(this.capacity, this.tokens + 1);
+  }
+
+  get available(): number {
+    return this.tokens;
+  }
+}
+
+/** Why one attempt is being retried, for the log. */
+export interface RetryNotice {
+  readonly attempt: number;
+  readonly maxRetries: number;
+  readonly reason: string;
+  readonly timeout: boolean;
+}
+
+const isTimeout = (error: unknown): boolean => error instanceof EndpointError && (error.code === 'ETIMEDOUT' || error.code === 'TimeoutError' || error.code === 'RequestTimeout');
+
+/**
+ * A failure that says the endpoint as a whole cannot serve (down, missing, refusing us, failing
+ * every retry), not that one image was wrong for it.
+ */
+export function isEndpointWide(error: unknown): boolean {
+  if (!(error instanceof EndpointError)) return false;
+  if (error.code === 'ERESPONSETOOLARGE') return false;
+  if (error.retryable || error.status === undefined) return true;
+  if (error.status === 401 || error.status === 403 || error.status === 404) return true;
+  return error.status === 400 && /endpoint .*not found|could not find endpoint/i.test(error.message);
+}
+
 /** The job is stopping: calls not yet sent are not sent. The image is unfinished, not failed. */
 export class StopError extends Error {
   constructor() {
@@ -51,13 +102,24 @@ export class EndpointInvoker {
   private cancelled = false;
   readonly stats: CallStats = { calls: 0, attempts: 0, retries: 0, failedCalls: 0, latencyMsTotal: 0 };
   readonly limiter: ConcurrencyLimiter;
+  readonly budget: RetryBudget;
+  /** Told of every retry as it happens (the job logs them, summarised). */
+  onRetry: (notice: RetryNotice) => void = () => undefined;
+  /** Told once the budget is spent (failures are then final at once). */
+  onBudgetSpent: () => void = () => undefined;
+  private budgetSpentTold = false;
+  private settleFirstCall: (outcome: unknown) => void = () => undefined;
+  /** The first call's outcome: undefined when it succeeded, its final error when it failed. */
+  readonly firstCall: Promise<unknown> = new Promise((resolve) => (this.settleFirstCall = resolve));
   constructor(
     readonly transport: EndpointTransport,
     private readonly policy: RetryPolicy,
     concurrency: number | LimiterOptions,
     private readonly random: () => number = Math.random,
+    retryBudget = 500,
   ) {
     this.limiter = new ConcurrencyLimiter(typeof concurrency === 'number' ? { mode: 'fixed', max: concurrency } : concurrency);
+    this.budget = new RetryBudget(retryBudget);
   }
 
   /** Stop sending: every call not yet sent (queued, or waiting to retry) rejects with StopError. */
@@ -77,6 +139,8 @@ export class EndpointInvoker {
           const started = performance.now();
           const response = await this.transport.invoke(request);
           this.stats.latencyMsTotal += performance.now() - started;
+          this.budget.refund();
+          this.settleFirstCall(undefined);
           return response;
         }, overloadOrOther);
       } catch (error) {
@@ -85,14 +149,23 @@ export class EndpointInvoker {
           throw error;
         }
         const retryable = error instanceof EndpointError ? error.retryable : false;
-        if (!retryable || attempt >= this.policy.maxRetries) {
+        const timeout = isTimeout(error);
+        const withinBudget = retryable && attempt < this.policy.maxRetries && this.budget.tryTake(timeout);
+        if (!withinBudget) {
           this.stats.failedCalls += 1;
           if (retryable && error instanceof Error) {
-            error.message = `${error.message} (gave up after ${attempt + 1} attempts)`;
+            const why = attempt < this.policy.maxRetries ? 'the retry budget (clarify_images.retry_budget) is spent' : `gave up after ${attempt + 1} attempts`;
+            error.message = `${error.message} (${why})`;
+            if (attempt < this.policy.maxRetries && !this.budgetSpentTold) {
+              this.budgetSpentTold = true;
+              this.onBudgetSpent();
+            }
           }
+          this.settleFirstCall(error);
           throw error;
         }
         this.stats.retries += 1;
+        this.onRetry({ attempt: attempt + 1, maxRetries: this.policy.maxRetries, reason: error instanceof Error ? error.message : String(error), timeout });
         await sleep(backoffDelayMs(attempt, this.policy, this.random));
         if (this.cancelled) throw new StopError(); // it was sent and failed; not retried now
       }

@@ -37,6 +37,8 @@ export function createInvoker(config: AnalysisConfig, transport: EndpointTranspo
     transport,
     { maxRetries: ext.max_retries, baseDelayMs: ext.retry_base_delay_ms, maxDelayMs: ext.retry_max_delay_ms },
     { mode: ext.concurrency, max: ext.max_concurrency },
+    Math.random,
+    ext.retry_budget,
   );
 }
 

@@ -37,6 +37,11 @@ export interface EndpointTransport {
   /** For logs and the summary: which endpoint this is. */
   readonly description: string;
   invoke(request: InvokeRequest): Promise<InvokeResponse>;
+  /**
+   * A cheap liveness check before the first image, where the route has one (the container
+   * contract's GET /ping). Rejects with an EndpointError when the endpoint cannot serve.
+   */
+  ping?(): Promise<void>;
   close(): void;
 }
 
@@ -199,6 +204,28 @@ export class ContainerHttpTransport implements EndpointTransport {
         reject(new EndpointError(`request to ${this.url.href} failed: ${error.message}`, { code: error.code, retryable: error.code !== 'ERESPONSETOOLARGE', cause: error })),
       );
       req.end(request.body);
+    });
+  }
+
+  /** GET /ping: 200 means ready. A server without the route (404) is let through: its calls decide. */
+  ping(): Promise<void> {
+    const url = new URL('ping', this.url);
+    const get = url.protocol === 'https:' ? https.get : http.get;
+    return new Promise<void>((resolve, reject) => {
+      const req = get(url, { agent: this.agent }, (res) => {
+        res.resume();
+        res.on('end', () => {
+          const status = res.statusCode ?? 0;
+          if ((status >= 200 && status < 300) || status === 404) resolve();
+          else reject(new EndpointError(`GET ${url.href} answered HTTP ${status}: the model server is not ready`, { status, retryable: false }));
+        });
+      });
+      const deadline = setTimeout(
+        () => req.destroy(Object.assign(new Error(`no answer within ${this.timeoutMs} ms (clarify_images.request_timeout_ms)`), { code: 'ETIMEDOUT' })),
+        this.timeoutMs,
+      );
+      req.on('close', () => clearTimeout(deadline));
+      req.on('error', (error: NodeJS.ErrnoException) => reject(new EndpointError(`GET ${url.href} failed: ${error.message}`, { code: error.code, retryable: false, cause: error })));
     });
   }
 

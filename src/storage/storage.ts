@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, type Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { type Location, parseLocation, uriOf } from './location.js';
@@ -48,6 +49,59 @@ export interface StorageOptions {
 
 let sharedS3: S3Client | undefined;
 
+/** How S3 calls ride out an outage: whole operations retried with backoff, each attempt bounded. */
+export interface S3Resilience {
+  /** Attempts per operation (list page, read, write, exists). */
+  maxAttempts: number;
+  /** First backoff; doubled each attempt, with full jitter, up to maxDelayMs. */
+  baseDelayMs: number;
+  maxDelayMs: number;
+  /** A socket with no bytes for this long is given up (a stalled S3), then retried. */
+  idleTimeoutMs: number;
+  /** Told of every retry, for the job's log. */
+  onRetry: (what: string, error: unknown, attempt: number) => void;
+}
+
+/** Enough to ride out an S3 brown-out of about a minute (1 + 2 + 4 + 8 + 16 + 20 + 20 s of backoff at most). */
+export const s3Resilience: S3Resilience = {
+  maxAttempts: 8,
+  baseDelayMs: 1000,
+  maxDelayMs: 20_000,
+  idleTimeoutMs: 20_000,
+  onRetry: () => undefined,
+};
+
+/** The job's settings (clarify_images.s3_*); a shared client made with another idle timeout is replaced. */
+export function configureS3Resilience(settings: Partial<S3Resilience>): void {
+  const idleBefore = s3Resilience.idleTimeoutMs;
+  Object.assign(s3Resilience, settings);
+  if (s3Resilience.idleTimeoutMs !== idleBefore) sharedS3 = undefined;
+}
+
+const S3_RETRYABLE_STATUS = (status: number | undefined): boolean => status === undefined || status === 429 || status >= 500;
+
+/** Throttling, 5xx, network errors and timeouts are worth another try; 4xx answers (no such key, access denied) are not. */
+export function isRetryableS3Error(error: unknown): boolean {
+  const e = error as { name?: string; code?: string; $metadata?: { httpStatusCode?: number }; $retryable?: unknown };
+  if (e.name === 'NoSuchKey' || e.name === 'NotFound' || e.name === 'NoSuchBucket' || e.name === 'AccessDenied') return false;
+  if (e.$retryable || e.name === 'SlowDown' || e.name === 'TimeoutError' || e.name === 'RequestTimeout') return true;
+  return S3_RETRYABLE_STATUS(e.$metadata?.httpStatusCode);
+}
+
+/** One S3 operation, retried through an outage (the SDK's own few quick retries happen inside each attempt). */
+export async function withS3Retries<T>(what: string, operation: () => Promise<T>, policy: S3Resilience = s3Resilience): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await operation();
+    } catch (error) {
+      if (attempt >= policy.maxAttempts || !isRetryableS3Error(error)) throw error;
+      policy.onRetry(what, error, attempt);
+      const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
+      await sleep(ceiling / 2 + Math.random() * (ceiling / 2));
+    }
+  }
+}
+
 /**
  * An S3 client configured the standard AWS way (credentials chain, AWS_REGION,
  * AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL). A custom endpoint is taken to be an
@@ -57,6 +111,8 @@ export function createS3Client(region?: string): S3Client {
   const custom = Boolean(process.env['AWS_ENDPOINT_URL_S3'] ?? process.env['AWS_ENDPOINT_URL']);
   const config: S3ClientConfig = {
     region: region ?? process.env['AWS_REGION'] ?? process.env['AWS_DEFAULT_REGION'] ?? 'us-east-1',
+    // A connection that cannot open, or a socket idle this long, fails the attempt instead of hanging the job.
+    requestHandler: { connectionTimeout: 5000, requestTimeout: s3Resilience.idleTimeoutMs, throwOnRequestTimeout: true },
   };
   if (custom) {
     config.forcePathStyle = true;
@@ -256,8 +312,9 @@ export class S3Storage implements Storage {
     const { bucket, prefix } = this.location;
     let token: string | undefined;
     do {
-      const page = await this.client.send(
-        new ListObjectsV2Command({ Bucket: bucket, Prefix: `${prefix}${this.listFilter}`, ContinuationToken: token }),
+      const continuation = token;
+      const page = await withS3Retries(`S3 list of ${this.uri('')}`, () =>
+        this.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${prefix}${this.listFilter}`, ContinuationToken: continuation })),
       );
       for (const object of page.Contents ?? []) {
         if (!object.Key || object.Key.endsWith('/')) continue; // folder markers
@@ -269,7 +326,7 @@ export class S3Storage implements Storage {
 
   async exists(key: string): Promise<boolean> {
     try {
-      await this.client.send(new HeadObjectCommand({ Bucket: this.location.bucket, Key: this.objectKey(key) }));
+      await withS3Retries(`S3 head of ${this.uri(key)}`, () => this.client.send(new HeadObjectCommand({ Bucket: this.location.bucket, Key: this.objectKey(key) })));
       return true;
     } catch (error) {
       const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
@@ -278,20 +335,22 @@ export class S3Storage implements Storage {
     }
   }
 
-  async read(key: string): Promise<Buffer> {
-    const response = await this.client.send(
-      new GetObjectCommand({ Bucket: this.location.bucket, Key: this.objectKey(key) }),
-    );
-    if (!response.Body) throw new Error(`${this.uri(key)} has no body`);
-    return Buffer.from(await response.Body.transformToByteArray());
+  read(key: string): Promise<Buffer> {
+    return withS3Retries(`S3 read of ${this.uri(key)}`, async () => {
+      const response = await this.client.send(new GetObjectCommand({ Bucket: this.location.bucket, Key: this.objectKey(key) }));
+      if (!response.Body) throw new Error(`${this.uri(key)} has no body`);
+      return Buffer.from(await response.Body.transformToByteArray());
+    });
   }
 
   /** lib-storage switches to multipart for large bodies. S3 makes an object visible only when complete. */
   async write(key: string, body: Uint8Array | string, contentType?: string): Promise<void> {
-    await new Upload({
-      client: this.client,
-      params: { Bucket: this.location.bucket, Key: this.objectKey(key), Body: body, ContentType: contentType },
-    }).done();
+    await withS3Retries(`S3 write of ${this.uri(key)}`, () =>
+      new Upload({
+        client: this.client,
+        params: { Bucket: this.location.bucket, Key: this.objectKey(key), Body: body, ContentType: contentType },
+      }).done(),
+    );
   }
 
   async openTextSink(key: string, contentType?: string): Promise<TextSink> {
