@@ -13,6 +13,7 @@ import { ConfigError, errorMessage, StageError } from './errors.js';
 import { ClassificationExplainer } from './explain/classification.js';
 import { DetectionExplainer } from './explain/detection.js';
 import { ExplanationGroundwork } from './explain/groundwork.js';
+import { defaultWorkerCount, WorkerStages } from './compute/stages.js';
 import { fnv1a32 } from './explain/hash.js';
 import { defaultBudget } from './explain/kernel-shap.js';
 import { decodeImage, describeDecodeError } from './image/decode.js';
@@ -151,7 +152,10 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   });
   const writer: ResultWriter = shard ? await PartWriter.open(output, effective, shard) : await FinalWriter.open(output, effective, log);
   const resume = new ResumeStore(output, effective, !options.force);
-  const groundwork = new ExplanationGroundwork(config, predictor, storageOptions, log);
+  // CPU-heavy stages run on worker threads: the event loop stays free for calls, timeouts and signals.
+  const cpuAbort = new AbortController();
+  const cpu = new WorkerStages(ext.cpu_workers ?? defaultWorkerCount(), cpuAbort.signal);
+  const groundwork = new ExplanationGroundwork(config, predictor, storageOptions, log, cpu);
   const classification = new ClassificationExplainer(groundwork);
   const detection = new DetectionExplainer(groundwork);
   const wantsReport = (index: number): boolean => shownInReport(index, ext.report_max_images);
@@ -264,6 +268,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
     stopped = true;
     log(`stopping the job: ${reason}`);
     invoker.cancel(); // the endpoint cannot serve: in-flight images are unfinished, not retried for minutes
+    cpuAbort.abort();
   };
   const noteEndpointOutcome = (result: ImageResult | undefined): void => {
     if (!result) return;
@@ -315,6 +320,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
     setTimeout(() => {
       if (inFlight.size > 0) log(`grace period over: cancelling ${inFlight.size} unfinished images`);
       invoker.cancel();
+      cpuAbort.abort();
     }, options.graceMs ?? 30_000).unref();
   };
   if (options.stop?.aborted) onStop();
@@ -370,6 +376,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
     options.stop?.removeEventListener('abort', onStop);
     throw error;
   } finally {
+    await cpu.close();
     s3Retries.flush();
     endpointRetries.flush();
     configureS3Resilience({ onRetry: () => undefined });

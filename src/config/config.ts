@@ -86,6 +86,8 @@ export interface ExtensionConfig {
   max_response_bytes: number;
   /** Job-wide retry allowance (AWS standard retry mode's quota): a retry costs 5, a timeout 10, a success returns 1. */
   retry_budget: number;
+  /** Worker threads for segmentation, masking and the solve (default: every core). */
+  cpu_workers?: number;
   s3_max_attempts: number;
   s3_retry_base_delay_ms: number;
   s3_idle_timeout_ms: number;

@@ -34,12 +34,14 @@ export class ClassificationExplainer {
   /** `fullScores` are the (untransformed) scores of the unmasked image. */
   async explain(image: RgbImage, key: string, fullScores: readonly number[]): Promise<ClassificationExplanation> {
     const g = this.groundwork;
-    const segments = g.segment(image);
+    const { segments, index } = await g.segment(image);
     const baseline = await g.baselineFor(image, key);
     const budget = g.budgetFor(segments.count);
     const result = await explainImage({
       image,
       segments,
+      index,
+      cpu: g.cpu,
       baseline,
       full: this.transform(fullScores),
       budget,

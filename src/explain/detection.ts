@@ -98,7 +98,7 @@ export class DetectionExplainer {
   async explain(image: RgbImage, key: string, objects: readonly Detection[], all: readonly Detection[]): Promise<DetectionExplanation> {
     const g = this.groundwork;
     const { iou_threshold: threshold, context } = g.config.methods.shap.image_config;
-    const segments = g.segment(image);
+    const { segments, index } = await g.segment(image);
     if (objects.length === 0) return { segments, objects: [], calls: 0, budget: 0 };
     const baseline = await g.baselineFor(image, key);
     const valuesOf = (detections: readonly Detection[], which: readonly Detection[]): Float64Array =>
@@ -107,7 +107,7 @@ export class DetectionExplainer {
     const emptyAll = valuesOf(await this.detect(baseline), objects);
     let calls = 1;
     const budget = g.budgetFor(segments.count);
-    const common = { segments, baseline, budget, tolerance: g.config.clarify_images.shap_tolerance, prepareAhead: g.prepareAhead };
+    const common = { segments, index, cpu: g.cpu, baseline, budget, tolerance: g.config.clarify_images.shap_tolerance, prepareAhead: g.prepareAhead };
     const fullRegion = { x0: 0, y0: 0, x1: image.width, y1: image.height };
 
     if (context >= 1) {

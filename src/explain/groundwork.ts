@@ -9,7 +9,10 @@ import { decodeImage, describeDecodeError } from '../image/decode.js';
 import { encodeImage } from '../image/encode.js';
 import type { RgbImage } from '../image/rgb.js';
 import type { Prediction, Predictor } from '../predictor/predictor.js';
-import { slic, type SegmentMap } from '../segment/slic.js';
+import type { SegmentMap } from '../segment/slic.js';
+import { type CpuStages, inlineStages } from '../compute/stages.js';
+import type { SegmentIndex } from './masking.js';
+import { StopError } from '../predictor/invoker.js';
 import { readUri, type StorageOptions } from '../storage/storage.js';
 import { blurBaseline, loadBaselineImage, meanBaseline, noiseBaseline, resizeBaseline } from './baseline.js';
 import { fnv1a32 } from './hash.js';
@@ -26,6 +29,8 @@ export class ExplanationGroundwork {
     readonly predictor: Predictor,
     private readonly storageOptions: StorageOptions,
     log: (line: string) => void = () => undefined,
+    /** Where segmentation, masking and the solve run: worker threads in a job, this thread by default. */
+    readonly cpu: CpuStages = inlineStages,
   ) {
     const ext = config.clarify_images;
     this.batcher = ext.batch_size > 1 ? new NpyBatcher(predictor, config.predictor.accept_type, ext.batch_size, ext.max_payload_bytes, ext.max_concurrency, log) : undefined;
@@ -44,11 +49,13 @@ export class ExplanationGroundwork {
     return this.config.methods.shap.num_samples ?? defaultBudget(players);
   }
 
-  segment(image: RgbImage): SegmentMap {
+  /** Superpixels and their pixel lists. */
+  async segment(image: RgbImage): Promise<{ segments: SegmentMap; index: SegmentIndex }> {
     const { num_segments, segment_compactness } = this.config.methods.shap.image_config;
     try {
-      return slic(image, { numSegments: num_segments, compactness: segment_compactness });
+      return await this.cpu.segment(image, { numSegments: num_segments, compactness: segment_compactness });
     } catch (error) {
+      if (error instanceof StopError) throw error;
       throw new StageError('segment', error instanceof Error ? error.message : String(error), { cause: error });
     }
   }

@@ -4,15 +4,20 @@
  * the largest standard error falls below a tolerance.
  */
 import pLimit from 'p-limit';
+import { type CpuStages, inlineStages } from '../compute/stages.js';
 import type { RgbImage } from '../image/rgb.js';
-import { KernelShapDesign, solveKernelShap } from './kernel-shap.js';
-import { indexSegments, maskImage } from './masking.js';
+import { KernelShapDesign } from './kernel-shap.js';
+import { indexSegments, type SegmentIndex } from './masking.js';
 import type { Random } from './random.js';
 import type { SegmentMap } from '../segment/slic.js';
 
 export interface ImageShapInput {
   readonly image: RgbImage;
   readonly segments: SegmentMap;
+  /** The segments' pixel lists, when already made (with the segmentation). */
+  readonly index?: SegmentIndex;
+  /** Where masking and the solve run (default: this thread). */
+  readonly cpu?: CpuStages;
   readonly baseline: RgbImage;
   /** Segment ids that are players (default: all). The others always show the baseline. */
   readonly players?: readonly number[];
@@ -52,14 +57,14 @@ export async function explainImage(input: ImageShapInput): Promise<ImageShapResu
   const players = input.players ?? Array.from({ length: input.segments.count }, (_, j) => j);
   const m = players.length;
   if (m === 0) throw new RangeError('no segment to explain');
-  const index = indexSegments(input.segments);
+  const index = input.index ?? indexSegments(input.segments);
+  const cpu = input.cpu ?? inlineStages;
   const limit = pLimit(Math.max(1, input.prepareAhead));
-  const segmentMask = new Uint8Array(input.segments.count);
   const evaluateMask = (mask: Uint8Array): Promise<Float64Array> =>
-    limit(() => {
-      segmentMask.fill(0);
+    limit(async () => {
+      const segmentMask = new Uint8Array(input.segments.count);
       players.forEach((segment, i) => (segmentMask[segment] = mask[i]!));
-      return input.evaluate(maskImage(input.image, input.baseline, index, segmentMask));
+      return input.evaluate(await cpu.mask(input.image, input.baseline, index, segmentMask));
     });
 
   const emptyCalls = input.empty === undefined ? 1 : 0;
@@ -97,7 +102,7 @@ export async function explainImage(input: ImageShapInput): Promise<ImageShapResu
       const before = design.masks.length;
       await evaluateFrom(design, design.sampleMore(Math.min(round, input.budget - design.masks.length)));
       if (design.masks.length === before) break; // the sizes left cannot give new coalitions
-      const { standardErrors } = solveKernelShap(design, values, input.full, empty);
+      const { standardErrors } = await cpu.solve(design, values, input.full, empty);
       const largest = Math.max(...standardErrors.map((se) => Math.max(...se)));
       if (largest < tolerance) {
         stoppedEarly = design.masks.length < input.budget;
@@ -105,7 +110,7 @@ export async function explainImage(input: ImageShapInput): Promise<ImageShapResu
       }
     }
   }
-  const solution = solveKernelShap(design, values, input.full, empty);
+  const solution = await cpu.solve(design, values, input.full, empty);
   return {
     values: solution.values,
     standardErrors: solution.standardErrors,

@@ -1,0 +1,44 @@
+/**
+ * The CPU-heavy stages, run on a worker thread (one Piscina task each): SLIC with its segment
+ * index, one masked image, one Kernel SHAP solve. Inputs arrive in shared memory or as flat
+ * arrays; outputs are moved back, not copied.
+ */
+import { Piscina } from 'piscina';
+import { solveKernelShap, type ShapSolution } from '../explain/kernel-shap.js';
+import { indexSegments, maskImage, type SegmentIndex, sharedMemory } from '../explain/masking.js';
+import type { RgbImage } from '../image/rgb.js';
+import { slic, type SegmentMap, type SlicOptions } from '../segment/slic.js';
+import { type FlatDesign, unflattenDesign, unflattenValues } from './transfer.js';
+
+export type CpuTask =
+  | { readonly kind: 'segment'; readonly image: RgbImage; readonly options: SlicOptions }
+  | { readonly kind: 'mask'; readonly image: RgbImage; readonly baseline: RgbImage; readonly index: SegmentIndex; readonly mask: Uint8Array }
+  | { readonly kind: 'solve'; readonly design: FlatDesign; readonly values: Float64Array; readonly full: Float64Array; readonly empty: Float64Array };
+
+export interface SegmentResult {
+  readonly segments: SegmentMap;
+  readonly index: SegmentIndex;
+}
+
+/** Labels copied into shared memory, so every later task reads them without a copy. */
+export function segmentShared(image: RgbImage, options: SlicOptions): SegmentResult {
+  const map = slic(image, options);
+  const labels = new Int32Array(new SharedArrayBuffer(map.labels.byteLength));
+  labels.set(map.labels);
+  const segments: SegmentMap = { ...map, labels };
+  return { segments, index: indexSegments(segments, sharedMemory) };
+}
+
+/** A masked image comes back as its pixels alone, moved (not copied) to the main thread. */
+export default function run(task: CpuTask): SegmentResult | Uint8Array | ShapSolution {
+  switch (task.kind) {
+    case 'segment':
+      return segmentShared(task.image, task.options);
+    case 'mask': {
+      const masked = maskImage(task.image, task.baseline, task.index, task.mask);
+      return Piscina.move(masked.data) as unknown as Uint8Array;
+    }
+    case 'solve':
+      return solveKernelShap(unflattenDesign(task.design), unflattenValues(task.values, task.full.length), task.full, task.empty);
+  }
+}

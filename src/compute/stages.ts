@@ -1,0 +1,101 @@
+/**
+ * The CPU-heavy stages behind one interface: segmentation (with its pixel index), masking and
+ * the Kernel SHAP solve. `inlineStages` runs them on the calling thread (small unit uses);
+ * `WorkerStages` runs them on a pool of worker threads, so the event loop stays free for
+ * endpoint calls, timeouts and signals, and the work spreads over the machine's cores.
+ */
+import os from 'node:os';
+import { Piscina } from 'piscina';
+import { solveKernelShap, type CoalitionDesign, type ShapSolution } from '../explain/kernel-shap.js';
+import { indexSegments, maskImage, type SegmentIndex } from '../explain/masking.js';
+import { createRgbImage, type RgbImage } from '../image/rgb.js';
+import { StopError } from '../predictor/invoker.js';
+import { slic, type SegmentMap, type SlicOptions } from '../segment/slic.js';
+import type { CpuTask, SegmentResult } from './cpu-worker.js';
+import { flattenDesign, flattenValues, inSharedMemory } from './transfer.js';
+
+export interface CpuStages {
+  /** Superpixels and the pixel list of each. */
+  segment(image: RgbImage, options: SlicOptions): Promise<{ segments: SegmentMap; index: SegmentIndex }>;
+  /** The image with segments whose mask entry is 0 taken from the baseline. */
+  mask(image: RgbImage, baseline: RgbImage, index: SegmentIndex, mask: Uint8Array): Promise<RgbImage>;
+  solve(design: CoalitionDesign, values: readonly Float64Array[], full: Float64Array, empty: Float64Array): Promise<ShapSolution>;
+  close(): Promise<void>;
+}
+
+export const inlineStages: CpuStages = {
+  async segment(image, options) {
+    const segments = slic(image, options);
+    return { segments, index: indexSegments(segments) };
+  },
+  async mask(image, baseline, index, mask) {
+    return maskImage(image, baseline, index, mask);
+  },
+  async solve(design, values, full, empty) {
+    return solveKernelShap(design, values, full, empty);
+  },
+  async close() {},
+};
+
+/** Worker threads the job uses by default: every core the process may use. */
+export function defaultWorkerCount(): number {
+  return Math.max(1, os.availableParallelism());
+}
+
+export class WorkerStages implements CpuStages {
+  private readonly pool: Piscina<CpuTask, unknown>;
+  /** The last images put in shared memory, so each is copied once, not once per mask. */
+  private readonly shared = new WeakMap<RgbImage, RgbImage>();
+  constructor(
+    threads: number,
+    /** Aborted: running tasks are cut short (their threads end) and reject with StopError. */
+    private readonly signal?: AbortSignal,
+  ) {
+    this.pool = new Piscina<CpuTask, unknown>({
+      filename: new URL('./cpu-worker.js', import.meta.url).href,
+      minThreads: 0,
+      maxThreads: threads,
+      idleTimeout: 5_000,
+    });
+  }
+
+  get threads(): number {
+    return this.pool.options.maxThreads;
+  }
+
+  private async run<T>(task: CpuTask): Promise<T> {
+    if (this.signal?.aborted) throw new StopError();
+    try {
+      return (await this.pool.run(task, this.signal ? { signal: this.signal } : {})) as T;
+    } catch (error) {
+      if (this.signal?.aborted) throw new StopError();
+      throw error;
+    }
+  }
+
+  private share(image: RgbImage): RgbImage {
+    let shared = this.shared.get(image);
+    if (!shared) {
+      shared = inSharedMemory(image);
+      this.shared.set(image, shared);
+    }
+    return shared;
+  }
+
+  segment(image: RgbImage, options: SlicOptions): Promise<SegmentResult> {
+    return this.run<SegmentResult>({ kind: 'segment', image: this.share(image), options });
+  }
+
+  async mask(image: RgbImage, baseline: RgbImage, index: SegmentIndex, mask: Uint8Array): Promise<RgbImage> {
+    const data = await this.run<Uint8Array>({ kind: 'mask', image: this.share(image), baseline: this.share(baseline), index, mask });
+    return createRgbImage(image.width, image.height, data);
+  }
+
+  solve(design: CoalitionDesign, values: readonly Float64Array[], full: Float64Array, empty: Float64Array): Promise<ShapSolution> {
+    return this.run<ShapSolution>({ kind: 'solve', design: flattenDesign(design), values: flattenValues(values, full.length), full, empty });
+  }
+
+  close(): Promise<void> {
+    return this.pool.destroy();
+  }
+}

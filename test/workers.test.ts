@@ -1,0 +1,152 @@
+/**
+ * The event loop is never blocked (issue #12, part 2): segmentation, masking and the solve run on
+ * worker threads, so a large image cannot make other images' calls time out and a stop is
+ * honoured while it is being segmented. Times are compared with the segmentation's own duration
+ * measured in the same test, never with a fixed limit.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import sharp from 'sharp';
+import { CLI, runCli } from './support/cli.js';
+import { colourShareModel, startEndpointServer, type TestEndpointServer } from './support/endpoint-server.js';
+import * as fx from './support/fixtures.js';
+import { createRgbImage, type RgbImage } from '../src/image/rgb.js';
+import { slic } from '../src/segment/slic.js';
+import { inlineStages, WorkerStages } from '../src/compute/stages.js';
+import { KernelShapDesign } from '../src/explain/kernel-shap.js';
+import { seededRandom } from '../src/explain/random.js';
+import type { AnalysisSummary } from '../src/output/records.js';
+
+/** Smooth colour waves: SLIC finds about as many segments as asked. */
+function waves(width: number, height: number): RgbImage {
+  const data = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const o = (y * width + x) * 3;
+      data[o] = 128 + 100 * Math.sin(x / 37);
+      data[o + 1] = 128 + 100 * Math.sin(y / 23);
+      data[o + 2] = 128 + 100 * Math.sin((x + y) / 51);
+    }
+  }
+  return createRgbImage(width, height, data);
+}
+
+const BIG = { width: 1600, height: 1200, segments: 300 };
+
+describe('CPU-heavy stages on worker threads', () => {
+  let tmp: string;
+  let endpoint: TestEndpointServer;
+  let slicMs: number;
+  /** When each call reached the endpoint. */
+  const arrivals: number[] = [];
+  before(async () => {
+    tmp = await mkdtemp(path.join(os.tmpdir(), 'ci-workers-'));
+    endpoint = await startEndpointServer({
+      model: (r) => {
+        arrivals.push(performance.now());
+        return { prediction: colourShareModel(r) };
+      },
+      faults: () => ({ delayMs: 30 }),
+    });
+    const big = waves(BIG.width, BIG.height);
+    const started = performance.now();
+    slic(big, { numSegments: BIG.segments, compactness: 5 });
+    slicMs = performance.now() - started;
+    await mkdir(path.join(tmp, 'mixed'), { recursive: true });
+    await mkdir(path.join(tmp, 'big'), { recursive: true });
+    const png = await sharp(big.data, { raw: { width: big.width, height: big.height, channels: 3 } }).png().toBuffer();
+    await writeFile(path.join(tmp, 'mixed', 'a-big.png'), png);
+    await writeFile(path.join(tmp, 'big', 'big.png'), png);
+    for (const [i, colour] of ([[200, 30, 30], [30, 200, 30], [30, 30, 200]] as const).entries()) {
+      await writeFile(path.join(tmp, 'mixed', `b-small-${i}.png`), await fx.quadrantsPng(48, 48, [colour, [120, 120, 120], [20, 20, 20], colour]));
+    }
+  });
+  after(async () => {
+    await endpoint.stop();
+  });
+
+  async function config(name: string, shap: Record<string, unknown>, clarify: Record<string, unknown>): Promise<string> {
+    const file = path.join(tmp, `${name}.json`);
+    await writeFile(
+      file,
+      JSON.stringify({
+        dataset_type: 'application/x-image',
+        methods: { shap: { image_config: { model_type: 'IMAGE_CLASSIFICATION', num_segments: BIG.segments }, ...shap } },
+        predictor: { content_type: 'image/png', probability: 'prediction', label_headers: ['red', 'green', 'blue'] },
+        clarify_images: { endpoint_url: endpoint.url, ...clarify },
+      }),
+    );
+    return file;
+  }
+
+  it('the worker stages give what the inline stages give: segments, index, masked images and the solve', async () => {
+    const image = waves(120, 90);
+    const stages = new WorkerStages(2);
+    try {
+      const here = await inlineStages.segment(image, { numSegments: 20, compactness: 5 });
+      const there = await stages.segment(image, { numSegments: 20, compactness: 5 });
+      assert.deepEqual([...there.segments.labels], [...here.segments.labels]);
+      assert.deepEqual([...there.index.offsets], [...here.index.offsets]);
+      assert.ok(there.segments.labels.buffer instanceof SharedArrayBuffer, 'labels are shared, not copied per task');
+      const baseline = createRgbImage(120, 90);
+      const mask = Uint8Array.from({ length: here.segments.count }, (_, j) => j % 2);
+      assert.deepEqual((await stages.mask(image, baseline, there.index, mask)).data, (await inlineStages.mask(image, baseline, here.index, mask)).data);
+      const m = here.segments.count;
+      const design = KernelShapDesign.plan(m, 300, seededRandom(4));
+      const values = design.masks.map((row) => Float64Array.of(row.reduce((a, b, i) => a + b * (i + 1), 0), row[0]! * row[1]!));
+      const full = Float64Array.of((m * (m + 1)) / 2, 1);
+      const empty = Float64Array.of(0, 0);
+      const a = await inlineStages.solve(design, values, full, empty);
+      const b = await stages.solve(design, values, full, empty);
+      assert.deepEqual(b.values, a.values);
+      assert.deepEqual(b.standardErrors, a.standardErrors);
+    } finally {
+      await stages.close();
+    }
+  });
+
+  it('a large image being segmented neither stops the other images\' calls nor makes them time out', async () => {
+    // A call that waits on a blocked event loop for a quarter of the segmentation would time out.
+    const timeoutMs = Math.max(200, Math.round(slicMs / 4));
+    const file = await config('mixed', { num_samples: 400 }, { request_timeout_ms: timeoutMs, max_retries: 0, concurrency: 'fixed', max_concurrency: 2, stop_after_failed_images: 0 });
+    const out = path.join(tmp, 'mixed-out');
+    arrivals.length = 0;
+    const run = await runCli(['run', '--config', file, '--dataset-uri', path.join(tmp, 'mixed'), '--output', out]);
+    assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
+    // A blocked event loop sends nothing: the endpoint would see a pause as long as the segmentation.
+    const gaps = arrivals.slice(1).map((t, i) => t - arrivals[i]!);
+    const longest = Math.max(...gaps);
+    assert.ok(longest < slicMs / 2, `longest pause between calls ${longest.toFixed(0)} ms; the segmentation takes ${slicMs.toFixed(0)} ms`);
+    const summary = JSON.parse(await readFile(path.join(out, 'analysis.json'), 'utf8')) as AnalysisSummary;
+    assert.equal(summary.images.succeeded, 4);
+    assert.equal(summary.endpoint_calls.retries, 0, `no call timed out at ${timeoutMs} ms (segmentation takes ${slicMs.toFixed(0)} ms)`);
+  });
+
+  it('SIGTERM while a large image is segmented is honoured at once, not after the segmentation', async () => {
+    const file = await config('big', { num_samples: 200 }, { stop_grace_seconds: 0 });
+    const out = path.join(tmp, 'big-out');
+    const before = endpoint.requests.length;
+    const child = spawn(process.execPath, [CLI, 'run', '--config', file, '--dataset-uri', path.join(tmp, 'big'), '--output', out], {
+      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    // The prediction is the image's first call; segmentation starts right after it.
+    while (endpoint.requests.length === before) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 100));
+    const signalled = performance.now();
+    child.kill('SIGTERM');
+    assert.equal(await exited, 143, stderr);
+    const stopMs = performance.now() - signalled;
+    assert.ok(stopMs < slicMs / 2, `stopped ${stopMs.toFixed(0)} ms after SIGTERM; the segmentation alone takes ${slicMs.toFixed(0)} ms`);
+    const summary = JSON.parse(await readFile(path.join(out, 'analysis.json'), 'utf8')) as AnalysisSummary;
+    assert.equal(summary.status, 'partial');
+    assert.equal(summary.images.not_processed, 1);
+  });
+});
