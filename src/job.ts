@@ -16,11 +16,13 @@ import { ExplanationGroundwork } from './explain/groundwork.js';
 import { defaultWorkerCount, WorkerStages } from './compute/stages.js';
 import { fnv1a32 } from './explain/hash.js';
 import { defaultBudget } from './explain/kernel-shap.js';
-import { decodeImage, describeDecodeError } from './image/decode.js';
+import { decodedSize, decodeImage, describeDecodeError } from './image/decode.js';
+import { MemoryBudget, OverBudgetError, workingBytes } from './compute/memory.js';
+import { inSharedMemory } from './compute/transfer.js';
 import { encodeImage } from './image/encode.js';
 import type { RgbImage } from './image/rgb.js';
 import { detectionRecord, explanationRecord, writeDetectionArtifacts, writeExplanationArtifacts } from './output/explanations.js';
-import { renderSegmentBoundaries, renderSideBySide } from './output/heatmap.js';
+import { type PictureView, pictureView, renderSegmentBoundaries, renderSideBySide } from './output/heatmap.js';
 import { OutputNamer } from './output/names.js';
 import { type AnalysisSummary, failureRecord, type ImageFailure, predictionRecord } from './output/records.js';
 import { shownInReport, topSegments, type ReportImage } from './output/report.js';
@@ -155,21 +157,22 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   // CPU-heavy stages run on worker threads: the event loop stays free for calls, timeouts and signals.
   const cpuAbort = new AbortController();
   const cpu = new WorkerStages(ext.cpu_workers ?? defaultWorkerCount(), cpuAbort.signal);
+  const memory = new MemoryBudget(ext.max_memory_mb * 1024 * 1024);
   const groundwork = new ExplanationGroundwork(config, predictor, storageOptions, log, cpu);
   const classification = new ClassificationExplainer(groundwork);
   const detection = new DetectionExplainer(groundwork);
   const wantsReport = (index: number): boolean => shownInReport(index, ext.report_max_images);
   /** What the classifier's values are in: the scores, or their log-odds with use_logit. */
   const valueUnit = config.methods.shap.use_logit ? 'log-odds' : 'probability';
-  /** The report's fields every model type shares: the image, its segments, the calls made. */
-  const reportBase = async (image: DatasetImage, name: string, rgb: RgbImage, segments: SegmentMap, calls: number, unit: string, firstHeatmap: Buffer | undefined): Promise<Omit<ReportImage, 'ranking' | 'panels'>> => ({
+  /** The report's fields every model type shares, drawn from the view (a shrunk copy of a big image). */
+  const reportBase = async (image: DatasetImage, name: string, view: PictureView, calls: number, unit: string, firstHeatmap: Buffer | undefined): Promise<Omit<ReportImage, 'ranking' | 'panels'>> => ({
     uri: image.uri,
     name,
-    width: rgb.width,
-    height: rgb.height,
-    pair: firstHeatmap && (await renderSideBySide(rgb, firstHeatmap, 'original')),
-    segments: await renderSegmentBoundaries(rgb, segments),
-    numSegments: segments.count,
+    width: Math.round(view.rgb.width / view.scale),
+    height: Math.round(view.rgb.height / view.scale),
+    pair: firstHeatmap && (await renderSideBySide(view.rgb, firstHeatmap, 'original')),
+    segments: await renderSegmentBoundaries(view.rgb, view.segments),
+    numSegments: view.segments.count,
     calls,
     unit,
   });
@@ -191,13 +194,25 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
     }
     const reused = await resume.lookup(name, image.key, image.index, contentId);
     if (reused) return reused;
-    let size: { width: number; height: number } | undefined;
+    let size: { width: number; height: number; original?: { width: number; height: number } } | undefined;
+    let releaseMemory: (() => void) | undefined;
     try {
       const read = bytes;
       bytes = undefined;
       const data = read ?? (await stageOf('read', () => dataset.read(image.key)));
-      const rgb = await stageOf('decode', () => decodeImage(data, { maxPixels: ext.max_image_pixels }), describeDecodeError);
-      size = { width: rgb.width, height: rgb.height };
+      const decodeOptions = { maxPixels: ext.max_image_pixels, maxSide: ext.max_image_side };
+      // Admitted by its working size, read from the header: a huge image waits for room, or is refused before it is decoded.
+      const planned = await stageOf('decode', () => decodedSize(data, decodeOptions), describeDecodeError);
+      const needed = workingBytes(planned.width * planned.height, groundwork.prepareAheadFor(planned));
+      releaseMemory = await stageOf('decode', () => memory.acquire(needed), (error) =>
+        error instanceof OverBudgetError
+          ? `${planned.width}×${planned.height} image ${error.message}: set clarify_images.max_image_side (e.g. 2048) to explain it shrunk, or raise max_memory_mb if the container has the memory`
+          : errorMessage(error),
+      );
+      const decoded = await stageOf('decode', () => decodeImage(data, decodeOptions), describeDecodeError);
+      // Pixels in shared memory once: the worker threads read them without a copy.
+      const rgb = inSharedMemory(decoded);
+      size = { width: rgb.width, height: rgb.height, original: planned.original };
       const payload = await stageOf('encode', () => encodeImage(rgb, config.predictor.content_type, { jpegQuality: ext.jpeg_quality }));
       const prediction = await predictor.predict(payload, rgb.width, rgb.height);
       const record = predictionRecord(image, size, prediction);
@@ -206,15 +221,16 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
       if (prediction.kind === 'detection') {
         const explanation = await stageOf('explain', () => detection.explain(rgb, image.key, prediction.objects, prediction.all));
         const line = detectionRecord(image, name, rgb, explanation);
-        const drawn = await stageOf('write', () => writeDetectionArtifacts(output, line, rgb, explanation));
-        const report: ReportImage | undefined = wantsReport(image.index)
+        const view = wantsReport(image.index) ? await pictureView(rgb, explanation.segments) : undefined;
+        const drawn = await stageOf('write', () => writeDetectionArtifacts(output, line, rgb, explanation, view));
+        const report: ReportImage | undefined = view
           ? {
-              ...(await reportBase(image, name, rgb, explanation.segments, explanation.calls, 'detection score', drawn.heatmaps[0])),
+              ...(await reportBase(image, name, view, explanation.calls, 'detection score', drawn.viewHeatmaps?.[0])),
               ranking: line.objects.map((o) => ({ label: `${o.index}. ${o.label}`, score: o.score })),
               overview: drawn.overview,
               panels: line.objects.map((o, k) => ({
                 title: `Object ${o.index}: ${o.label} ${o.score.toFixed(3)}`,
-                heatmap: drawn.heatmaps[k]!,
+                heatmap: drawn.viewHeatmaps?.[k] ?? drawn.heatmaps[k]!,
                 prediction: o.prediction,
                 baseValue: o.base_value,
                 topSegments: topSegments(o.shap_values, o.std_errors),
@@ -225,13 +241,14 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
       } else {
         const explanation = await stageOf('explain', () => classification.explain(rgb, image.key, prediction.scores.map((s) => s.score)));
         const line = explanationRecord(image, name, rgb, config.predictor.label_headers, prediction.predicted.index, explanation);
-        const drawn = await stageOf('write', () => writeExplanationArtifacts(output, line, rgb, explanation, prediction.predicted.index, valueUnit));
+        const view = wantsReport(image.index) ? await pictureView(rgb, explanation.segments) : undefined;
+        const drawn = await stageOf('write', () => writeExplanationArtifacts(output, line, rgb, explanation, prediction.predicted.index, valueUnit, view));
         const top = line.explanations[prediction.predicted.index]!;
-        const report: ReportImage | undefined = wantsReport(image.index)
+        const report: ReportImage | undefined = view
           ? {
-              ...(await reportBase(image, name, rgb, explanation.segments, line.calls, valueUnit, drawn.heatmap)),
+              ...(await reportBase(image, name, view, line.calls, valueUnit, drawn.viewHeatmap)),
               ranking: [...prediction.scores].sort((a, b) => b.score - a.score).slice(0, 5).map((s) => ({ label: s.label, score: s.score })),
-              panels: [{ title: `Predicted: ${top.label}`, heatmap: drawn.heatmap, prediction: top.prediction, baseValue: top.base_value, topSegments: topSegments(top.shap_values, top.std_errors) }],
+              panels: [{ title: `Predicted: ${top.label}`, heatmap: drawn.viewHeatmap ?? drawn.heatmap, prediction: top.prediction, baseValue: top.base_value, topSegments: topSegments(top.shap_values, top.std_errors) }],
             }
           : undefined;
         result = { ...base, explanation: line, report };
@@ -244,7 +261,9 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
       const failure: ImageFailure = { image: image.uri, stage, message: errorMessage(error) };
       log(`failed: ${image.uri} [${stage}] ${failure.message}`);
       const report: ReportImage | undefined = wantsReport(image.index) ? { uri: image.uri, name, width: 0, height: 0, ranking: [], panels: [], failure } : undefined;
-      return { index: image.index, key: image.key, uri: image.uri, record: failureRecord(image, failure, size), failure, report };
+      return { index: image.index, key: image.key, uri: image.uri, record: failureRecord(image, failure, size && { width: size.width, height: size.height }), failure, report };
+    } finally {
+      releaseMemory?.();
     }
   };
 

@@ -86,6 +86,10 @@ export interface ExtensionConfig {
   max_response_bytes: number;
   /** Job-wide retry allowance (AWS standard retry mode's quota): a retry costs 5, a timeout 10, a success returns 1. */
   retry_budget: number;
+  /** Memory for the images in flight, in MiB (admitted by estimated working size). */
+  max_memory_mb: number;
+  /** Images with a longer side are shrunk to it before anything else (recorded in predictions.jsonl). */
+  max_image_side?: number;
   /** Worker threads for segmentation, masking and the solve (default: every core). */
   cpu_workers?: number;
   s3_max_attempts: number;

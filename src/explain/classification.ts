@@ -47,7 +47,7 @@ export class ClassificationExplainer {
       budget,
       random: g.randomFor(key),
       tolerance: g.config.clarify_images.shap_tolerance,
-      prepareAhead: g.prepareAhead,
+      prepareAhead: g.prepareAheadFor(image),
       evaluate: async (masked) => {
         const prediction = await g.predict(masked);
         if (prediction.kind !== 'classification') throw new StageError('explain', 'expected class scores');

@@ -107,7 +107,7 @@ export class DetectionExplainer {
     const emptyAll = valuesOf(await this.detect(baseline), objects);
     let calls = 1;
     const budget = g.budgetFor(segments.count);
-    const common = { segments, index, cpu: g.cpu, baseline, budget, tolerance: g.config.clarify_images.shap_tolerance, prepareAhead: g.prepareAhead };
+    const common = { segments, index, cpu: g.cpu, baseline, budget, tolerance: g.config.clarify_images.shap_tolerance, prepareAhead: g.prepareAheadFor(image) };
     const fullRegion = { x0: 0, y0: 0, x1: image.width, y1: image.height };
 
     if (context >= 1) {

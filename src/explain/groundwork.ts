@@ -13,6 +13,7 @@ import type { SegmentMap } from '../segment/slic.js';
 import { type CpuStages, inlineStages } from '../compute/stages.js';
 import type { SegmentIndex } from './masking.js';
 import { StopError } from '../predictor/invoker.js';
+import { prepareAheadFor } from '../compute/memory.js';
 import { readUri, type StorageOptions } from '../storage/storage.js';
 import { blurBaseline, loadBaselineImage, meanBaseline, noiseBaseline, resizeBaseline } from './baseline.js';
 import { fnv1a32 } from './hash.js';
@@ -91,9 +92,9 @@ export class ExplanationGroundwork {
     return this.predictor.predict(payload, image.width, image.height);
   }
 
-  /** Masked images prepared ahead of the endpoint limiter; bounds memory per image. */
-  get prepareAhead(): number {
+  /** Masked images prepared ahead of the endpoint limiter: enough to keep it busy, fewer for big images. */
+  prepareAheadFor(image: { width: number; height: number }): number {
     const ext = this.config.clarify_images;
-    return ext.max_concurrency * 2 * ext.batch_size;
+    return prepareAheadFor(image.width * image.height, ext.max_concurrency * 2 * ext.batch_size);
   }
 }

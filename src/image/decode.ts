@@ -5,6 +5,28 @@ import { createRgbImage, type RgbImage } from './rgb.js';
 export interface DecodeOptions {
   /** Refuse images with more pixels than this (decompression-bomb guard). */
   readonly maxPixels: number;
+  /** Shrink images whose longer side is over this, keeping their aspect (clarify_images.max_image_side). */
+  readonly maxSide?: number;
+}
+
+/** The size an image will have once decoded (EXIF rotation and maxSide applied), read from its header only. */
+export async function decodedSize(bytes: Uint8Array, options: DecodeOptions): Promise<{ width: number; height: number; original: { width: number; height: number } }> {
+  if (bytes.length === 0) throw new Error('the file is empty (0 bytes)');
+  const meta = await sharp(bytes, { limitInputPixels: options.maxPixels }).metadata();
+  if (!meta.width || !meta.height) throw new Error('cannot read the image size from its header');
+  const turned = (meta.orientation ?? 1) >= 5;
+  const original = turned ? { width: meta.height, height: meta.width } : { width: meta.width, height: meta.height };
+  return { ...fitWithin(original, options.maxSide), original };
+}
+
+/** The size after shrinking to fit maxSide (sharp's fit "inside", rounded as sharp rounds). */
+export function fitWithin(size: { width: number; height: number }, maxSide: number | undefined): { width: number; height: number } {
+  const longer = Math.max(size.width, size.height);
+  if (maxSide === undefined || longer <= maxSide) return { width: size.width, height: size.height };
+  const scale = maxSide / longer;
+  return size.width >= size.height
+    ? { width: maxSide, height: Math.max(1, Math.round(size.height * scale)) }
+    : { width: Math.max(1, Math.round(size.width * scale)), height: maxSide };
 }
 
 /**
@@ -13,8 +35,9 @@ export interface DecodeOptions {
  */
 export async function decodeImage(bytes: Uint8Array, options: DecodeOptions): Promise<RgbImage> {
   if (bytes.length === 0) throw new Error('the file is empty (0 bytes)');
-  const { data, info } = await sharp(bytes, { limitInputPixels: options.maxPixels, failOn: 'warning' })
-    .rotate()
+  let pipeline = sharp(bytes, { limitInputPixels: options.maxPixels, failOn: 'warning' }).rotate();
+  if (options.maxSide !== undefined) pipeline = pipeline.resize({ width: options.maxSide, height: options.maxSide, fit: 'inside', withoutEnlargement: true });
+  const { data, info } = await pipeline
     .flatten({ background: { r: 255, g: 255, b: 255 } })
     .toColourspace('srgb')
     .removeAlpha()

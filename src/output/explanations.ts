@@ -3,7 +3,7 @@ import type { ClassificationExplanation } from '../explain/classification.js';
 import type { DetectionExplanation } from '../explain/detection.js';
 import type { RgbImage } from '../image/rgb.js';
 import type { Storage } from '../storage/storage.js';
-import { renderDetections, renderHeatmap } from './heatmap.js';
+import { boxInView, type HeatmapOptions, type PictureView, renderDetections, renderHeatmap } from './heatmap.js';
 import { encodeGray16Png } from './png16.js';
 
 export const EXPLANATIONS_DIR = 'explanations_shap';
@@ -108,6 +108,10 @@ export function topSegmentIds(values: ArrayLike<number>, count = 5): number[] {
     .map(([, i]) => i);
 }
 
+/**
+ * Writes the segment map and the heatmap. With a `view` (the report shows this image), also
+ * returns the heatmap drawn at the view's size, for the report's pictures.
+ */
 export async function writeExplanationArtifacts(
   storage: Storage,
   record: ExplanationRecord,
@@ -115,18 +119,21 @@ export async function writeExplanationArtifacts(
   explanation: ClassificationExplanation,
   predictedIndex: number,
   unit: string,
-): Promise<{ heatmap: Buffer }> {
+  view?: PictureView,
+): Promise<{ heatmap: Buffer; viewHeatmap?: Buffer }> {
   const { segments, result } = explanation;
   await storage.write(record.segments_path, encodeGray16Png(segments.width, segments.height, segments.labels), 'image/png');
   const values = result.values[predictedIndex]!;
   const top = record.explanations[predictedIndex]!;
-  const heatmap = await renderHeatmap(rgb, segments, values, {
+  const options = {
     title: `${record.predicted_label}: ${signed(top.prediction)} (${unit}); base value ${signed(top.base_value)}`,
     unit,
     numbered: topSegmentIds(values),
-  });
+  };
+  const heatmap = await renderHeatmap(rgb, segments, values, options);
   await storage.write(record.heatmap_path, heatmap, 'image/jpeg');
-  return { heatmap };
+  if (!view) return { heatmap };
+  return { heatmap, viewHeatmap: view.scale === 1 ? heatmap : await renderHeatmap(view.rgb, view.segments, values, options) };
 }
 
 /** Global importance per label over all explained images, per Clarify's agg_method. */
@@ -236,28 +243,38 @@ export function detectionRecord(image: { uri: string; key: string }, name: strin
 }
 
 /** The segment map, one heatmap per object (its box drawn) and the overview of all kept detections. */
-export async function writeDetectionArtifacts(storage: Storage, record: DetectionExplanationRecord, rgb: RgbImage, explanation: DetectionExplanation): Promise<{ heatmaps: Buffer[]; overview: Buffer }> {
+export async function writeDetectionArtifacts(
+  storage: Storage,
+  record: DetectionExplanationRecord,
+  rgb: RgbImage,
+  explanation: DetectionExplanation,
+  view?: PictureView,
+): Promise<{ heatmaps: Buffer[]; viewHeatmaps?: Buffer[]; overview: Buffer }> {
   const { segments } = explanation;
   await storage.write(record.segments_path, encodeGray16Png(segments.width, segments.height, segments.labels), 'image/png');
   const heatmaps: Buffer[] = [];
+  const viewHeatmaps: Buffer[] = [];
   for (const [i, object] of record.objects.entries()) {
     const region = object.context_region_pixels;
     const whole = region.x0 <= 0 && region.y0 <= 0 && region.x1 >= rgb.width && region.y1 >= rgb.height;
-    const heatmap = await renderHeatmap(rgb, segments, explanation.objects[i]!.shapValues, {
+    const values = explanation.objects[i]!.shapValues;
+    const options = (scale: number): HeatmapOptions => ({
       title: `Object ${object.index}: ${object.label} ${object.score.toFixed(2)}`,
       unit: 'detection score',
-      box: object.box_pixels,
-      contextRegion: whole ? undefined : region,
-      numbered: topSegmentIds(explanation.objects[i]!.shapValues),
+      box: boxInView(object.box_pixels, scale),
+      contextRegion: whole ? undefined : boxInView(region, scale),
+      numbered: topSegmentIds(values),
     });
+    const heatmap = await renderHeatmap(rgb, segments, values, options(1));
     await storage.write(object.heatmap_path, heatmap, 'image/jpeg');
     await storage.write(objectHeatmapNotebookPath(record.name, object.index), heatmap, 'image/jpeg');
     heatmaps.push(heatmap);
+    if (view) viewHeatmaps.push(view.scale === 1 ? heatmap : await renderHeatmap(view.rgb, view.segments, values, options(view.scale)));
   }
   const overview = await renderDetections(
     rgb,
     record.objects.map((o) => ({ box: o.box_pixels, caption: `${o.index}. ${o.label} ${o.score.toFixed(2)}` })),
   );
   await storage.write(record.objects_path, overview, 'image/jpeg');
-  return { heatmaps, overview };
+  return { heatmaps, ...(view ? { viewHeatmaps } : {}), overview };
 }

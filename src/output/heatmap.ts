@@ -10,7 +10,7 @@
  *   that was always masked, hatched and outlined.
  */
 import sharp from 'sharp';
-import type { RgbImage } from '../image/rgb.js';
+import { createRgbImage, type RgbImage } from '../image/rgb.js';
 import type { SegmentMap } from '../segment/slic.js';
 
 const BLUE = [30, 60, 255] as const;
@@ -168,7 +168,8 @@ export function segmentAnchors(segments: SegmentMap): { x: number; y: number }[]
       b.y = Math.floor(p / width);
     }
   }
-  return best.map(({ x, y }) => ({ x, y }));
+  // A segment with no pixel here (possible in a shrunk view) has no anchor: NaN, never drawn.
+  return best.map(({ x, y, d }) => (d < 0 ? { x: Number.NaN, y: Number.NaN } : { x, y }));
 }
 
 /** The numbers of some segments at their anchors: white on a dark outline, legible anywhere. */
@@ -176,7 +177,7 @@ function segmentNumbersSvg(segments: SegmentMap, ids: readonly number[], layout:
   const anchors = segmentAnchors(segments);
   const size = Math.max(12, Math.round(layout.fontSize * 0.9));
   return ids
-    .filter((id) => id >= 0 && id < anchors.length)
+    .filter((id) => id >= 0 && id < anchors.length && Number.isFinite(anchors[id]!.x))
     .map((id) => {
       const a = anchors[id]!;
       const x = left + (a.x + 0.5) * layout.scale;
@@ -184,6 +185,47 @@ function segmentNumbersSvg(segments: SegmentMap, ids: readonly number[], layout:
       return `<text x="${x.toFixed(1)}" y="${y.toFixed(1)}" text-anchor="middle" class="num">${id}</text>`;
     })
     .join('\n  ');
+}
+
+/** The longer side of the pictures the report shows: big images are drawn from a shrunk view. */
+export const REPORT_VIEW_SIDE = 1200;
+
+/** An image and its segment map shrunk for pictures that are shown small; `scale` is view ÷ original. */
+export interface PictureView {
+  readonly rgb: RgbImage;
+  readonly segments: SegmentMap;
+  readonly scale: number;
+}
+
+/**
+ * The image as the report shows it: itself when small, else shrunk to REPORT_VIEW_SIDE (area
+ * average for the pixels, nearest for the segment labels), so report pictures of a 36 MP photo
+ * cost a few MB, not hundreds.
+ */
+export async function pictureView(rgb: RgbImage, segments: SegmentMap, maxSide = REPORT_VIEW_SIDE): Promise<PictureView> {
+  const longer = Math.max(rgb.width, rgb.height);
+  if (longer <= maxSide) return { rgb, segments, scale: 1 };
+  const scale = maxSide / longer;
+  const width = Math.max(1, Math.round(rgb.width * scale));
+  const height = Math.max(1, Math.round(rgb.height * scale));
+  const data = await sharp(Buffer.from(rgb.data.buffer, rgb.data.byteOffset, rgb.data.byteLength), { raw: { width: rgb.width, height: rgb.height, channels: 3 } })
+    .resize(width, height, { fit: 'fill' })
+    .raw()
+    .toBuffer();
+  const labels = new Int32Array(width * height);
+  for (let y = 0; y < height; y++) {
+    const sy = Math.min(rgb.height - 1, Math.floor(((y + 0.5) * rgb.height) / height));
+    for (let x = 0; x < width; x++) {
+      const sx = Math.min(rgb.width - 1, Math.floor(((x + 0.5) * rgb.width) / width));
+      labels[y * width + x] = segments.labels[sy * rgb.width + sx]!;
+    }
+  }
+  return { rgb: createRgbImage(width, height, new Uint8Array(data.buffer, data.byteOffset, data.byteLength)), segments: { width, height, labels, count: segments.count }, scale: width / rgb.width };
+}
+
+/** A box in original pixels, in a view's pixels. */
+export function boxInView(box: PixelBox, scale: number): PixelBox {
+  return { x0: box.x0 * scale, y0: box.y0 * scale, x1: box.x1 * scale, y1: box.y1 * scale };
 }
 
 export interface HeatmapOptions {

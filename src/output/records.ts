@@ -13,6 +13,9 @@ export interface PredictionRecord {
   key: string;
   width?: number;
   height?: number;
+  /** The image's own size when clarify_images.max_image_side shrank it (width/height are what was explained). */
+  original_width?: number;
+  original_height?: number;
   predicted_label?: string;
   predicted_index?: number;
   predictions?: { label: string; index: number; score: number }[];
@@ -27,8 +30,12 @@ export interface PredictionRecord {
   error?: { stage: Stage; message: string };
 }
 
-export function predictionRecord(image: { uri: string; key: string }, size: { width: number; height: number }, prediction: Prediction): PredictionRecord {
+export function predictionRecord(image: { uri: string; key: string }, size: { width: number; height: number; original?: { width: number; height: number } }, prediction: Prediction): PredictionRecord {
   const record: PredictionRecord = { image: image.uri, key: image.key, width: size.width, height: size.height };
+  if (size.original && (size.original.width !== size.width || size.original.height !== size.height)) {
+    record.original_width = size.original.width;
+    record.original_height = size.original.height;
+  }
   if (prediction.kind === 'classification') {
     record.predicted_label = prediction.predicted.label;
     record.predicted_index = prediction.predicted.index;

@@ -1,0 +1,69 @@
+/**
+ * Bounding the job's memory as a whole: each image is admitted by an estimate of its working
+ * size (what its decode, segmentation, masked copies and pictures hold at their peak), against one
+ * budget for all images in flight. An image that would not fit even alone is refused up front with
+ * what to do about it, instead of growing the process until the container is killed.
+ */
+
+/** Bytes per pixel an image holds while it is explained, besides its masked copies (measured, see BENCHMARKS.md). */
+export const BYTES_PER_PIXEL = 60;
+/** Each masked copy in flight: the pixels plus their encoded payload. */
+export const BYTES_PER_MASKED_PIXEL = 6;
+/** Masked copies of one image in flight, at most this many bytes: big images prepare fewer ahead. */
+export const MASKED_BYTES_PER_IMAGE = 192 * 1024 * 1024;
+const FIXED_BYTES_PER_IMAGE = 16 * 1024 * 1024;
+
+/** How many masked copies of an image of this size to prepare ahead of the endpoint. */
+export function prepareAheadFor(pixels: number, wanted: number): number {
+  return Math.max(2, Math.min(wanted, Math.floor(MASKED_BYTES_PER_IMAGE / Math.max(1, pixels * BYTES_PER_MASKED_PIXEL))));
+}
+
+export function workingBytes(pixels: number, prepareAhead: number): number {
+  return FIXED_BYTES_PER_IMAGE + pixels * BYTES_PER_PIXEL + prepareAhead * pixels * BYTES_PER_MASKED_PIXEL;
+}
+
+export const mib = (bytes: number): string => `${Math.ceil(bytes / (1024 * 1024))} MB`;
+
+/** An image too big for the memory budget even alone. */
+export class OverBudgetError extends Error {
+  constructor(readonly needed: number, readonly budget: number) {
+    super(`needs about ${mib(needed)} to explain, more than clarify_images.max_memory_mb (${mib(budget)})`);
+    this.name = 'OverBudgetError';
+  }
+}
+
+/** A byte-counting semaphore, first come first served. */
+export class MemoryBudget {
+  private used = 0;
+  private readonly waiting: { bytes: number; admit: () => void }[] = [];
+  constructor(readonly capacity: number) {}
+
+  /** Waits until `bytes` fit beside what is admitted; returns the release. Throws when they never can. */
+  async acquire(bytes: number): Promise<() => void> {
+    if (bytes > this.capacity) throw new OverBudgetError(bytes, this.capacity);
+    if (this.waiting.length > 0 || this.used + bytes > this.capacity) {
+      await new Promise<void>((admit) => this.waiting.push({ bytes, admit }));
+    } else {
+      this.used += bytes;
+    }
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.used -= bytes;
+      this.admitWaiting();
+    };
+  }
+
+  private admitWaiting(): void {
+    while (this.waiting.length > 0 && this.used + this.waiting[0]!.bytes <= this.capacity) {
+      const next = this.waiting.shift()!;
+      this.used += next.bytes;
+      next.admit();
+    }
+  }
+
+  get inUse(): number {
+    return this.used;
+  }
+}
