@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -65,6 +65,25 @@ describe('dataset listing', () => {
     const expected = files.filter((f) => /\.(jpe?g|png)$/i.test(f)).sort(byteOrder);
     assert.deepEqual(keys, expected);
     assert.equal(counts.filesSkipped, skipped.length);
+  });
+
+  it('follows symbolic links to files and folders, ends a loop, and lists a broken link so that reading it says so', async () => {
+    const root = await mkdtemp(path.join(os.tmpdir(), 'clarify-links-'));
+    const dir = path.join(root, 'data');
+    await mkdir(path.join(root, 'outside', 'more'), { recursive: true });
+    await mkdir(dir);
+    await writeFile(path.join(dir, 'a.png'), 'x');
+    await writeFile(path.join(root, 'outside', 'b.png'), 'y');
+    await writeFile(path.join(root, 'outside', 'more', 'c.jpg'), 'z');
+    await symlink(path.join(root, 'outside', 'b.png'), path.join(dir, 'link-b.png'));
+    await symlink(path.join(root, 'outside', 'more'), path.join(dir, 'linked-folder'));
+    await symlink(dir, path.join(dir, 'loop')); // a folder linking back to the dataset itself
+    await symlink(path.join(root, 'missing.png'), path.join(dir, 'broken.png'));
+    const { keys } = await collect(dir);
+    assert.deepEqual(keys, ['a.png', 'broken.png', 'link-b.png', 'linked-folder/c.jpg']);
+    const storage = openStorage(dir);
+    assert.equal((await storage.read('link-b.png')).toString(), 'y');
+    await assert.rejects(storage.read('broken.png'), /broken\.png is a broken symbolic link/);
   });
 
   describe('as SageMaker reads a dataset URI', () => {

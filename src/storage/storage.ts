@@ -3,7 +3,7 @@
  * Keys are relative to the root and use `/`.
  */
 import { createWriteStream } from 'node:fs';
-import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, type Writable } from 'node:stream';
@@ -218,7 +218,11 @@ export class LocalStorage implements Storage {
     return uriOf(this.location, key);
   }
 
-  /** Depth-first, each folder sorted with a `/` after folder names: the same order S3 lists keys in. */
+  /**
+   * Depth-first, each folder sorted with a `/` after folder names: the same order S3 lists keys in.
+   * Symbolic links are followed (a folder reached again through a link is not walked twice, so a
+   * loop ends); a broken link is listed, and reading it says so.
+   */
   async *list(): AsyncIterable<StoredObject> {
     const root = this.location.dir;
     const info = await stat(root);
@@ -226,19 +230,31 @@ export class LocalStorage implements Storage {
       yield { key: '', size: info.size };
       return;
     }
-    yield* this.walk(root, '');
+    yield* this.walk(root, '', new Set([await realpath(root)]));
   }
 
-  private async *walk(dir: string, prefix: string): AsyncIterable<StoredObject> {
+  private async *walk(dir: string, prefix: string, visited: Set<string>): AsyncIterable<StoredObject> {
     const entries = await readdir(dir, { withFileTypes: true });
-    const named = entries
-      .filter((e) => e.isDirectory() || e.isFile())
-      .map((e) => ({ entry: e, sortKey: e.isDirectory() ? `${e.name}/` : e.name }))
+    const resolved = await Promise.all(
+      entries.map(async (entry) => {
+        if (!entry.isSymbolicLink()) return { entry, isDir: entry.isDirectory(), isFile: entry.isFile(), broken: false };
+        const target = await stat(path.join(dir, entry.name)).catch(() => undefined);
+        return { entry, isDir: target?.isDirectory() ?? false, isFile: target?.isFile() ?? false, broken: target === undefined };
+      }),
+    );
+    const named = resolved
+      .filter((e) => e.isDir || e.isFile || e.broken)
+      .map((e) => ({ ...e, sortKey: e.isDir ? `${e.entry.name}/` : e.entry.name }))
       .sort((a, b) => compareBytes(a.sortKey, b.sortKey));
-    for (const { entry } of named) {
+    for (const { entry, isDir, broken } of named) {
       const full = path.join(dir, entry.name);
-      if (entry.isDirectory()) {
-        yield* this.walk(full, `${prefix}${entry.name}/`);
+      if (isDir) {
+        const real = await realpath(full);
+        if (visited.has(real)) continue; // a link back to a folder already walked: a loop
+        visited.add(real);
+        yield* this.walk(full, `${prefix}${entry.name}/`, visited);
+      } else if (broken) {
+        yield { key: `${prefix}${entry.name}`, size: 0 };
       } else {
         const { size } = await stat(full);
         yield { key: `${prefix}${entry.name}`, size };
@@ -250,8 +266,15 @@ export class LocalStorage implements Storage {
     return key === '' ? this.location.dir : path.join(this.location.dir, ...key.split('/'));
   }
 
-  read(key: string): Promise<Buffer> {
-    return readFile(this.pathOf(key));
+  async read(key: string): Promise<Buffer> {
+    try {
+      return await readFile(this.pathOf(key));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT' && (await lstat(this.pathOf(key)).catch(() => undefined))?.isSymbolicLink()) {
+        throw new Error(`${this.uri(key)} is a broken symbolic link (its target does not exist)`);
+      }
+      throw error;
+    }
   }
 
   async exists(key: string): Promise<boolean> {
