@@ -3,7 +3,7 @@
  * small images listed from the test S3 server (s3rver), explained with a small budget.
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +15,80 @@ export interface MemoryRow {
   readonly images: number;
   readonly maxRssMb: number;
   readonly seconds: number;
+}
+
+interface ChildResult {
+  readonly maxRssMb: number;
+  readonly images: number;
+  readonly failed: number;
+  readonly failures: string[];
+}
+
+function runChild(datasetUri: string, out: string, endpointUrl: string, env: Record<string, string>, extra?: object): Promise<ChildResult> {
+  return new Promise<ChildResult>((resolve, reject) => {
+    const args = [fileURLToPath(new URL('./memory-child.js', import.meta.url)), datasetUri, out, endpointUrl, ...(extra ? [JSON.stringify(extra)] : [])];
+    const child = spawn(process.execPath, args, {
+      env: { ...process.env, ...env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let text = '';
+    child.stdout.on('data', (c: Buffer) => (text += c.toString()));
+    child.on('close', (code) => (code === 0 ? resolve(JSON.parse(text) as ChildResult) : reject(new Error(`memory child exited ${code}`))));
+  });
+}
+
+export interface LargeImageRow {
+  readonly case: string;
+  readonly succeeded: number;
+  readonly failed: number;
+  readonly maxRssMb: number;
+  readonly seconds: number;
+  readonly note: string;
+}
+
+/**
+ * Peak RSS of whole jobs on big photos (each its own process, default settings unless stated):
+ * 10 × 12 MP, and 1 × 36 MP refused by the default budget, shrunk by max_image_side, and explained
+ * at full size with a raised budget.
+ */
+export async function runLargeImages(work: string): Promise<LargeImageRow[]> {
+  const endpoint = await startLatencyServer(0, 1024);
+  const rows: LargeImageRow[] = [];
+  const photo = fileURLToPath(new URL('../../examples/images/detection/astronaut.jpg', import.meta.url));
+  try {
+    const twelve = path.join(work, 'large-12mp');
+    const thirtySix = path.join(work, 'large-36mp');
+    await mkdir(twelve, { recursive: true });
+    await mkdir(thirtySix, { recursive: true });
+    for (let i = 0; i < 10; i++) {
+      await sharp(photo).extract({ left: i * 3, top: i * 3, width: 480, height: 480 }).resize(4000, 3000, { fit: 'fill' }).jpeg({ quality: 90 }).toFile(path.join(twelve, `photo-${i}.jpg`));
+    }
+    await sharp(photo).resize(6928, 5196, { fit: 'fill' }).jpeg({ quality: 90 }).toFile(path.join(thirtySix, 'photo.jpg'));
+    const cases: { name: string; dir: string; extra: object }[] = [
+      { name: '10 × 12 MP (4000×3000), defaults', dir: twelve, extra: {} },
+      { name: '1 × 36 MP (6928×5196), defaults', dir: thirtySix, extra: {} },
+      { name: '1 × 36 MP, max_image_side 4096', dir: thirtySix, extra: { clarify_images: { max_image_side: 4096 } } },
+      { name: '1 × 36 MP, max_memory_mb 4096 (full size)', dir: thirtySix, extra: { clarify_images: { max_memory_mb: 4096 } } },
+    ];
+    for (const c of cases) {
+      const out = await mkdtemp(path.join(os.tmpdir(), 'clarify-large-'));
+      const started = performance.now();
+      // The default budget and segment count; few samples, since memory, not calls, is measured.
+      const result = await runChild(c.dir, out, endpoint.url, {}, { shap: { num_samples: 16 }, image_config: { num_segments: 20, segment_compactness: 5 }, ...c.extra });
+      rows.push({
+        case: c.name,
+        succeeded: result.images,
+        failed: result.failed,
+        maxRssMb: result.maxRssMb,
+        seconds: (performance.now() - started) / 1000,
+        note: result.failures[0] ?? '',
+      });
+      await rm(out, { recursive: true, force: true });
+    }
+  } finally {
+    await endpoint.stop();
+  }
+  return rows;
 }
 
 export async function runMemory(sizes: readonly number[] = [100, 1000, 10_000]): Promise<MemoryRow[]> {
@@ -33,15 +107,7 @@ export async function runMemory(sizes: readonly number[] = [100, 1000, 10_000]):
       uploaded = size;
       const out = await mkdtemp(path.join(os.tmpdir(), 'clarify-mem-'));
       const started = performance.now();
-      const result = await new Promise<{ maxRssMb: number; images: number }>((resolve, reject) => {
-        const child = spawn(process.execPath, [fileURLToPath(new URL('./memory-child.js', import.meta.url)), 's3://memory/set/', out, endpoint.url], {
-          env: { ...process.env, ...s3.env(), AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
-          stdio: ['ignore', 'pipe', 'inherit'],
-        });
-        let text = '';
-        child.stdout.on('data', (c: Buffer) => (text += c.toString()));
-        child.on('close', (code) => (code === 0 ? resolve(JSON.parse(text) as { maxRssMb: number; images: number }) : reject(new Error(`memory child exited ${code}`))));
-      });
+      const result = await runChild('s3://memory/set/', out, endpoint.url, s3.env());
       if (result.images !== size) throw new Error(`${result.images} of ${size} images explained`);
       rows.push({ images: size, maxRssMb: result.maxRssMb, seconds: (performance.now() - started) / 1000 });
       await rm(out, { recursive: true, force: true });

@@ -60,13 +60,20 @@ interface JobMeasure {
 async function measureJob(
   endpoint: Endpoint,
   dataset: string,
-  options: { contentType: ContentType; concurrency: number; samples: number; segments: number; batch?: number; mode?: 'adaptive' | 'fixed' },
+  options: { contentType: ContentType; concurrency: number; samples: number; segments: number; batch?: number; mode?: 'adaptive' | 'fixed'; cpuWorkers?: number },
 ): Promise<JobMeasure> {
   const config = validateConfig({
     dataset_type: 'application/x-image',
     methods: { shap: { num_samples: options.samples, seed: 1, save_local_shap_values: false, image_config: { model_type: 'IMAGE_CLASSIFICATION', num_segments: options.segments, segment_compactness: 10 } } },
     predictor: { content_type: options.contentType, probability: 'prediction', label_headers: ['a', 'b', 'c'] },
-    clarify_images: { endpoint_url: endpoint.url, max_concurrency: options.concurrency, concurrency: options.mode ?? 'fixed', report_max_images: 0, batch_size: options.batch ?? 1 },
+    clarify_images: {
+      endpoint_url: endpoint.url,
+      max_concurrency: options.concurrency,
+      concurrency: options.mode ?? 'fixed',
+      report_max_images: 0,
+      batch_size: options.batch ?? 1,
+      ...(options.cpuWorkers ? { cpu_workers: options.cpuWorkers } : {}),
+    },
   });
   const out = await mkdtemp(path.join(os.tmpdir(), 'clarify-bench-out-'));
   const cpu = process.cpuUsage();
@@ -125,6 +132,30 @@ export async function runClientCost(work: string): Promise<ClientCostRow[]> {
       const m = await measureJob(endpoint, dataset, { contentType, concurrency: 16, samples: width === 224 ? 1500 : 400, segments: 50 });
       rows.push({ size: `${width}×${height}`, contentType, samplesPerCpuSecond: m.calls / m.cpuSeconds, samplesPerSecond: m.calls / m.seconds });
     }
+  }
+  await endpoint.stop();
+  return rows;
+}
+
+export interface CoresRow {
+  readonly workers: number;
+  readonly samplesPerSecond: number;
+}
+
+/**
+ * Client throughput with 1, 2 and all cores for the CPU-heavy stages (cpu_workers), against an
+ * instant endpoint: 6 photos of 1024×768 with 100 segments, so segmentation, masking and the
+ * solve are most of the work.
+ */
+export async function runCores(work: string): Promise<CoresRow[]> {
+  const endpoint = await startLatencyServer(0, 1024);
+  const dataset = path.join(work, 'cores');
+  await writeImages(dataset, 6, 1024, 768);
+  const all = os.availableParallelism();
+  const rows: CoresRow[] = [];
+  for (const workers of [...new Set([1, 2, all])]) {
+    const m = await measureJob(endpoint, dataset, { contentType: 'application/x-npy', concurrency: 16, samples: 400, segments: 100, cpuWorkers: workers });
+    rows.push({ workers, samplesPerSecond: m.calls / m.seconds });
   }
   await endpoint.stop();
   return rows;

@@ -5,6 +5,7 @@
  * complete images; a stop signal lets in-flight images finish within a grace period.
  */
 import { createHash } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { stat } from 'node:fs/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { type AnalysisConfig, DEFAULT_DATASET_URI } from './config/config.js';
@@ -156,6 +157,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   const resume = new ResumeStore(output, effective, !options.force);
   // CPU-heavy stages run on worker threads: the event loop stays free for calls, timeouts and signals.
   const cpuAbort = new AbortController();
+  setMaxListeners(0, cpuAbort.signal); // one listener per queued task (Piscina), many by design
   const cpu = new WorkerStages(ext.cpu_workers ?? defaultWorkerCount(), cpuAbort.signal);
   const memory = new MemoryBudget(ext.max_memory_mb * 1024 * 1024);
   const groundwork = new ExplanationGroundwork(config, predictor, storageOptions, log, cpu);

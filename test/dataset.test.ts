@@ -67,6 +67,14 @@ describe('dataset listing', () => {
     assert.equal(counts.filesSkipped, skipped.length);
   });
 
+  it('writes started together to a fresh local output never share a staging file: each key gets its own bytes', async () => {
+    const out = path.join(await mkdtemp(path.join(os.tmpdir(), 'clarify-writes-')), 'out');
+    const storage = openStorage(out);
+    const keys = Array.from({ length: 50 }, (_, i) => `dir${i % 3}/file-${i}.txt`);
+    await Promise.all(keys.map((key) => storage.write(key, `content of ${key}`)));
+    for (const key of keys) assert.equal((await storage.read(key)).toString(), `content of ${key}`);
+  });
+
   it('follows symbolic links to files and folders, ends a loop, and lists a broken link so that reading it says so', async () => {
     const root = await mkdtemp(path.join(os.tmpdir(), 'clarify-links-'));
     const dir = path.join(root, 'data');

@@ -6,7 +6,7 @@
  */
 
 /** Bytes per pixel an image holds while it is explained, besides its masked copies (measured, see BENCHMARKS.md). */
-export const BYTES_PER_PIXEL = 60;
+export const BYTES_PER_PIXEL = 75;
 /** Each masked copy in flight: the pixels plus their encoded payload. */
 export const BYTES_PER_MASKED_PIXEL = 6;
 /** Masked copies of one image in flight, at most this many bytes: big images prepare fewer ahead. */

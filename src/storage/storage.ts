@@ -198,8 +198,10 @@ export class LocalStorage implements Storage {
   }
 
   private async stagingFile(): Promise<string> {
+    // The number is taken before the await: two writes started together must never share a file.
     stagingCounter += 1;
-    return path.join(await this.stagingDir(), `${process.pid}-${stagingCounter}`);
+    const name = `${process.pid}-${stagingCounter}`;
+    return path.join(await this.stagingDir(), name);
   }
 
   /** Moves a complete staged file to its key: a rename, or a copy where the staging folder is on another disk. */

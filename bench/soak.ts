@@ -1,0 +1,159 @@
+/**
+ * Fault-injection soak: a clean run and a run under faults over the same ≥ 2,000 images listed
+ * from the test S3 server (s3rver). The faulty run meets 1 % failing calls (HTTP 500) throughout,
+ * a 429 storm, an S3 outage (a proxy that cuts every connection for a few seconds) and a SIGTERM,
+ * and is then resumed over the same output. Reported: faults injected, images lost, whether the
+ * final outputs are byte-identical to the clean run's, and peak RSS of each job process.
+ */
+import { spawn } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { CLI } from '../test/support/cli.js';
+import { colourShareModel, type DecodedRequest, type Fault, startEndpointServer } from '../test/support/endpoint-server.js';
+import { startFaultProxy } from '../test/support/fault-proxy.js';
+import * as fx from '../test/support/fixtures.js';
+import { startS3Server } from '../test/support/s3-server.js';
+import { seededRandom } from '../src/explain/random.js';
+
+export interface SoakResult {
+  readonly images: number;
+  readonly calls: number;
+  readonly faults: { readonly failedCalls: number; readonly throttled: number; readonly s3ConnectionsCut: number; readonly sigterms: number };
+  readonly runs: readonly { readonly name: string; readonly exit: number | null; readonly seconds: number; readonly peakRssMb: number; readonly retryLines: number }[];
+  readonly lost: number;
+  readonly failedImages: number;
+  readonly identical: boolean;
+}
+
+interface ChildRun {
+  readonly exit: number | null;
+  readonly seconds: number;
+  readonly peakRssMb: number;
+  readonly stderr: string;
+}
+
+/** Peak RSS of a child, read from /proc while it runs (VmHWM: the high-water mark). */
+async function vmHwmMb(pid: number): Promise<number | undefined> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => undefined);
+  const match = status && /VmHWM:\s+(\d+) kB/.exec(status);
+  return match ? Number(match[1]) / 1024 : undefined;
+}
+
+function startRun(args: readonly string[], env: Record<string, string>): { pid: number; kill: (signal: NodeJS.Signals) => void; done: Promise<ChildRun> } {
+  const started = performance.now();
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  child.stdout.resume();
+  let peak = 0;
+  const poll = setInterval(() => {
+    void vmHwmMb(child.pid!).then((mb) => (peak = Math.max(peak, mb ?? 0)));
+  }, 100);
+  const done = new Promise<ChildRun>((resolve) =>
+    child.on('close', (exit) => {
+      clearInterval(poll);
+      resolve({ exit, seconds: (performance.now() - started) / 1000, peakRssMb: peak, stderr });
+    }),
+  );
+  return { pid: child.pid!, kill: (signal) => child.kill(signal), done };
+}
+
+const until = async (condition: () => boolean): Promise<void> => {
+  while (!condition()) await new Promise((r) => setTimeout(r, 20));
+};
+
+export async function runSoak(work: string, count = 2000): Promise<SoakResult> {
+  const s3 = await startS3Server();
+  // Faults are decided per request: a 429 storm over a stretch of requests, else 1 % fail with 500.
+  const state = { injecting: false, stormFrom: Number.POSITIVE_INFINITY, stormLength: 400, failedCalls: 0, throttled: 0 };
+  const random = seededRandom(20261130);
+  const endpoint = await startEndpointServer({
+    model: (r) => ({ prediction: colourShareModel(r) }),
+    faults: (r: DecodedRequest): Fault | undefined => {
+      if (!state.injecting) return undefined;
+      if (r.requestNumber >= state.stormFrom && r.requestNumber < state.stormFrom + state.stormLength) {
+        state.throttled += 1;
+        return { status: 429, message: 'storm' };
+      }
+      if (random() < 0.01) {
+        state.failedCalls += 1;
+        return { status: 500, message: 'injected failure' };
+      }
+      return undefined;
+    },
+  });
+  const proxy = await startFaultProxy(s3.endpoint);
+  try {
+    await s3.createBucket('soak');
+    await s3.createBucket('results');
+    const palette: fx.Rgb[] = [[220, 30, 30], [30, 200, 40], [40, 40, 220], [200, 200, 40], [120, 120, 120], [20, 20, 20]];
+    const objects = await Promise.all(
+      Array.from({ length: count }, async (_, i) => ({
+        key: `set/${String(i).padStart(5, '0')}.png`,
+        body: await fx.quadrantsPng(24, 24, [palette[i % 6]!, palette[(i >> 1) % 6]!, palette[(i >> 2) % 6]!, palette[(i >> 3) % 6]!]),
+      })),
+    );
+    await s3.putMany('soak', objects);
+    const config = path.join(work, 'soak.json');
+    await writeFile(
+      config,
+      JSON.stringify({
+        dataset_type: 'application/x-image',
+        methods: { shap: { num_samples: 6, seed: 3, image_config: { model_type: 'IMAGE_CLASSIFICATION', num_segments: 4 } } },
+        predictor: { content_type: 'image/png', probability: 'prediction', label_headers: ['red', 'green', 'blue'] },
+        clarify_images: { endpoint_url: endpoint.url, max_concurrency: 16, s3_retry_base_delay_ms: 500, report_max_images: 20 },
+      }),
+    );
+    const args = (output: string): string[] => ['run', '--config', config, '--dataset-uri', 's3://soak/set/', '--output', output, '--quiet'];
+
+    const clean = await startRun(args('s3://results/clean'), s3.env()).done;
+    const callsPerRun = endpoint.requests.length;
+
+    // The faulty run goes through the proxy; faults are placed by how far its calls have got.
+    state.injecting = true;
+    const viaProxy = { ...s3.env(), AWS_ENDPOINT_URL_S3: proxy.url };
+    const start = endpoint.requests.length;
+    const progress = (): number => (endpoint.requests.length - start) / callsPerRun;
+    const faulty = startRun(args('s3://results/faulty').filter((a) => a !== '--quiet'), viaProxy);
+    await until(() => progress() >= 0.15);
+    state.stormFrom = endpoint.requests.length + 1;
+    await until(() => progress() >= 0.35);
+    proxy.mode = 'down';
+    await new Promise((r) => setTimeout(r, 3000));
+    proxy.mode = 'pass';
+    await until(() => progress() >= 0.6);
+    faulty.kill('SIGTERM');
+    const stopped = await faulty.done;
+    const resumed = await startRun(args('s3://results/faulty').filter((a) => a !== '--quiet'), viaProxy).done;
+
+    const text = async (key: string): Promise<string> => (await (await s3.client.send(new GetObjectCommand({ Bucket: 'results', Key: key }))).Body!.transformToString());
+    const predictionsClean = await text('clean/predictions.jsonl');
+    const predictionsFaulty = await text('faulty/predictions.jsonl');
+    const explanationsClean = await text('clean/explanations_shap/out.jsonl');
+    const explanationsFaulty = await text('faulty/explanations_shap/out.jsonl');
+    const records = predictionsFaulty.trim().split('\n').map((l) => JSON.parse(l) as { key: string; error?: unknown });
+    const present = new Set(records.map((r) => r.key));
+    const retryLines = (stderr: string): number => stderr.split('\n').filter((l) => /^(endpoint|S3): \d+ retr/.test(l)).length;
+    return {
+      images: count,
+      calls: callsPerRun,
+      faults: { failedCalls: state.failedCalls, throttled: state.throttled, s3ConnectionsCut: proxy.faults.cut, sigterms: 1 },
+      runs: [
+        { name: 'clean', exit: clean.exit, seconds: clean.seconds, peakRssMb: clean.peakRssMb, retryLines: retryLines(clean.stderr) },
+        { name: 'faulty, until SIGTERM', exit: stopped.exit, seconds: stopped.seconds, peakRssMb: stopped.peakRssMb, retryLines: retryLines(stopped.stderr) },
+        { name: 'faulty, resumed', exit: resumed.exit, seconds: resumed.seconds, peakRssMb: resumed.peakRssMb, retryLines: retryLines(resumed.stderr) },
+      ],
+      lost: objects.filter((o) => !present.has(o.key.slice('set/'.length))).length,
+      failedImages: records.filter((r) => r.error).length,
+      identical: predictionsClean === predictionsFaulty && explanationsClean === explanationsFaulty,
+    };
+  } finally {
+    await proxy.stop();
+    await endpoint.stop();
+    await s3.stop();
+  }
+}
