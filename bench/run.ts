@@ -180,7 +180,7 @@ async function main(): Promise<void> {
   lines.push('## Fault-injection soak', '');
   lines.push(
     `${soak.images} images (24×24 PNG, 4 segments, num_samples 6) listed from the test S3 server, about ${soak.calls} endpoint calls per run, CLI runs in their own processes. ` +
-      'The clean run meets no fault. The faulty run reads and writes S3 through a proxy and meets: 1 % of calls failing with HTTP 500 throughout; a storm of 400 consecutive 429s at 15 % of its calls; an S3 outage (every connection cut) of 3 s at 35 %; SIGTERM at 60 %. It is then resumed over the same output, still with 1 % failing calls.',
+      'The clean run meets no fault. The faulty run reads and writes S3 through a proxy and meets: 1 % of calls failing with HTTP 500 throughout; a 5 s storm in which every call gets 429, at 15 % of its calls; an S3 outage (every connection cut) of 3 s at 35 %; SIGTERM at 60 %. It is then resumed over the same output, still with 1 % failing calls.',
     '',
   );
   lines.push('| faults injected | count |', '| --- | ---: |');

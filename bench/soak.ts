@@ -6,6 +6,7 @@
  * final outputs are byte-identical to the clean run's, and peak RSS of each job process.
  */
 import { spawn } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
@@ -15,6 +16,9 @@ import { startFaultProxy } from '../test/support/fault-proxy.js';
 import * as fx from '../test/support/fixtures.js';
 import { startS3Server } from '../test/support/s3-server.js';
 import { seededRandom } from '../src/explain/random.js';
+
+/** How long the 429 storm lasts: every call in it is throttled. */
+export const STORM_MS = 5000;
 
 export interface SoakResult {
   readonly images: number;
@@ -40,42 +44,52 @@ async function vmHwmMb(pid: number): Promise<number | undefined> {
   return match ? Number(match[1]) / 1024 : undefined;
 }
 
-function startRun(args: readonly string[], env: Record<string, string>): { pid: number; kill: (signal: NodeJS.Signals) => void; done: Promise<ChildRun> } {
+function startRun(args: readonly string[], env: Record<string, string>): { pid: number; kill: (signal: NodeJS.Signals) => void; done: Promise<ChildRun>; ended: () => ChildRun | undefined } {
   const started = performance.now();
   const child = spawn(process.execPath, [CLI, ...args], {
     env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  child.stderr.on('data', (c: Buffer) => {
+    stderr += c.toString();
+    if (process.env['SOAK_LOG']) appendFileSync(process.env['SOAK_LOG'], c);
+  });
   child.stdout.resume();
   let peak = 0;
   const poll = setInterval(() => {
     void vmHwmMb(child.pid!).then((mb) => (peak = Math.max(peak, mb ?? 0)));
   }, 100);
+  let result: ChildRun | undefined;
   const done = new Promise<ChildRun>((resolve) =>
     child.on('close', (exit) => {
       clearInterval(poll);
-      resolve({ exit, seconds: (performance.now() - started) / 1000, peakRssMb: peak, stderr });
+      result = { exit, seconds: (performance.now() - started) / 1000, peakRssMb: peak, stderr };
+      resolve(result);
     }),
   );
-  return { pid: child.pid!, kill: (signal) => child.kill(signal), done };
+  return { pid: child.pid!, kill: (signal) => child.kill(signal), done, ended: () => result };
 }
 
-const until = async (condition: () => boolean): Promise<void> => {
-  while (!condition()) await new Promise((r) => setTimeout(r, 20));
-};
+/** Waits for a condition while a run goes on; a run that ended first is an error that shows its log. */
+async function until(condition: () => boolean, run: { ended: () => ChildRun | undefined }): Promise<void> {
+  while (!condition()) {
+    const ended = run.ended();
+    if (ended) throw new Error(`the faulty run ended (exit ${ended.exit}) before the fault was due:\n${ended.stderr.slice(-3000)}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 export async function runSoak(work: string, count = 2000): Promise<SoakResult> {
   const s3 = await startS3Server();
-  // Faults are decided per request: a 429 storm over a stretch of requests, else 1 % fail with 500.
-  const state = { injecting: false, stormFrom: Number.POSITIVE_INFINITY, stormLength: 400, failedCalls: 0, throttled: 0 };
+  // Faults are decided per request: every call is throttled during a storm, else 1 % fail with 500.
+  const state = { injecting: false, stormUntil: 0, failedCalls: 0, throttled: 0 };
   const random = seededRandom(20261130);
   const endpoint = await startEndpointServer({
     model: (r) => ({ prediction: colourShareModel(r) }),
     faults: (r: DecodedRequest): Fault | undefined => {
       if (!state.injecting) return undefined;
-      if (r.requestNumber >= state.stormFrom && r.requestNumber < state.stormFrom + state.stormLength) {
+      if (performance.now() < state.stormUntil) {
         state.throttled += 1;
         return { status: 429, message: 'storm' };
       }
@@ -110,22 +124,29 @@ export async function runSoak(work: string, count = 2000): Promise<SoakResult> {
     );
     const args = (output: string): string[] => ['run', '--config', config, '--dataset-uri', 's3://soak/set/', '--output', output, '--quiet'];
 
+    process.stderr.write('soak: clean run\n');
     const clean = await startRun(args('s3://results/clean'), s3.env()).done;
-    const callsPerRun = endpoint.requests.length;
+    const callsPerRun = endpoint.answered.filter((status) => status === 200).length;
 
     // The faulty run goes through the proxy; faults are placed by how far its calls have got.
     state.injecting = true;
     const viaProxy = { ...s3.env(), AWS_ENDPOINT_URL_S3: proxy.url };
-    const start = endpoint.requests.length;
-    const progress = (): number => (endpoint.requests.length - start) / callsPerRun;
+    // Progress is answered calls (200s), so faults do not move the schedule.
+    let scanned = endpoint.answered.length;
+    let ok = 0;
+    const progress = (): number => {
+      for (; scanned < endpoint.answered.length; scanned++) if (endpoint.answered[scanned] === 200) ok += 1;
+      return ok / callsPerRun;
+    };
+    process.stderr.write(`soak: clean exit ${clean.exit} in ${clean.seconds.toFixed(0)} s, ${callsPerRun} calls\n${clean.stderr.slice(-2000)}\n`);
     const faulty = startRun(args('s3://results/faulty').filter((a) => a !== '--quiet'), viaProxy);
-    await until(() => progress() >= 0.15);
-    state.stormFrom = endpoint.requests.length + 1;
-    await until(() => progress() >= 0.35);
+    await until(() => progress() >= 0.15, faulty);
+    state.stormUntil = performance.now() + STORM_MS;
+    await until(() => progress() >= 0.35, faulty);
     proxy.mode = 'down';
     await new Promise((r) => setTimeout(r, 3000));
     proxy.mode = 'pass';
-    await until(() => progress() >= 0.6);
+    await until(() => progress() >= 0.6, faulty);
     faulty.kill('SIGTERM');
     const stopped = await faulty.done;
     const resumed = await startRun(args('s3://results/faulty').filter((a) => a !== '--quiet'), viaProxy).done;

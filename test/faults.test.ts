@@ -140,6 +140,40 @@ describe('faults are surfaced fast and clearly', () => {
     }
   });
 
+  it('a 429 storm longer than the retry budget slows the job but fails no image; endless throttling is bounded by max_throttle_seconds', async () => {
+    let first = -1;
+    const stormy = await startEndpointServer({
+      model: (r) => ({ prediction: colourShareModel(r) }),
+      faults: (r) => {
+        if (first < 0) first = r.requestNumber;
+        const n = r.requestNumber - first;
+        return n >= 3 && n < 203 ? { status: 429, message: 'storm' } : undefined;
+      },
+    });
+    try {
+      const data = await images('stormy', Array.from({ length: 6 }, (_, i): fx.Rgb => [200, 20 + i * 10, 20]));
+      const out = path.join(tmp, 'stormy-out');
+      const run = await runCli(['run', '--config', await config('stormy', { endpoint_url: stormy.url, retry_budget: 20 }), '--dataset-uri', data, '--output', out]);
+      assert.equal(run.code, 0, run.stderr);
+      const summary = await readSummary(out);
+      assert.equal(summary.images.failed, 0);
+      assert.ok(summary.endpoint_calls.retries >= 200, `${summary.endpoint_calls.retries} retries: every 429 was retried`);
+      assert.match(run.stderr, /endpoint: \d+ retr(y|ies).*HTTP 429/);
+    } finally {
+      await stormy.stop();
+    }
+    const always = await startEndpointServer({ model: () => ({ prediction: [1, 0, 0] }), faults: () => ({ status: 429, message: 'account limit' }) });
+    try {
+      const data = await images('always429', [[200, 20, 20]]);
+      const out = path.join(tmp, 'always429-out');
+      const run = await runCli(['run', '--config', await config('always429', { endpoint_url: always.url, max_throttle_seconds: 1 }), '--dataset-uri', data, '--output', out]);
+      assert.equal(run.code, 1, run.stderr);
+      assert.match(run.stdout, /still throttled after 1 s: clarify_images\.max_throttle_seconds/);
+    } finally {
+      await always.stop();
+    }
+  });
+
   it('a hung endpoint: each timeout is logged as it happens', async () => {
     const hung = await startEndpointServer({ model: (r) => ({ prediction: colourShareModel(r) }), faults: (r) => (r.requestNumber === 1 ? { delayMs: 3000 } : undefined) });
     try {

@@ -137,6 +137,13 @@ describe('never stale, never stuck, always bounded', () => {
     assert.ok(line!.num_segments >= 3, `segments: ${line!.num_segments}`);
     for (const e of line!.explanations) assert.ok(e.std_errors.every((se) => se === null), JSON.stringify(e.std_errors));
     assert.match(await readFile(path.join(out, 'report.html'), 'utf8'), /± unknown/);
+    assert.match(await readFile(path.join(out, 'report.ipynb'), 'utf8'), /± unknown/);
+    // Resumed, the image's unknown errors come back from its marker as null: still "unknown", no crash.
+    const again = await runCli(['run', '--config', file, '--dataset-uri', dir, '--output', out]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /1 images reused/);
+    assert.match(await readFile(path.join(out, 'report.ipynb'), 'utf8'), /± unknown/);
+    assert.match(await readFile(path.join(out, 'report.html'), 'utf8'), /± unknown/);
   });
 
   it('custom_attributes is redacted in the written config; CR/LF in custom_attributes or target_model is refused', async () => {

@@ -95,6 +95,8 @@ export interface ExtensionConfig {
   s3_max_attempts: number;
   s3_retry_base_delay_ms: number;
   s3_idle_timeout_ms: number;
+  /** How long one call may keep being throttled (429) before it fails; throttles spend neither max_retries nor the budget. */
+  max_throttle_seconds: number;
   /** Stop the job when this many images in a row fail at the endpoint (0: never). */
   stop_after_failed_images: number;
   max_image_pixels: number;

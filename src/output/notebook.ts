@@ -24,6 +24,8 @@ function lines(text: string): string[] {
 /** A Markdown table cell: no pipes or line breaks inside. */
 const cellText = (text: string): string => text.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
 const fmt = (v: number): string => (Math.abs(v) >= 0.001 || v === 0 ? v.toFixed(4) : v.toExponential(2));
+/** A standard error: null or NaN (read back from a resumed image) means unknown. */
+const fmtSe = (v: number | null): string => (v !== null && Number.isFinite(v) ? fmt(v) : 'unknown');
 
 function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
   return [`| ${header.map(cellText).join(' | ')} |`, `| ${header.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.map(cellText).join(' | ')} |`)].join('\n');
@@ -75,7 +77,7 @@ export function renderNotebook(facts: ReportFacts, images: readonly ReportImage[
     const panels = image.panels.map((panel, k) => {
       // The first heatmap is already in the side-by-side picture.
       const heatmap = k > 0 || !image.pair ? picture(`heatmap-${i}-${k}.jpeg`, panel.heatmap, `heatmap ${panel.title}`) : '';
-      const segments = table(['segment', 'SHAP value ± SE'], panel.topSegments.map((s) => [String(s.segment), `${fmt(s.value)} ± ${fmt(s.standardError)}`]));
+      const segments = table(['segment', 'SHAP value ± SE'], panel.topSegments.map((s) => [String(s.segment), `${fmt(s.value)} ± ${fmtSe(s.standardError)}`]));
       return `### ${panel.title}\n\n${heatmap}\n\nprediction ${fmt(panel.prediction)}, base value ${fmt(panel.baseValue)}\n\n${segments}`;
     });
     markdown(

@@ -10,6 +10,12 @@ export interface RetryPolicy {
   readonly maxRetries: number;
   readonly baseDelayMs: number;
   readonly maxDelayMs: number;
+  /**
+   * A throttled call (429, ThrottlingException) says the endpoint is alive but busy: it is retried
+   * for up to this long without spending max_retries or the retry budget (0: throttles count as
+   * ordinary retries).
+   */
+  readonly maxThrottleMs?: number;
 }
 
 export interface CallStats {
@@ -66,6 +72,9 @@ export interface RetryNotice {
   readonly reason: string;
   readonly timeout: boolean;
 }
+
+/** The endpoint refused for load, not for a fault: HTTP 429 or SageMaker's ThrottlingException. */
+export const isThrottle = (error: unknown): boolean => error instanceof EndpointError && (error.status === 429 || error.code === 'ThrottlingException');
 
 const isTimeout = (error: unknown): boolean => error instanceof EndpointError && (error.code === 'ETIMEDOUT' || error.code === 'TimeoutError' || error.code === 'RequestTimeout');
 
@@ -131,6 +140,8 @@ export class EndpointInvoker {
   async invoke(request: InvokeRequest): Promise<InvokeResponse> {
     if (this.cancelled) throw new StopError();
     this.stats.calls += 1;
+    let throttledSince: number | undefined;
+    let throttles = 0;
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.limiter.run(async () => {
@@ -149,6 +160,24 @@ export class EndpointInvoker {
           throw error;
         }
         const retryable = error instanceof EndpointError ? error.retryable : false;
+        // Throttles wait out the endpoint's load, bounded in time; they spend neither attempts nor budget.
+        const maxThrottleMs = this.policy.maxThrottleMs ?? 0;
+        if (isThrottle(error) && maxThrottleMs > 0) {
+          throttledSince ??= performance.now();
+          if (performance.now() - throttledSince < maxThrottleMs) {
+            throttles += 1;
+            this.stats.retries += 1;
+            this.onRetry({ attempt: attempt + 1, maxRetries: this.policy.maxRetries, reason: error instanceof Error ? error.message : String(error), timeout: false });
+            await sleep(backoffDelayMs(Math.min(throttles, 16), this.policy, this.random));
+            if (this.cancelled) throw new StopError();
+            attempt -= 1; // not counted against max_retries
+            continue;
+          }
+          if (error instanceof Error) error.message = `${error.message} (still throttled after ${Math.round(maxThrottleMs / 1000)} s: clarify_images.max_throttle_seconds)`;
+          this.stats.failedCalls += 1;
+          this.settleFirstCall(error);
+          throw error;
+        }
         const timeout = isTimeout(error);
         const withinBudget = retryable && attempt < this.policy.maxRetries && this.budget.tryTake(timeout);
         if (!withinBudget) {

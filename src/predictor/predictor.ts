@@ -35,7 +35,7 @@ export function createInvoker(config: AnalysisConfig, transport: EndpointTranspo
   const ext = config.clarify_images;
   return new EndpointInvoker(
     transport,
-    { maxRetries: ext.max_retries, baseDelayMs: ext.retry_base_delay_ms, maxDelayMs: ext.retry_max_delay_ms },
+    { maxRetries: ext.max_retries, baseDelayMs: ext.retry_base_delay_ms, maxDelayMs: ext.retry_max_delay_ms, maxThrottleMs: ext.max_throttle_seconds * 1000 },
     { mode: ext.concurrency, max: ext.max_concurrency },
     Math.random,
     ext.retry_budget,
