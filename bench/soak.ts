@@ -124,7 +124,6 @@ export async function runSoak(work: string, count = 2000): Promise<SoakResult> {
     );
     const args = (output: string): string[] => ['run', '--config', config, '--dataset-uri', 's3://soak/set/', '--output', output, '--quiet'];
 
-    process.stderr.write('soak: clean run\n');
     const clean = await startRun(args('s3://results/clean'), s3.env()).done;
     const callsPerRun = endpoint.answered.filter((status) => status === 200).length;
 
@@ -138,7 +137,7 @@ export async function runSoak(work: string, count = 2000): Promise<SoakResult> {
       for (; scanned < endpoint.answered.length; scanned++) if (endpoint.answered[scanned] === 200) ok += 1;
       return ok / callsPerRun;
     };
-    process.stderr.write(`soak: clean exit ${clean.exit} in ${clean.seconds.toFixed(0)} s, ${callsPerRun} calls\n${clean.stderr.slice(-2000)}\n`);
+    if (clean.exit !== 0) throw new Error(`the clean soak run failed (exit ${clean.exit}):\n${clean.stderr.slice(-3000)}`);
     const faulty = startRun(args('s3://results/faulty').filter((a) => a !== '--quiet'), viaProxy);
     await until(() => progress() >= 0.15, faulty);
     state.stormUntil = performance.now() + STORM_MS;
