@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CLI, runCli } from './support/cli.js';
+import { writeColourShareConfig } from './support/configs.js';
 import { colourShareModel, meanColour, startEndpointServer, type TestEndpointServer } from './support/endpoint-server.js';
 import { startFaultProxy } from './support/fault-proxy.js';
 import * as fx from './support/fixtures.js';
@@ -45,19 +46,8 @@ describe('faults are surfaced fast and clearly', () => {
     await healthy.stop();
   });
 
-  async function config(name: string, clarify: Record<string, unknown>, predictor: Record<string, unknown> = {}): Promise<string> {
-    const file = path.join(tmp, `${name}.json`);
-    await writeFile(
-      file,
-      JSON.stringify({
-        dataset_type: 'application/x-image',
-        methods: { shap: { num_samples: 6, image_config: { model_type: 'IMAGE_CLASSIFICATION', num_segments: 4 } } },
-        predictor: { content_type: 'image/png', probability: 'prediction', label_headers: ['red', 'green', 'blue'], ...predictor },
-        clarify_images: { retry_base_delay_ms: 5, retry_max_delay_ms: 20, ...clarify },
-      }),
-    );
-    return file;
-  }
+  const config = (name: string, clarify: Record<string, unknown>, predictor: Record<string, unknown> = {}): Promise<string> =>
+    writeColourShareConfig(path.join(tmp, `${name}.json`), { predictor, clarify_images: { retry_base_delay_ms: 5, retry_max_delay_ms: 20, ...clarify } });
 
   async function images(name: string, colours: readonly fx.Rgb[]): Promise<string> {
     const dir = path.join(tmp, name);
@@ -235,16 +225,9 @@ describe('S3 outages and stalls are ridden out', () => {
 
   async function runThroughProxy(name: string, fault: 'down' | 'stall', faultMs: number): Promise<{ code: number | null; stderr: string; faults: { cut: number; stalled: number } }> {
     const proxy = await startFaultProxy(s3.endpoint);
-    const file = path.join(tmp, `${name}.json`);
-    await writeFile(
-      file,
-      JSON.stringify({
-        dataset_type: 'application/x-image',
-        methods: { shap: { num_samples: 6, image_config: { model_type: 'IMAGE_CLASSIFICATION', num_segments: 4 } } },
-        predictor: { content_type: 'image/png', probability: 'prediction', label_headers: ['red', 'green', 'blue'] },
-        clarify_images: { endpoint_url: endpoint.url, s3_retry_base_delay_ms: 200, s3_idle_timeout_ms: 500, stop_after_failed_images: 0 },
-      }),
-    );
+    const file = await writeColourShareConfig(path.join(tmp, `${name}.json`), {
+      clarify_images: { endpoint_url: endpoint.url, s3_retry_base_delay_ms: 200, s3_idle_timeout_ms: 500, stop_after_failed_images: 0 },
+    });
     const child = spawn(process.execPath, [CLI, 'run', '--config', file, '--dataset-uri', 's3://data/set/', '--output', `s3://results/${name}`], {
       env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...s3.env(), AWS_ENDPOINT_URL_S3: proxy.url },
       stdio: ['ignore', 'pipe', 'pipe'],

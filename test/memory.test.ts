@@ -14,6 +14,7 @@ import { validateConfig } from '../src/config/config.js';
 import { decodedSize, fitWithin } from '../src/image/decode.js';
 import type { PredictionRecord } from '../src/output/records.js';
 import { runCli } from './support/cli.js';
+import { writeColourShareConfig } from './support/configs.js';
 import { colourShareModel, startEndpointServer, type TestEndpointServer } from './support/endpoint-server.js';
 
 const MiB = 1024 * 1024;
@@ -77,16 +78,7 @@ describe('big images in a run', () => {
   });
 
   async function run(name: string, clarify: Record<string, unknown>): Promise<{ code: number | null; stdout: string; record: PredictionRecord; out: string }> {
-    const file = path.join(tmp, `${name}.json`);
-    await writeFile(
-      file,
-      JSON.stringify({
-        dataset_type: 'application/x-image',
-        methods: { shap: { num_samples: 16, image_config: { model_type: 'IMAGE_CLASSIFICATION', num_segments: 8 } } },
-        predictor: { content_type: 'image/png', probability: 'prediction', label_headers: ['red', 'green', 'blue'] },
-        clarify_images: { endpoint_url: endpoint.url, ...clarify },
-      }),
-    );
+    const file = await writeColourShareConfig(path.join(tmp, `${name}.json`), { samples: 16, segments: 8, clarify_images: { endpoint_url: endpoint.url, ...clarify } });
     const out = path.join(tmp, `${name}-out`);
     const result = await runCli(['run', '--config', file, '--dataset-uri', path.join(tmp, 'data'), '--output', out]);
     const record = JSON.parse((await readFile(path.join(out, 'predictions.jsonl'), 'utf8')).trim()) as PredictionRecord;
