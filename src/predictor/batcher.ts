@@ -48,6 +48,9 @@ function statusOf(error: unknown): number | undefined {
   return cause instanceof EndpointError ? cause.status : undefined;
 }
 
+/** How long a partly filled batch waits for more masked images before it is sent. */
+export const BATCH_LINGER_MS = 5;
+
 export class NpyBatcher {
   private readonly queues = new Map<string, Waiting[]>();
   private scheduled = false;
@@ -76,12 +79,13 @@ export class NpyBatcher {
       this.queues.set(key, queue);
       if (queue.length >= this.batchSize) this.flush(key);
       else if (!this.scheduled) {
-        // Everything that asks in this turn of the event loop joins the batch.
+        // Masked images come back from worker threads one message at a time: a batch waits a
+        // few milliseconds to fill, then goes as it is.
         this.scheduled = true;
-        setImmediate(() => {
+        setTimeout(() => {
           this.scheduled = false;
           for (const k of [...this.queues.keys()]) this.flush(k);
-        });
+        }, BATCH_LINGER_MS);
       }
     });
   }
