@@ -1,10 +1,11 @@
 /**
  * The CPU-heavy stages, run on a worker thread (one Piscina task each): SLIC with its segment
- * index, one masked image, one Kernel SHAP solve. Inputs arrive in shared memory or as flat
+ * index, one masked image, one Shapley solve (Kernel SHAP or tree-adjusted). Inputs arrive in shared memory or as flat
  * arrays; outputs are moved back, not copied.
  */
 import { Piscina } from 'piscina';
-import { solveKernelShap, type ShapSolution } from '../explain/kernel-shap.js';
+import type { ShapSolution } from '../explain/kernel-shap.js';
+import { solveShapley, type SolveOptions } from '../explain/tree-adjusted.js';
 import { indexSegments, maskImage, type SegmentIndex, sharedMemory } from '../explain/masking.js';
 import type { RgbImage } from '../image/rgb.js';
 import { slic, type SegmentMap, type SlicOptions } from '../segment/slic.js';
@@ -13,7 +14,7 @@ import { type FlatDesign, unflattenDesign, unflattenValues } from './transfer.js
 export type CpuTask =
   | { readonly kind: 'segment'; readonly image: RgbImage; readonly options: SlicOptions }
   | { readonly kind: 'mask'; readonly image: RgbImage; readonly baseline: RgbImage; readonly index: SegmentIndex; readonly mask: Uint8Array }
-  | { readonly kind: 'solve'; readonly design: FlatDesign; readonly values: Float64Array; readonly full: Float64Array; readonly empty: Float64Array };
+  | { readonly kind: 'solve'; readonly design: FlatDesign; readonly values: Float64Array; readonly full: Float64Array; readonly empty: Float64Array; readonly options: SolveOptions };
 
 export interface SegmentResult {
   readonly segments: SegmentMap;
@@ -39,6 +40,6 @@ export default function run(task: CpuTask): SegmentResult | Uint8Array | ShapSol
       return Piscina.move(masked.data) as unknown as Uint8Array;
     }
     case 'solve':
-      return solveKernelShap(unflattenDesign(task.design), unflattenValues(task.values, task.full.length), task.full, task.empty);
+      return solveShapley(unflattenDesign(task.design), unflattenValues(task.values, task.full.length), task.full, task.empty, task.options);
   }
 }

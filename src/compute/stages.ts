@@ -6,7 +6,8 @@
  */
 import os from 'node:os';
 import { Piscina } from 'piscina';
-import { solveKernelShap, type CoalitionDesign, type ShapSolution } from '../explain/kernel-shap.js';
+import type { CoalitionDesign, ShapSolution } from '../explain/kernel-shap.js';
+import { KERNEL_SOLVE, solveShapley, type SolveOptions } from '../explain/tree-adjusted.js';
 import { indexSegments, maskImage, type SegmentIndex } from '../explain/masking.js';
 import { createRgbImage, type RgbImage } from '../image/rgb.js';
 import { StopError } from '../predictor/invoker.js';
@@ -19,7 +20,8 @@ export interface CpuStages {
   segment(image: RgbImage, options: SlicOptions): Promise<{ segments: SegmentMap; index: SegmentIndex }>;
   /** The image with segments whose mask entry is 0 taken from the baseline. */
   mask(image: RgbImage, baseline: RgbImage, index: SegmentIndex, mask: Uint8Array): Promise<RgbImage>;
-  solve(design: CoalitionDesign, values: readonly Float64Array[], full: Float64Array, empty: Float64Array): Promise<ShapSolution>;
+  /** Shapley values from the evaluated coalitions, by the estimator the options name. */
+  solve(design: CoalitionDesign, values: readonly Float64Array[], full: Float64Array, empty: Float64Array, options?: SolveOptions): Promise<ShapSolution>;
   close(): Promise<void>;
 }
 
@@ -31,8 +33,8 @@ export const inlineStages: CpuStages = {
   async mask(image, baseline, index, mask) {
     return maskImage(image, baseline, index, mask);
   },
-  async solve(design, values, full, empty) {
-    return solveKernelShap(design, values, full, empty);
+  async solve(design, values, full, empty, options = KERNEL_SOLVE) {
+    return solveShapley(design, values, full, empty, options);
   },
   async close() {},
 };
@@ -91,8 +93,8 @@ export class WorkerStages implements CpuStages {
     return createRgbImage(image.width, image.height, data);
   }
 
-  solve(design: CoalitionDesign, values: readonly Float64Array[], full: Float64Array, empty: Float64Array): Promise<ShapSolution> {
-    return this.run<ShapSolution>({ kind: 'solve', design: flattenDesign(design), values: flattenValues(values, full.length), full, empty });
+  solve(design: CoalitionDesign, values: readonly Float64Array[], full: Float64Array, empty: Float64Array, options: SolveOptions = KERNEL_SOLVE): Promise<ShapSolution> {
+    return this.run<ShapSolution>({ kind: 'solve', design: flattenDesign(design), values: flattenValues(values, full.length), full, empty, options });
   }
 
   close(): Promise<void> {

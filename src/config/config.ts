@@ -113,6 +113,7 @@ export interface ExtensionConfig {
   merge_timeout_seconds: number;
   shadow_endpoint_timeout_seconds: number;
   shap_tolerance?: number;
+  estimator: 'tree-adjusted' | 'kernel';
 }
 
 /** The effective config: what was given plus every default, as written to the output. */
@@ -475,6 +476,7 @@ export const RESULT_SHAPING_FIELDS: readonly string[] = [
   'predictor.label_headers',
   'clarify_images.baseline_fill',
   'clarify_images.shap_tolerance',
+  'clarify_images.estimator',
   'clarify_images.jpeg_quality',
   'clarify_images.detection_format',
   'clarify_images.detection_fields',

@@ -47,6 +47,7 @@ export class ClassificationExplainer {
       budget,
       random: g.randomFor(key),
       tolerance: g.config.clarify_images.shap_tolerance,
+      solveOptions: g.solveOptionsFor(Array.from(fullScores.keys()).sort((a, b) => fullScores[b]! - fullScores[a]! || a - b)),
       prepareAhead: g.prepareAheadFor(image),
       evaluate: async (masked) => {
         const prediction = await g.predict(masked);

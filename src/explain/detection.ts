@@ -117,6 +117,7 @@ export class DetectionExplainer {
         full: valuesOf(all, objects),
         empty: emptyAll,
         random: g.randomFor(key),
+        solveOptions: g.solveOptionsFor(objects.map((_, k) => k)),
         evaluate: async (masked) => valuesOf(await this.detect(masked), objects),
       });
       calls += result.calls;
@@ -138,6 +139,7 @@ export class DetectionExplainer {
         full,
         empty: Float64Array.of(emptyAll[k]!),
         random: g.randomFor(`${key}\u0000object${k}`),
+        solveOptions: g.solveOptionsFor([0]),
         evaluate: async (masked) => valuesOf(await this.detect(masked), [object]),
       });
       calls += result.calls;

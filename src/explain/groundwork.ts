@@ -3,6 +3,7 @@
  * its baseline, its seeded random stream, its budget, and a way to turn a masked image into an
  * endpoint answer through the job's predictor.
  */
+import { ADJUSTED_OUTPUTS, KERNEL_SOLVE, type SolveOptions } from './tree-adjusted.js';
 import type { AnalysisConfig } from '../config/config.js';
 import { errorMessage, StageError } from '../errors.js';
 import { decodeImage, describeDecodeError } from '../image/decode.js';
@@ -44,6 +45,15 @@ export class ExplanationGroundwork {
   /** The coalition sampler's stream for this image: the seed mixed with the image key. */
   randomFor(key: string): Random {
     return seededRandom((this.seed ^ fnv1a32(key)) >>> 0);
+  }
+
+  /**
+   * The estimator for one image. `ranked` orders the outputs by importance (a classifier's labels
+   * by score); with the tree-adjusted estimator the first `ADJUSTED_OUTPUTS` get a surrogate.
+   */
+  solveOptionsFor(ranked: readonly number[]): SolveOptions {
+    const estimator = this.config.clarify_images.estimator;
+    return estimator === 'kernel' ? KERNEL_SOLVE : { estimator, adjusted: ranked.slice(0, ADJUSTED_OUTPUTS) };
   }
 
   budgetFor(players: number): number {

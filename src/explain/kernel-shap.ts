@@ -294,7 +294,7 @@ const RANK_TOLERANCE = 1e-9;
  * Solve A x = b for symmetric positive (semi-)definite A by Cholesky, several right-hand sides;
  * says whether A had full rank (no pivot collapsed to the ridge).
  */
-function choleskySolve(a: Float64Array, n: number, rhs: Float64Array[]): { solutions: Float64Array[]; fullRank: boolean } {
+export function choleskySolve(a: Float64Array, n: number, rhs: Float64Array[]): { solutions: Float64Array[]; fullRank: boolean } {
   const l = new Float64Array(n * n);
   // A tiny ridge keeps a rank-deficient design (very few samples) solvable; far below any signal.
   let trace = 0;
@@ -327,25 +327,42 @@ function choleskySolve(a: Float64Array, n: number, rhs: Float64Array[]): { solut
   return { solutions, fullRank };
 }
 
-/** β (M − 1 free values) → φ with the last value fixed by efficiency. */
-function withLast(beta: Float64Array, delta: number): Float64Array {
-  const phi = new Float64Array(beta.length + 1);
+/**
+ * An odd interaction term: a set of an odd number (≥ 3) of players. The regression may include such
+ * terms beside the M players: term T contributes γ_T · h_T(S), where h_T(S) = 1 when an odd number of
+ * T's players are in S (0 when none are; 1 when all are), and its Shapley value is γ_T / |T| to each
+ * player of T. Only odd terms matter for Shapley values (an even part of the game has none), and a
+ * term that fits the game's interactions takes them out of the residual the sampling must average.
+ */
+export type OddTerm = readonly number[];
+
+/**
+ * γ (p − 1 free coefficients: players 0 … M − 2, then the extra terms) → φ, with the last player's
+ * coefficient fixed by efficiency (Σ γ = f(all) − f(none)) and each term shared among its players.
+ */
+function shapleyOf(beta: Float64Array, delta: number, m: number, terms: readonly OddTerm[]): Float64Array {
+  const phi = new Float64Array(m);
   let sum = 0;
-  for (let i = 0; i < beta.length; i++) {
-    phi[i] = beta[i]!;
-    sum += beta[i]!;
-  }
-  phi[beta.length] = delta - sum;
+  for (let i = 0; i < beta.length; i++) sum += beta[i]!;
+  for (let i = 0; i < m - 1; i++) phi[i] = beta[i]!;
+  phi[m - 1] = delta - sum;
+  terms.forEach((term, k) => {
+    const share = beta[m - 1 + k]! / term.length;
+    for (const j of term) phi[j] = phi[j]! + share;
+  });
   return phi;
 }
 
 /**
  * Weighted least squares with the efficiency constraint, for several outputs at once.
  * `values[c][o]`: output o of the model on coalition c (same order as design.masks).
+ * With `terms`, the regression also fits those odd interactions (regression-adjusted Kernel SHAP:
+ * the Shapley values of the fitted game, see `OddTerm`); without, it is Kernel SHAP. `withErrors`
+ * false skips the jackknife (standard errors then NaN) for callers that need values only.
  */
-export function solveKernelShap(design: CoalitionDesign, values: readonly Float64Array[], full: Float64Array, empty: Float64Array): ShapSolution {
+export function solveKernelShap(design: CoalitionDesign, values: readonly Float64Array[], full: Float64Array, empty: Float64Array, terms: readonly OddTerm[] = [], withErrors = true): ShapSolution {
   const m = design.features;
-  const n = m - 1;
+  const n = m - 1 + terms.length;
   const outputs = full.length;
   const delta = Float64Array.from(full, (f, o) => f - empty[o]!);
   const row = new Float64Array(n);
@@ -353,10 +370,16 @@ export function solveKernelShap(design: CoalitionDesign, values: readonly Float6
   const prepare = (c: number): void => {
     const mask = design.masks[c]!;
     const last = mask[m - 1]!;
-    for (let i = 0; i < n; i++) row[i] = mask[i]! - last;
+    for (let i = 0; i < m - 1; i++) row[i] = mask[i]! - last;
+    terms.forEach((term, k) => {
+      let parity = 0;
+      for (const j of term) parity ^= mask[j]!;
+      row[m - 1 + k] = parity - last;
+    });
     const v = values[c]!;
     for (let o = 0; o < outputs; o++) targets[o] = v[o]! - empty[o]! - last * delta[o]!;
   };
+  const withLast = (beta: Float64Array, d: number): Float64Array => shapleyOf(beta, d, m, terms);
 
   const enumerated = new NormalEquations(n, outputs);
   const enumWeights = design.enumeratedWeights();
@@ -370,12 +393,13 @@ export function solveKernelShap(design: CoalitionDesign, values: readonly Float6
   const groupCount = units.length;
   const totalUnits = units.reduce((a, b) => a + b, 0);
   const sampled = new NormalEquations(n, outputs);
-  const byGroup = Array.from({ length: groupCount }, () => new NormalEquations(n, outputs));
+  // Per-group parts only feed the jackknife.
+  const byGroup = withErrors ? Array.from({ length: groupCount }, () => new NormalEquations(n, outputs)) : [];
   for (let i = 0; i < weights.length; i++) {
     prepare(design.enumeratedCount + i);
     let sum = 0;
     for (const [g, w] of weights[i]!) {
-      byGroup[g]!.addRow(row, w, targets);
+      if (withErrors) byGroup[g]!.addRow(row, w, targets);
       sum += w;
     }
     sampled.addRow(row, sum, targets);
@@ -392,7 +416,10 @@ export function solveKernelShap(design: CoalitionDesign, values: readonly Float6
     for (const se of standardErrors) se.fill(Number.NaN);
     return { values: values_, standardErrors, identified: solved.fullRank };
   }
-  if (groupCount >= 2) {
+  if (!withErrors) {
+    // Values only (a caller that estimates its own errors): unknown here, never 0.
+    for (const se of standardErrors) se.fill(Number.NaN);
+  } else if (groupCount >= 2) {
     const estimates = byGroup.map((part, g) => {
       const eqs = NormalEquations.combine(enumerated, 1 / (totalUnits - units[g]!), sampled, part);
       return eqs.solve().solutions.map((beta, o) => withLast(beta, delta[o]!));

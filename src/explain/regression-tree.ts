@@ -1,0 +1,210 @@
+/**
+ * Regression trees and forests over coalitions (binary features: player in or out), as the
+ * surrogates of proxy-regression Shapley estimators. A split sends "out" (0) left and "in" (1)
+ * right, like scikit-learn's threshold 0.5 on a 0/1 feature. Two things make trees useful here:
+ * their Shapley values under the game's own baseline are exact and cheap (each leaf is a
+ * conjunction of "in" and "out" conditions), and so is their Walsh–Fourier spectrum.
+ */
+import type { Random } from './random.js';
+
+export interface TreeNode {
+  /** Player split on; −1 for a leaf. */
+  readonly feature: number;
+  readonly value: number;
+  /** Children: out (0) and in (1). */
+  readonly out?: TreeNode;
+  readonly in?: TreeNode;
+}
+
+export interface TreeOptions {
+  /** Deepest split level (unbounded when absent). */
+  readonly maxDepth?: number;
+  /** Players considered per split (all when absent: scikit-learn's regressor default). */
+  readonly maxFeatures?: number;
+  readonly minSamplesLeaf?: number;
+}
+
+/** Coalitions as rows of 0/1 (n × m, row-major). */
+export interface CoalitionRows {
+  readonly players: number;
+  readonly rows: Uint8Array;
+  readonly targets: Float64Array;
+}
+
+/**
+ * CART with squared error, grown greedily: the split with the largest weighted impurity decrease,
+ * ties to the first player in a random order (as scikit-learn permutes features).
+ */
+export function fitTree(data: CoalitionRows, weights: Float64Array, random: Random, options: TreeOptions = {}): TreeNode {
+  const m = data.players;
+  const maxDepth = options.maxDepth ?? Number.POSITIVE_INFINITY;
+  const minLeaf = options.minSamplesLeaf ?? 1;
+  const maxFeatures = Math.min(m, options.maxFeatures ?? m);
+  const order = Array.from({ length: m }, (_, i) => i);
+  // Rows with weight, kept in one array and partitioned in place as the tree grows.
+  const index = new Int32Array(data.targets.length);
+  let count = 0;
+  for (let r = 0; r < data.targets.length; r++) if (weights[r]! > 0) index[count++] = r;
+  const { targets } = data;
+  const n = targets.length;
+  // Column-major copy: a split scans one player's column over the node's rows.
+  const columns = new Uint8Array(n * m);
+  for (let r = 0; r < n; r++) for (let f = 0; f < m; f++) columns[f * n + r] = data.rows[r * m + f]!;
+  const grow = (from: number, to: number, depth: number): TreeNode => {
+    let w = 0;
+    let wy = 0;
+    let wyy = 0;
+    for (let k = from; k < to; k++) {
+      const r = index[k]!;
+      const weight = weights[r]!;
+      const y = targets[r]!;
+      w += weight;
+      wy += weight * y;
+      wyy += weight * y * y;
+    }
+    const value = w > 0 ? wy / w : 0;
+    const impurity = w > 0 ? wyy - (wy * wy) / w : 0;
+    if (depth >= maxDepth || to - from < 2 * minLeaf || impurity <= 1e-14 * Math.max(1, wyy)) return { feature: -1, value };
+    for (let i = m - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      const t = order[i]!;
+      order[i] = order[j]!;
+      order[j] = t;
+    }
+    let best = -1;
+    let bestGain = 1e-12 * Math.max(1, impurity);
+    for (let k = 0; k < maxFeatures; k++) {
+      const f = order[k]!;
+      let w1 = 0;
+      let wy1 = 0;
+      let n1 = 0;
+      const column = f * n;
+      for (let q = from; q < to; q++) {
+        const r = index[q]!;
+        if (columns[column + r]) {
+          const weight = weights[r]!;
+          w1 += weight;
+          wy1 += weight * targets[r]!;
+          n1 += 1;
+        }
+      }
+      const n0 = to - from - n1;
+      const w0 = w - w1;
+      if (n1 < minLeaf || n0 < minLeaf || w1 <= 0 || w0 <= 0) continue;
+      const wy0 = wy - wy1;
+      // Impurity decrease = between-group sum of squares.
+      const gain = (wy1 * wy1) / w1 + (wy0 * wy0) / w0 - (wy * wy) / w;
+      if (gain > bestGain) {
+        bestGain = gain;
+        best = f;
+      }
+    }
+    if (best < 0) return { feature: -1, value };
+    // Partition: rows without the player first, then rows with it.
+    let split = from;
+    for (let q = from; q < to; q++) {
+      const r = index[q]!;
+      if (!columns[best * n + r]) {
+        index[q] = index[split]!;
+        index[split] = r;
+        split += 1;
+      }
+    }
+    return { feature: best, value, out: grow(from, split, depth + 1), in: grow(split, to, depth + 1) };
+  };
+  return grow(0, count, 0);
+}
+
+/** Random forest (Breiman): bootstrap-weighted trees, averaged. scikit-learn's defaults: 100 trees, all players per split. */
+export function fitForest(data: CoalitionRows, random: Random, trees = 100, options: TreeOptions = {}): TreeNode[] {
+  const n = data.targets.length;
+  return Array.from({ length: trees }, () => {
+    const weights = new Float64Array(n);
+    for (let i = 0; i < n; i++) weights[Math.floor(random() * n)]! += 1;
+    return fitTree(data, weights, random, options);
+  });
+}
+
+export function predictTree(tree: TreeNode, mask: ArrayLike<number>): number {
+  let node = tree;
+  while (node.feature >= 0) node = (mask[node.feature] ? node.in : node.out)!;
+  return node.value;
+}
+
+export function predictForest(forest: readonly TreeNode[], mask: ArrayLike<number>): number {
+  let sum = 0;
+  for (const tree of forest) sum += predictTree(tree, mask);
+  return sum / forest.length;
+}
+
+/**
+ * Exact Shapley values of a tree, explaining "everyone in" against "everyone out". A leaf reached
+ * when the p players of P are in and the q of Q are out is the game 1[P ⊆ S, Q ∩ S = ∅]; in a random
+ * order it switches on when the last of P arrives before any of Q: each of P gets
+ * (p−1)! q! / (p+q)! of its value, each of Q loses p! (q−1)! / (p+q)!.
+ */
+export function treeShapley(tree: TreeNode, m: number, into = new Float64Array(m), scale = 1): Float64Array {
+  const path: number[] = [];
+  const sides: number[] = [];
+  const walk = (node: TreeNode): void => {
+    if (node.feature < 0) {
+      let p = 0;
+      for (const s of sides) p += s;
+      const q = sides.length - p;
+      if (p + q === 0) return;
+      const v = node.value * scale;
+      const onIn = p > 0 ? (v * factorialRatio(p - 1, q)) : 0;
+      const onOut = q > 0 ? (v * factorialRatio(p, q - 1)) : 0;
+      path.forEach((f, k) => (into[f] = into[f]! + (sides[k] ? onIn : -onOut)));
+      return;
+    }
+    path.push(node.feature);
+    sides.push(0);
+    walk(node.out!);
+    sides[sides.length - 1] = 1;
+    walk(node.in!);
+    path.pop();
+    sides.pop();
+  };
+  walk(tree);
+  return into;
+}
+
+/** a! b! / (a + b + 1)!, the share of one player in the conjunction of a + b + 1 conditions. */
+function factorialRatio(a: number, b: number): number {
+  // a! b! / (a+b+1)! = 1 / ((a+b+1) · C(a+b, a))
+  let c = 1;
+  for (let i = 1; i <= a; i++) c = (c * (b + i)) / i;
+  return 1 / ((a + b + 1) * c);
+}
+
+export function forestShapley(forest: readonly TreeNode[], m: number): Float64Array {
+  const phi = new Float64Array(m);
+  for (const tree of forest) treeShapley(tree, m, phi, 1 / forest.length);
+  return phi;
+}
+
+/**
+ * Walsh–Fourier spectrum of a tree: f(S) = Σ_T c_T · (−1)^|S ∩ T|. Keys are sorted player lists
+ * joined by commas ("" for the constant). A split on f turns children L (out) and R (in) into
+ * (L + R)/2 + (L − R)/2 · (−1)^[f ∈ S].
+ */
+export function treeFourier(tree: TreeNode, into = new Map<string, number>(), scale = 1): Map<string, number> {
+  const expand = (node: TreeNode): Map<string, number> => {
+    if (node.feature < 0) return new Map([['', node.value]]);
+    const left = expand(node.out!);
+    const right = expand(node.in!);
+    const out = new Map<string, number>();
+    for (const key of new Set([...left.keys(), ...right.keys()])) {
+      const l = left.get(key) ?? 0;
+      const r = right.get(key) ?? 0;
+      out.set(key, (out.get(key) ?? 0) + (l + r) / 2);
+      const players = key === '' ? [node.feature] : [...key.split(',').map(Number), node.feature].sort((a, b) => a - b);
+      const joined = players.join(',');
+      out.set(joined, (out.get(joined) ?? 0) + (l - r) / 2);
+    }
+    return out;
+  };
+  for (const [key, value] of expand(tree)) into.set(key, (into.get(key) ?? 0) + value * scale);
+  return into;
+}

@@ -1,0 +1,226 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { KernelShapDesign, solveKernelShap } from '../src/explain/kernel-shap.js';
+import { seededRandom } from '../src/explain/random.js';
+import { fitForest, fitTree, forestShapley, predictForest, treeFourier } from '../src/explain/regression-tree.js';
+import { leadingTriples, mixingWeights, solveShapley, solveTreeAdjusted } from '../src/explain/tree-adjusted.js';
+import { exactShapley, relativeSquaredError } from './support/exact-shapley.js';
+import { oddShap } from '../bench/anchors/oddshap.js';
+import { regressionMsr } from '../bench/anchors/regression-msr.js';
+
+const bitsOf = (s: number, m: number): Uint8Array => Uint8Array.from({ length: m }, (_, i) => (s >> i) & 1);
+
+/**
+ * An image-like game: a saturating score of segments acting jointly (the "face" 0–2 must all show
+ * to count fully), plus additive context and one adjacent pair; outputs 2 labels.
+ */
+function imageGame(m: number, seed: number): (mask: Uint8Array) => Float64Array {
+  const random = seededRandom(seed);
+  const a = Array.from({ length: m }, () => random() * 0.6 - 0.2);
+  return (mask) => {
+    let z = -3;
+    for (let i = 0; i < m; i++) z += mask[i]! * a[i]!;
+    z += 5 * (mask[0]! & mask[1]! & mask[2]!) + 1.5 * (mask[3]! & mask[4]!);
+    const p = 1 / (1 + Math.exp(-z));
+    return Float64Array.of(p, 1 - p * p);
+  };
+}
+
+function exactOf(m: number, outputs: number, game: (mask: Uint8Array) => Float64Array): Float64Array[] {
+  return exactShapley(m, outputs, (s) => Array.from(game(bitsOf(s, m))));
+}
+
+function run(m: number, budget: number, seed: number, game: (mask: Uint8Array) => Float64Array, estimator: 'kernel' | 'tree-adjusted') {
+  const design = KernelShapDesign.plan(m, budget, seededRandom(seed));
+  const values = design.masks.map(game);
+  const full = game(new Uint8Array(m).fill(1));
+  const empty = game(new Uint8Array(m));
+  return { design, full, empty, solution: solveShapley(design, values, full, empty, { estimator, seed }) };
+}
+
+describe('regression trees over coalitions', () => {
+  it("a forest's Shapley values equal exact enumeration of the forest's own game", () => {
+    const m = 7;
+    const game = imageGame(m, 3);
+    const rows = new Uint8Array(128 * m);
+    const targets = new Float64Array(128);
+    for (let s = 0; s < 128; s++) {
+      rows.set(bitsOf(s, m), s * m);
+      targets[s] = game(bitsOf(s, m))[0]! + (s % 5) * 0.01;
+    }
+    const forest = fitForest({ players: m, rows, targets }, seededRandom(1), 5);
+    const exact = exactShapley(m, 1, (s) => [predictForest(forest, bitsOf(s, m))])[0]!;
+    const fast = forestShapley(forest, m);
+    for (let i = 0; i < m; i++) assert.ok(Math.abs(fast[i]! - exact[i]!) < 1e-12, `player ${i}: ${fast[i]} vs ${exact[i]}`);
+  });
+
+  it("a tree's Walsh–Fourier spectrum reproduces its predictions everywhere", () => {
+    const m = 6;
+    const game = imageGame(m, 4);
+    const rows = new Uint8Array(64 * m);
+    const targets = new Float64Array(64);
+    for (let s = 0; s < 64; s++) {
+      rows.set(bitsOf(s, m), s * m);
+      targets[s] = game(bitsOf(s, m))[0]!;
+    }
+    const tree = fitTree({ players: m, rows, targets }, new Float64Array(64).fill(1), seededRandom(2), { maxDepth: 4 });
+    const spectrum = treeFourier(tree);
+    for (let s = 0; s < 64; s++) {
+      let value = 0;
+      for (const [key, c] of spectrum) {
+        const players = key === '' ? [] : key.split(',').map(Number);
+        value += c * (players.reduce((p, j) => p ^ ((s >> j) & 1), 0) ? -1 : 1);
+      }
+      assert.ok(Math.abs(value - predictForest([tree], bitsOf(s, m))) < 1e-12);
+    }
+  });
+});
+
+describe('Kernel SHAP with odd interaction terms', () => {
+  it('without extra terms it is Kernel SHAP; with every odd triple it stays exact on a complete design', () => {
+    const m = 6;
+    const game = imageGame(m, 5);
+    const design = KernelShapDesign.plan(m, 2 ** m, seededRandom(1));
+    assert.ok(design.exact);
+    const values = design.masks.map(game);
+    const full = game(new Uint8Array(m).fill(1));
+    const empty = game(new Uint8Array(m));
+    const exact = exactOf(m, 2, game);
+    const triples: number[][] = [];
+    for (let a = 0; a < m; a++) for (let b = a + 1; b < m; b++) for (let c = b + 1; c < m; c++) triples.push([a, b, c]);
+    for (const solution of [solveKernelShap(design, values, full, empty), solveKernelShap(design, values, full, empty, triples)]) {
+      for (let o = 0; o < 2; o++) for (let i = 0; i < m; i++) assert.ok(Math.abs(solution.values[o]![i]! - exact[o]![i]!) < 1e-9);
+    }
+  });
+
+  it('a game made of one odd triple is recovered exactly from a sample once the triple is a term', () => {
+    const m = 10;
+    const game = (mask: Uint8Array): Float64Array => Float64Array.of(0.3 * mask[1]! - 0.2 * mask[7]! + ((mask[2]! ^ mask[5]! ^ mask[8]!) ? 1 : 0));
+    const design = KernelShapDesign.plan(m, 120, seededRandom(4));
+    assert.ok(!design.exact);
+    const values = design.masks.map(game);
+    const solution = solveKernelShap(design, values, game(new Uint8Array(m).fill(1)), game(new Uint8Array(m)), [[2, 5, 8]]);
+    const exact = exactOf(m, 1, game)[0]!;
+    const plain = solveKernelShap(design, values, game(new Uint8Array(m).fill(1)), game(new Uint8Array(m)));
+    assert.ok(relativeSquaredError(solution.values[0]!, exact) < 1e-20, 'with the term: exact');
+    assert.ok(relativeSquaredError(plain.values[0]!, exact) > 1e-6, 'without it: sampling error');
+  });
+
+  it('leading triples come from the players with the largest values, within the budget', () => {
+    const terms = leadingTriples(Float64Array.of(0.1, -0.9, 0.05, 0.5, 0.3, -0.01), 8 * 4);
+    assert.deepEqual(terms, [[0, 1, 3], [0, 1, 4], [0, 3, 4], [1, 3, 4]]);
+    assert.deepEqual(leadingTriples(Float64Array.of(1, 2, 3), 7), []);
+  });
+});
+
+describe('tree-adjusted estimator', () => {
+  it('is exact when every coalition is evaluated, for every output', () => {
+    const m = 8;
+    const game = imageGame(m, 6);
+    const { design, solution } = run(m, 2 ** m, 1, game, 'tree-adjusted');
+    assert.ok(design.exact);
+    const exact = exactOf(m, 2, game);
+    for (let o = 0; o < 2; o++) for (let i = 0; i < m; i++) assert.ok(Math.abs(solution.values[o]![i]! - exact[o]![i]!) < 1e-9);
+  });
+
+  it('holds efficiency exactly at every budget and output', () => {
+    const m = 12;
+    const game = imageGame(m, 7);
+    for (const budget of [40, 150, 600]) {
+      const { full, empty, solution } = run(m, budget, 2, game, 'tree-adjusted');
+      for (let o = 0; o < 2; o++) {
+        const sum = solution.values[o]!.reduce((a, b) => a + b, 0);
+        assert.ok(Math.abs(sum - (full[o]! - empty[o]!)) < 1e-9, `budget ${budget}, output ${o}: ${sum} vs ${full[o]! - empty[o]!}`);
+      }
+    }
+  });
+
+  it('repeats exactly per seed, and differs across seeds', () => {
+    const m = 12;
+    const game = imageGame(m, 8);
+    const a = run(m, 300, 3, game, 'tree-adjusted').solution;
+    const b = run(m, 300, 3, game, 'tree-adjusted').solution;
+    const c = run(m, 300, 4, game, 'tree-adjusted').solution;
+    assert.deepEqual(a.values, b.values);
+    assert.deepEqual(a.standardErrors, b.standardErrors);
+    assert.notDeepEqual(a.values, c.values);
+  });
+
+  it('uses the same coalitions as Kernel SHAP, none twice', () => {
+    const m = 12;
+    const game = imageGame(m, 9);
+    const adjusted = run(m, 300, 5, game, 'tree-adjusted').design;
+    const kernel = run(m, 300, 5, game, 'kernel').design;
+    assert.deepEqual(adjusted.masks, kernel.masks);
+    assert.equal(new Set(adjusted.masks.map((x) => x.join(''))).size, adjusted.masks.length);
+  });
+
+  it('beats Kernel SHAP on a game with joint segments, and its ±1.96 SE cover 90–98 % of true errors', () => {
+    const m = 12;
+    const game = imageGame(m, 10);
+    const exact = exactOf(m, 2, game);
+    let inside = 0;
+    let total = 0;
+    const errors = { adjusted: 0, kernel: 0 };
+    for (let seed = 0; seed < 24; seed++) {
+      const adjusted = run(m, 400, seed, game, 'tree-adjusted').solution;
+      const kernel = run(m, 400, seed, game, 'kernel').solution;
+      errors.adjusted += relativeSquaredError(adjusted.values[0]!, exact[0]!);
+      errors.kernel += relativeSquaredError(kernel.values[0]!, exact[0]!);
+      for (let o = 0; o < 2; o++) {
+        for (let i = 0; i < m; i++) {
+          total += 1;
+          if (Math.abs(adjusted.values[o]![i]! - exact[o]![i]!) <= 1.96 * adjusted.standardErrors[o]![i]!) inside += 1;
+        }
+      }
+    }
+    const coverage = inside / total;
+    assert.ok(errors.adjusted * 5 < errors.kernel, `error ${errors.adjusted / 24} vs Kernel SHAP ${errors.kernel / 24}`);
+    assert.ok(coverage >= 0.9 && coverage <= 0.98, `coverage ${coverage}`);
+  });
+
+  it('only the outputs it is told to adjust get a forest; the rest are Kernel SHAP', () => {
+    const m = 10;
+    const game = imageGame(m, 11);
+    const design = KernelShapDesign.plan(m, 200, seededRandom(6));
+    const values = design.masks.map(game);
+    const full = game(new Uint8Array(m).fill(1));
+    const empty = game(new Uint8Array(m));
+    const onlyFirst = solveTreeAdjusted(design, values, full, empty, 6, [0]);
+    const kernel = solveKernelShap(design, values, full, empty);
+    assert.deepEqual(onlyFirst.values[1], kernel.values[1]);
+    assert.notDeepEqual(onlyFirst.values[0], kernel.values[0]);
+  });
+});
+
+describe('mixing weights', () => {
+  it('put all weight on a candidate with no spread, and split two independent equal spreads evenly', () => {
+    const noisy = [Float64Array.of(1, 2), Float64Array.of(2, 1), Float64Array.of(0, 0), Float64Array.of(1, 1)];
+    const steady = noisy.map(() => Float64Array.of(5, 5));
+    assert.deepEqual(mixingWeights([noisy, steady]), [0, 1]);
+    const a = [Float64Array.of(1), Float64Array.of(-1), Float64Array.of(1), Float64Array.of(-1)];
+    const b = [Float64Array.of(1), Float64Array.of(1), Float64Array.of(-1), Float64Array.of(-1)];
+    const w = mixingWeights([a, b]);
+    assert.ok(Math.abs(w[0]! - 0.5) < 1e-12 && Math.abs(w[1]! - 0.5) < 1e-12, String(w));
+  });
+});
+
+describe('benchmark anchors', () => {
+  it('RegressionMSR and OddSHAP are exact when the budget covers every coalition', () => {
+    const m = 7;
+    const game = (mask: Uint8Array): number => imageGame(m, 12)(mask)[0]!;
+    const exact = exactShapley(m, 1, (s) => [game(bitsOf(s, m))])[0]!;
+    for (const phi of [regressionMsr(m, 2 ** m, game, seededRandom(1), 'forest').values, regressionMsr(m, 2 ** m, game, seededRandom(1), 'tree').values, oddShap(m, 2 ** m, game, seededRandom(1)).values]) {
+      assert.ok(relativeSquaredError(phi, exact) < 1e-18, String(relativeSquaredError(phi, exact)));
+    }
+  });
+
+  it('they charge every distinct coalition, empty and full included, to the budget', () => {
+    const m = 12;
+    const game = (mask: Uint8Array): number => imageGame(m, 13)(mask)[0]!;
+    for (const calls of [64, 300]) {
+      assert.equal(regressionMsr(m, calls, game, seededRandom(2), 'forest').calls, calls);
+      assert.equal(oddShap(m, calls, game, seededRandom(2)).calls, calls);
+    }
+  });
+});
