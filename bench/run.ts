@@ -9,7 +9,7 @@ import { DEFAULT_SIZE_SAMPLING } from '../src/explain/kernel-shap.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { runAccuracy } from './accuracy.js';
-import { ANCHORS, BUDGETS, callsToReach, geometricMean, mean, METHOD_LABELS, METHODS, type GameResult, runEstimators } from './estimators.js';
+import { estimatorSection, runEstimators } from './estimators.js';
 import { runLargeImages, runMemory } from './memory.js';
 import { runSoak } from './soak.js';
 import { runAdaptive, runBatching, runClientCost, runCores, runSaturation } from './throughput.js';
@@ -33,73 +33,6 @@ async function repeat<T>(times: number, run: () => Promise<T[]>): Promise<T[][]>
 }
 
 const ESTIMATOR_SEEDS = 20;
-
-function estimatorSection(results: readonly GameResult[]): string[] {
-  const lines: string[] = [];
-  const seeds = results[0]!.seeds;
-  const err = (r: GameResult, method: (typeof METHODS)[number], b: number): number => mean(r.errors[method][b]!);
-  const last = BUDGETS.length - 1;
-  lines.push('## Estimators side by side on image games', '');
-  lines.push(
-    `Error = ‖φ̂ − φ‖² / ‖φ‖², mean over ${seeds} seeds, at each budget of endpoint calls (every distinct coalition a method evaluates, the empty and full images included). ` +
-      'Games from the bundled models are exact: all 2^M coalitions evaluated once through the model and cached (`node dist/bench/games/make-games.js`; our SLIC segments, gray masking). ' +
-      'Methods: **tree-adjusted** (new default: a random forest fit to the coalitions, its exact Shapley values, plus our Kernel SHAP on the residual; src/explain/tree-adjusted.ts); **our Kernel SHAP** (the estimator before); **shap KernelExplainer sampling** (sizes by kernel mass, paired, small sizes enumerated); ' +
-      '**RegressionMSR** (Witter, Liu & Musco 2025) with a random-forest proxy (100 trees) and with one decision tree, and **OddSHAP** (Fumagalli et al. 2026) with its decision-tree surrogate, both as shapiq 1.4 runs them, reimplemented in bench/anchors/.',
-    '',
-  );
-  for (const r of results) {
-    lines.push(`### ${r.name} (M = ${r.players})`, '', `${r.description}.${r.referenceError > 0 ? ` The reference's own error (Σ SE² / ‖φ‖², from its jackknife) is ${r.referenceError.toExponential(1)}: errors near that are the reference's, not the method's.` : ''}`, '');
-    lines.push(`| calls | ${METHODS.map((m) => METHOD_LABELS[m]).join(' | ')} | best anchor ÷ new |`, `| ---: | ${METHODS.map(() => '---:').join(' | ')} | ---: |`);
-    BUDGETS.forEach((calls, b) => {
-      const best = Math.min(...ANCHORS.map((a) => err(r, a, b)));
-      lines.push(`| ${calls} | ${METHODS.map((m) => err(r, m, b).toExponential(2)).join(' | ')} | ${(best / err(r, 'tree-adjusted', b)).toFixed(2)}× |`);
-    });
-    lines.push('');
-  }
-  const byKind = (kind: GameResult['kind']): GameResult[] => results.filter((r) => r.kind === kind);
-  const ratio = (games: readonly GameResult[], anchor: (typeof METHODS)[number], budgets: readonly number[]): number =>
-    geometricMean(games.flatMap((r) => budgets.map((b) => err(r, anchor, b) / err(r, 'tree-adjusted', b))));
-  const allBudgets = BUDGETS.map((_, b) => b);
-  const real = results.filter((r) => r.kind !== 'synthetic');
-  lines.push('### Summary: error of each method ÷ error of the new estimator (geometric mean; > 1 means the new one is better)', '');
-  lines.push('| method | all real games, all budgets | classifier games, all budgets | classifier games at 2048 | detector games at 2048 | synthetic games, all budgets |', '| --- | ---: | ---: | ---: | ---: | ---: |');
-  for (const method of METHODS.filter((m) => m !== 'tree-adjusted')) {
-    lines.push(
-      `| ${METHOD_LABELS[method]} | ${ratio(real, method, allBudgets).toFixed(2)} | ${ratio(byKind('classification'), method, allBudgets).toFixed(2)} | ${ratio(byKind('classification'), method, [last]).toFixed(2)} | ${ratio(byKind('detection'), method, [last]).toFixed(2)} | ${ratio(byKind('synthetic'), method, allBudgets).toFixed(2)} |`,
-    );
-  }
-  lines.push('');
-  lines.push('### Where the new estimator is ahead of both anchors (budgets ≥ 256)', '');
-  lines.push('| game | budgets ahead of RegressionMSR (forest) and OddSHAP | behind at |', '| --- | --- | --- |');
-  for (const r of results) {
-    const ahead: number[] = [];
-    const behind: string[] = [];
-    BUDGETS.forEach((calls, b) => {
-      if (calls < 256) return;
-      const worst = ANCHORS.filter((a) => err(r, a, b) <= err(r, 'tree-adjusted', b));
-      if (worst.length === 0) ahead.push(calls);
-      else behind.push(`${calls} (${worst.map((a) => `${METHOD_LABELS[a].split(',')[0]} ${(err(r, a, b) / err(r, 'tree-adjusted', b)).toFixed(2)}×`).join(', ')})`);
-    });
-    lines.push(`| ${r.name} | ${ahead.join(', ') || 'none'} | ${behind.join('; ') || '—'} |`);
-  }
-  lines.push('');
-  lines.push("### Calls the new estimator needs to match each anchor's error at 2048 calls", '', 'Interpolated (log-log) on the budget grid above.', '');
-  lines.push(`| game | ${ANCHORS.map((a) => `${METHOD_LABELS[a]} at 2048`).join(' | ')} | ${ANCHORS.map((a) => `calls to match ${METHOD_LABELS[a].split(',')[0]}`).join(' | ')} |`, `| --- | ${ANCHORS.map(() => '---:').join(' | ')} | ${ANCHORS.map(() => '---:').join(' | ')} |`);
-  for (const r of results) {
-    const targets = ANCHORS.map((a) => err(r, a, last));
-    lines.push(`| ${r.name} | ${targets.map((t) => t.toExponential(2)).join(' | ')} | ${targets.map((t) => callsToReach(r, t) ?? '> 2048').join(' | ')} |`);
-  }
-  lines.push('');
-  lines.push('### Standard errors: share of true errors inside ±1.96 SE', '', `Over every player and ${seeds} seeds (goal 90–98 %). The new estimator's SEs come from a delete-a-fold jackknife that refits the forest in each of its 10 replicates.`, '');
-  lines.push(`| game | ${results[0]!.coverage.map((c) => `new, ${c.calls} calls`).join(' | ')} | ${results[0]!.coverage.map((c) => `Kernel SHAP, ${c.calls} calls`).join(' | ')} |`, `| --- | ${results[0]!.coverage.map(() => '---:').join(' | ')} | ${results[0]!.coverage.map(() => '---:').join(' | ')} |`);
-  for (const r of results) lines.push(`| ${r.name} | ${r.coverage.map((c) => `${(c.treeAdjusted * 100).toFixed(1)} %`).join(' | ')} | ${r.coverage.map((c) => `${(c.kernel * 100).toFixed(1)} %`).join(' | ')} |`);
-  lines.push('');
-  lines.push('### CPU per estimate', '', `Seconds of this process per estimate, mean over all games, budgets and seeds (the endpoint calls themselves are cached, so this is the estimator's own work).`, '');
-  lines.push(`| ${METHODS.map((m) => METHOD_LABELS[m]).join(' | ')} |`, `| ${METHODS.map(() => '---:').join(' | ')} |`);
-  const runs = results.length * BUDGETS.length * seeds;
-  lines.push(`| ${METHODS.map((m) => (results.reduce((a, r) => a + r.seconds[m], 0) / runs).toFixed(3)).join(' | ')} |`, '');
-  return lines;
-}
 
 async function main(): Promise<void> {
   const started = Date.now();

@@ -52,6 +52,14 @@ describe('config', () => {
     assert.equal(config.clarify_images.detection_format, 'clarify');
     assert.equal(config.clarify_images.concurrency, 'adaptive');
     assert.equal(config.clarify_images.missing_label_score, 'error');
+    assert.equal(config.clarify_images.estimator, 'tree-adjusted');
+  });
+
+  it('names the path of an unknown estimator and lists the two there are', () => {
+    const problems = problemsOf(withChange((c) => ((c as { clarify_images?: Record<string, unknown> }).clarify_images = { estimator: 'lime' })));
+    assert.equal(problems.length, 1);
+    assert.equal(problems[0]!.path, 'clarify_images.estimator');
+    assert.match(problems[0]!.message, /tree-adjusted.*kernel.*got "lime"/);
   });
 
   it('takes what the SDK accepts: any case for dataset_type, content_type and accept_type; integer label_headers; image_config.debug', () => {

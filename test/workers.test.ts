@@ -84,7 +84,8 @@ describe('CPU-heavy stages on worker threads', () => {
   }
 
   it('the worker stages give what the inline stages give: segments, index, masked images and the solve', async () => {
-    const image = waves(120, 90);
+    // Larger than INLINE_MASK_PIXELS, so masking goes to a worker too.
+    const image = waves(400, 300);
     const stages = new WorkerStages(2);
     try {
       const here = await inlineStages.segment(image, { numSegments: 20, compactness: 5 });
@@ -92,7 +93,7 @@ describe('CPU-heavy stages on worker threads', () => {
       assert.deepEqual([...there.segments.labels], [...here.segments.labels]);
       assert.deepEqual([...there.index.offsets], [...here.index.offsets]);
       assert.ok(there.segments.labels.buffer instanceof SharedArrayBuffer, 'labels are shared, not copied per task');
-      const baseline = createRgbImage(120, 90);
+      const baseline = createRgbImage(400, 300);
       const mask = Uint8Array.from({ length: here.segments.count }, (_, j) => j % 2);
       assert.deepEqual((await stages.mask(image, baseline, there.index, mask)).data, (await inlineStages.mask(image, baseline, here.index, mask)).data);
       const m = here.segments.count;
@@ -104,6 +105,13 @@ describe('CPU-heavy stages on worker threads', () => {
       const b = await stages.solve(design, values, full, empty);
       assert.deepEqual(b.values, a.values);
       assert.deepEqual(b.standardErrors, a.standardErrors);
+      // The tree-adjusted solve (forests, jackknife, mixing) repeats exactly on a worker.
+      const options = { estimator: 'tree-adjusted', seed: 9, adjusted: [1, 0] } as const;
+      const c = await inlineStages.solve(design, values, full, empty, options);
+      const d = await stages.solve(design, values, full, empty, options);
+      assert.deepEqual(d.values, c.values);
+      assert.deepEqual(d.standardErrors, c.standardErrors);
+      assert.notDeepEqual(c.values, a.values);
     } finally {
       await stages.close();
     }

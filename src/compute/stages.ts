@@ -39,6 +39,9 @@ export const inlineStages: CpuStages = {
   async close() {},
 };
 
+/** Images this small (256 × 256) are masked on the calling thread. */
+export const INLINE_MASK_PIXELS = 256 * 256;
+
 /** Worker threads the job uses by default: every core the process may use. */
 export function defaultWorkerCount(): number {
   return Math.max(1, os.availableParallelism());
@@ -89,6 +92,9 @@ export class WorkerStages implements CpuStages {
   }
 
   async mask(image: RgbImage, baseline: RgbImage, index: SegmentIndex, mask: Uint8Array): Promise<RgbImage> {
+    // A small image masks in well under a millisecond: here, rather than queued behind a
+    // segmentation or a solve that may hold every worker for seconds.
+    if (image.width * image.height <= INLINE_MASK_PIXELS) return maskImage(image, baseline, index, mask);
     const data = await this.run<Uint8Array>({ kind: 'mask', image: this.share(image), baseline: this.share(baseline), index, mask });
     return createRgbImage(image.width, image.height, data);
   }

@@ -44,6 +44,12 @@ export const ADJUSTED_OUTPUTS = 3;
 /** Trees per forest: 30, 50 and 100 gave the same error on the benchmark games (within 10 %); each tree costs. */
 export const SURROGATE_TREES = 30;
 
+/**
+ * Below this many coalitions per player a surrogate has too little to learn from (and the fits
+ * grow with the players): Kernel SHAP alone answers.
+ */
+export const MIN_CALLS_PER_PLAYER = 8;
+
 /** Every coalition was evaluated: Kernel SHAP alone is already exact. */
 function isComplete(design: CoalitionDesign): boolean {
   return design.features < 31 && design.enumeratedCount === design.masks.length && design.masks.length === 2 ** design.features - 2;
@@ -51,7 +57,9 @@ function isComplete(design: CoalitionDesign): boolean {
 
 export function solveShapley(design: CoalitionDesign, values: readonly Float64Array[], full: Float64Array, empty: Float64Array, options: SolveOptions = KERNEL_SOLVE): ShapSolution {
   const adjusted = options.adjusted ?? Array.from(full, (_, o) => o);
-  if (options.estimator === 'kernel' || isComplete(design) || adjusted.length === 0) return solveKernelShap(design, values, full, empty);
+  if (options.estimator === 'kernel' || isComplete(design) || adjusted.length === 0 || design.masks.length < MIN_CALLS_PER_PLAYER * design.features) {
+    return solveKernelShap(design, values, full, empty);
+  }
   return solveTreeAdjusted(design, values, full, empty, options.seed ?? 0, adjusted);
 }
 
