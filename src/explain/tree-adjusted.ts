@@ -189,11 +189,13 @@ export function withoutGroups(design: CoalitionDesign, dropped: (group: number) 
  * every replicate: the surrogate is fit to the same samples it corrects, so its own sampling noise
  * must be in the error bars (holding it fixed gave 56 % coverage instead of 95 %).
  *
- * The same replicates also weigh the adjusted estimate against plain Kernel SHAP. Both are unbiased
- * for the same values and both hold efficiency, so per output the answer is λ·adjusted + (1 − λ)·plain
- * with the λ ∈ [0, 1] that minimises the jackknife variance of the mix: on a game a forest fits
- * (faces, saturated classifiers) λ is near 1; on a nearly additive one, where the forest only adds
- * noise, it falls toward plain Kernel SHAP instead of losing to it.
+ * The same replicates weigh the four candidates (see `Candidates`). All aim at the same values and
+ * all hold efficiency, so per output the answer is their mix with the weights (≥ 0, summing to 1)
+ * of least jackknife variance: on a game a forest fits (saturated classifiers) the forest weighs
+ * most; on a sparse one (a detector's face) the Fourier terms; on a nearly additive one, where a
+ * forest only adds noise, plain Kernel SHAP. The replicates cannot see the lean a surrogate fit to
+ * its own samples gives them all, so the jackknife's bias estimate joins the standard errors; on
+ * near-exact detector games they still undercover (BENCHMARKS.md).
  */
 export function solveTreeAdjusted(design: CoalitionDesign, values: readonly Float64Array[], full: Float64Array, empty: Float64Array, seed: number, outputs: readonly number[] = Array.from(full, (_, o) => o)): ShapSolution {
   const adjusted = new Set(outputs);
