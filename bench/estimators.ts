@@ -240,7 +240,7 @@ export function estimatorSection(results: readonly GameResult[]): string[] {
   lines.push(
     `Error = ‖φ̂ − φ‖² / ‖φ‖², mean over ${seeds} seeds, at each budget of endpoint calls (every distinct coalition a method evaluates, the empty and full images included). ` +
       'Games from the bundled models are exact: all 2^M coalitions evaluated once through the model and cached (`node dist/bench/games/make-games.js`; our SLIC segments, gray masking). ' +
-      'Methods: **tree-adjusted** (new default: a random forest fit to the coalitions, its exact Shapley values, plus our Kernel SHAP on the residual; src/explain/tree-adjusted.ts); **our Kernel SHAP** (the estimator before); **shap KernelExplainer sampling** (sizes by kernel mass, paired, small sizes enumerated); ' +
+      'Methods: **tree-adjusted** (new default: a random forest fit to the coalitions, its exact Shapley values, plus our Kernel SHAP on the residual, mixed with Kernel SHAP, odd-interaction regressions and the forest alone at least jackknife variance; src/explain/tree-adjusted.ts); **our Kernel SHAP** (the estimator before); **shap KernelExplainer sampling** (sizes by kernel mass, paired, small sizes enumerated); ' +
       '**RegressionMSR** (Witter, Liu & Musco 2025) with a random-forest proxy (100 trees) and with one decision tree, and **OddSHAP** (Fumagalli et al. 2026) with its decision-tree surrogate, both as shapiq 1.4 runs them, reimplemented in bench/anchors/.',
     '',
   );
@@ -270,14 +270,16 @@ export function estimatorSection(results: readonly GameResult[]): string[] {
   const detectors = byKind('detection');
   const bestAnchorRatio = (games: readonly GameResult[], budgets: readonly number[]): number =>
     geometricMean(games.flatMap((r) => budgets.map((b) => Math.min(...ANCHORS.map((a) => err(r, a, b))) / err(r, 'tree-adjusted', b))));
-  const classifierGain = bestAnchorRatio(classifiers, allBudgets);
-  const shapGain = ratio(classifiers, 'shap-kernel', allBudgets);
+  // The issue's goals are set for budgets 128–2048; 64 calls is shown beside them.
+  const goalBudgets = BUDGETS.flatMap((calls, b) => (calls >= 128 ? [b] : []));
+  const classifierGain = bestAnchorRatio(classifiers, goalBudgets);
+  const shapGain = ratio(classifiers, 'shap-kernel', goalBudgets);
   const detectorWorst = Math.max(...detectors.map((r) => err(r, 'tree-adjusted', last)));
   const goal = (met: boolean): string => (met ? 'met' : '**missed**');
   lines.push('### The goals of issue #13', '');
   lines.push(
-    `- Classifier games, geometric mean over games and budgets of (best anchor's error ÷ new error), the best anchor taken per game and budget: **${classifierGain.toFixed(2)}×** (goal ≥ 1.5×: ${goal(classifierGain >= 1.5)}).`,
-    `- Classifier games, shap KernelExplainer sampling's error ÷ new error: **${shapGain.toFixed(2)}×** (goal roughly ≥ 5×: ${goal(shapGain >= 5)}).`,
+    `- Classifier games, geometric mean over games and the budgets 128–2048 of (best anchor's error ÷ new error), the best anchor taken per game and budget: **${classifierGain.toFixed(2)}×** (goal ≥ 1.5×: ${goal(classifierGain >= 1.5)}). With 64 calls included: ${bestAnchorRatio(classifiers, allBudgets).toFixed(2)}×; at 64 calls alone: ${bestAnchorRatio(classifiers, [0]).toFixed(2)}×.`,
+    `- Classifier games, shap KernelExplainer sampling's error ÷ new error, budgets 128–2048: **${shapGain.toFixed(2)}×** (goal roughly ≥ 5×: ${goal(shapGain >= 5)}); with 64 calls: ${ratio(classifiers, 'shap-kernel', allBudgets).toFixed(2)}×.`,
     `- Detector games, largest mean error of the new estimator at 2048 calls: **${detectorWorst.toExponential(2)}** (goal ≤ 1e-6: ${goal(detectorWorst <= 1e-6)}).`,
     '',
   );
@@ -302,7 +304,7 @@ export function estimatorSection(results: readonly GameResult[]): string[] {
     lines.push(`| ${r.name} | ${targets.map((t) => t.toExponential(2)).join(' | ')} | ${targets.map((t) => callsToReach(r, t) ?? '> 2048').join(' | ')} |`);
   }
   lines.push('');
-  lines.push('### Standard errors: share of true errors inside ±1.96 SE', '', `Over every player and ${seeds} seeds (goal 90–98 %). The new estimator's SEs come from a delete-a-fold jackknife that refits everything in each of its 10 replicates, with the jackknife's bias estimate added; Kernel SHAP's from its delete-a-group jackknife. The anchors give none.`, '');
+  lines.push('### Standard errors: share of true errors inside ±1.96 SE', '', `Over every player and ${seeds} seeds (goal 90–98 %). The new estimator's SEs come from a delete-a-fold jackknife that refits everything in each of its 10 replicates (the Fourier screening included), with the jackknife's bias estimate added and a floor of 1e-9·Σ|φ| for the solves' rounding; Kernel SHAP's from its delete-a-group jackknife. The anchors give none.`, '');
   lines.push(`| game | method | ${BUDGETS.join(' | ')} |`, `| --- | --- | ${BUDGETS.map(() => '---:').join(' | ')} |`);
   for (const r of results) {
     for (const method of ['tree-adjusted', 'kernel'] as const) {

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { KernelShapDesign, solveKernelShap } from '../src/explain/kernel-shap.js';
 import { seededRandom } from '../src/explain/random.js';
 import { fitForest, fitTree, forestShapley, predictForest, treeFourier } from '../src/explain/regression-tree.js';
-import { leadingTriples, mixingWeights, solveShapley, solveTreeAdjusted } from '../src/explain/tree-adjusted.js';
+import { leadingTriples, mixingWeights, SOLVE_PRECISION, solveShapley, solveTreeAdjusted } from '../src/explain/tree-adjusted.js';
 import { exactShapley, relativeSquaredError } from './support/exact-shapley.js';
 import { oddShap } from '../bench/anchors/oddshap.js';
 import { regressionMsr } from '../bench/anchors/regression-msr.js';
@@ -177,6 +177,39 @@ describe('tree-adjusted estimator', () => {
     const coverage = inside / total;
     assert.ok(errors.adjusted * 5 < errors.kernel, `error ${errors.adjusted / 24} vs Kernel SHAP ${errors.kernel / 24}`);
     assert.ok(coverage >= 0.9 && coverage <= 0.98, `coverage ${coverage}`);
+  });
+
+  it('from 2 coalitions per player the forest answers and beats Kernel SHAP; below that Kernel SHAP answers', () => {
+    const m = 12;
+    const game = imageGame(m, 12);
+    const exact = exactOf(m, 2, game);
+    const errors = { adjusted: 0, kernel: 0 };
+    for (let seed = 0; seed < 10; seed++) {
+      errors.adjusted += relativeSquaredError(run(m, 2 * m + 6, seed, game, 'tree-adjusted').solution.values[0]!, exact[0]!);
+      errors.kernel += relativeSquaredError(run(m, 2 * m + 6, seed, game, 'kernel').solution.values[0]!, exact[0]!);
+    }
+    assert.ok(errors.adjusted * 1.5 < errors.kernel, `error ${errors.adjusted / 10} vs Kernel SHAP ${errors.kernel / 10}`);
+    const below = run(m, 2 * m - 2, 1, game, 'tree-adjusted').solution;
+    assert.deepEqual(below, run(m, 2 * m - 2, 1, game, 'kernel').solution);
+  });
+
+  it('standard errors keep to the precision of the solves, so an estimate exact up to rounding still covers', () => {
+    // A conjunction of three segments: a forest fits it exactly, and the Fourier terms too.
+    const m = 10;
+    const game = (mask: Uint8Array): Float64Array => Float64Array.of(mask[0]! & mask[1]! & mask[2]!, 0.3 * mask[4]! + (mask[0]! & mask[1]! & mask[2]!));
+    const exact = exactOf(m, 2, game);
+    for (const seed of [1, 2, 3]) {
+      const { solution } = run(m, 600, seed, game, 'tree-adjusted');
+      for (let o = 0; o < 2; o++) {
+        const scale = solution.values[o]!.reduce((a, v) => a + Math.abs(v), 0);
+        for (let i = 0; i < m; i++) {
+          const error = Math.abs(solution.values[o]![i]! - exact[o]![i]!);
+          assert.ok(error < 1e-6 * scale, `seed ${seed}, output ${o}, player ${i}: error ${error}`);
+          assert.ok(error <= 1.96 * solution.standardErrors[o]![i]!, `seed ${seed}, output ${o}, player ${i}: error ${error}, SE ${solution.standardErrors[o]![i]}`);
+          assert.ok(solution.standardErrors[o]![i]! >= SOLVE_PRECISION * scale * (1 - 1e-12));
+        }
+      }
+    }
   });
 
   it('only the outputs it is told to adjust get a forest; the rest are Kernel SHAP', () => {

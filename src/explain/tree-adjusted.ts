@@ -9,12 +9,17 @@
  * 2. plain Kernel SHAP;
  * 3. Kernel SHAP with odd triples of the leading segments (smooth interactions);
  * 4. Kernel SHAP with odd terms screened from a tree's Walsh–Fourier spectrum (OddSHAP's idea,
- *    Fumagalli et al. 2026: a detector's face is a few segments acting jointly).
+ *    Fumagalli et al. 2026: a detector's face is a few segments acting jointly);
+ * 5. the forest's Shapley values alone, without the residual correction. Not unbiased (the forest's
+ *    misfit stays), but at a few coalitions per player Kernel SHAP of the residual is mostly noise
+ *    (at 64 calls and 15 segments it doubles the error); where the correction pays, its lower
+ *    variance wins the mix.
  *
- * A delete-a-fold jackknife refits all four without each tenth of the samples; the answer is the
- * mix (weights ≥ 0, sum 1) of least jackknife variance, and its standard errors come from the same
- * replicates. So a game a forest fits gets the forest, a sparse one the Fourier terms, and a nearly
- * additive one falls back toward Kernel SHAP instead of losing to it.
+ * A delete-a-fold jackknife refits all five without each tenth of the samples (the screening of
+ * the Fourier terms included); the answer is the mix (weights ≥ 0, sum 1) of least jackknife
+ * variance, and its standard errors come from the same replicates. So a game a forest fits gets
+ * the forest, a sparse one the Fourier terms, and a nearly additive one falls back toward Kernel
+ * SHAP instead of losing to it.
  *
  * Kept from Kernel SHAP: the same coalitions and calls (one set for every output), efficiency held
  * exactly, an exact answer when every coalition was evaluated, determinism per seed.
@@ -45,10 +50,18 @@ export const ADJUSTED_OUTPUTS = 3;
 export const SURROGATE_TREES = 30;
 
 /**
- * Below this many coalitions per player a surrogate has too little to learn from (and the fits
- * grow with the players): Kernel SHAP alone answers.
+ * Below this many coalitions per player Kernel SHAP alone answers: the residual regression needs
+ * room beyond its M unknowns. From 2 per player up the forest already helps (at 64 calls and 15
+ * segments it halves to quarters Kernel SHAP's error, BENCHMARKS.md).
  */
-export const MIN_CALLS_PER_PLAYER = 8;
+export const MIN_CALLS_PER_PLAYER = 2;
+
+/**
+ * Standard errors never claim more than the linear solves carry: relative to Σ|φ|, rounding in
+ * the Cholesky solves reaches about 1e-12, and an estimate exact to that (a detector game the
+ * forest fits completely) would otherwise report errors of 1e-15 that its rounding exceeds.
+ */
+export const SOLVE_PRECISION = 1e-9;
 
 /** Every coalition was evaluated: Kernel SHAP alone is already exact. */
 function isComplete(design: CoalitionDesign): boolean {
@@ -64,10 +77,11 @@ export function solveShapley(design: CoalitionDesign, values: readonly Float64Ar
 }
 
 /**
- * The candidate estimates, each per output, all from the same coalitions and all unbiased for the
- * same values with efficiency held: [0] forest-adjusted, [1] Kernel SHAP, then Kernel SHAP with
- * odd interaction terms: [2] triples of the leading players (smooth interactions a forest fits
- * poorly), [3] terms screened from a tree's Fourier spectrum (a few segments acting jointly).
+ * The candidate estimates, each per output, all from the same coalitions and all holding
+ * efficiency: [0] forest-adjusted, [1] Kernel SHAP, then Kernel SHAP with odd interaction terms:
+ * [2] triples of the leading players (smooth interactions a forest fits poorly), [3] terms
+ * screened from a tree's Fourier spectrum (a few segments acting jointly); [4] the forest alone.
+ * [0]–[3] are unbiased in the limit; [4] keeps the forest's misfit and is there for small budgets.
  */
 interface Candidates {
   readonly estimates: Float64Array[][];
@@ -112,12 +126,27 @@ export function screenedOddTerms(design: CoalitionDesign, targets: Float64Array,
     .map((t) => t.players);
 }
 
-function candidateEstimates(design: CoalitionDesign, values: readonly Float64Array[], full: Float64Array, empty: Float64Array, seed: number, adjusted: ReadonlySet<number>, termSets: readonly (readonly (readonly OddTerm[])[])[]): Candidates {
+/** Coalitions as rows of 0/1, n × m. */
+function coalitionRows(masks: readonly Uint8Array[], m: number): Uint8Array {
+  const rows = new Uint8Array(masks.length * m);
+  masks.forEach((mask, r) => rows.set(mask, r * m));
+  return rows;
+}
+
+/**
+ * `triples` are chosen once, on every coalition, and held fixed (they follow Kernel SHAP's ranking
+ * only); the Fourier terms are screened here, from these coalitions, so that a jackknife replicate
+ * screens again and their selection's own noise reaches the standard errors (held fixed, the
+ * detector games' coverage fell to 76 %). `kernel`: Kernel SHAP's values if already solved here.
+ */
+function candidateEstimates(design: CoalitionDesign, values: readonly Float64Array[], full: Float64Array, empty: Float64Array, seed: number, adjusted: ReadonlySet<number>, triples: readonly (readonly OddTerm[])[], kernelValues?: Float64Array[]): Candidates {
   const m = design.features;
   const outputs = full.length;
   const masks = [...design.masks, new Uint8Array(m), new Uint8Array(m).fill(1)];
-  const rows = new Uint8Array(masks.length * m);
-  masks.forEach((mask, r) => rows.set(mask, r * m));
+  const rows = coalitionRows(masks, m);
+  const screened = Array.from(full, (_, o) =>
+    adjusted.has(o) ? screenedOddTerms(design, Float64Array.from(values, (v) => v[o]!), rows.subarray(0, design.masks.length * m), seed * 1013 + o) : [],
+  );
   const residuals = design.masks.map(() => new Float64Array(outputs));
   const residualFull = new Float64Array(outputs);
   const residualEmpty = new Float64Array(outputs);
@@ -140,14 +169,21 @@ function candidateEstimates(design: CoalitionDesign, values: readonly Float64Arr
   }
   // Values only: the jackknife over these candidates is the caller's.
   const correction = solveKernelShap(design, residuals, residualFull, residualEmpty, [], false);
-  const kernel = solveKernelShap(design, values, full, empty, [], false).values;
-  const withTerms = termSets.map((terms) =>
+  const kernel = kernelValues ?? solveKernelShap(design, values, full, empty, [], false).values;
+  const withTerms = [triples, screened].map((terms) =>
     kernel.map((phi, o) =>
       terms[o]!.length === 0 ? phi : solveKernelShap(design, values.map((v) => v.subarray(o, o + 1)), full.subarray(o, o + 1), empty.subarray(o, o + 1), terms[o], false).values[0]!,
     ),
   );
   return {
-    estimates: [correction.values.map((phi, o) => phi.map((v, i) => v + surrogateValues[o]![i]!)), kernel, ...withTerms],
+    estimates: [
+      correction.values.map((phi, o) => phi.map((v, i) => v + surrogateValues[o]![i]!)),
+      kernel,
+      ...withTerms,
+      // The forest's total f(N) − f(∅) can miss v(N) − v(∅): the gap is split evenly, as Kernel
+      // SHAP of a residual that is 0 on every sampled coalition would split it.
+      surrogateValues.map((phi, o) => (adjusted.has(o) ? phi.map((v) => v + (residualFull[o]! - residualEmpty[o]!) / m) : kernel[o]!)),
+    ],
     identified: correction.identified,
   };
 }
@@ -189,26 +225,21 @@ export function withoutGroups(design: CoalitionDesign, dropped: (group: number) 
  * every replicate: the surrogate is fit to the same samples it corrects, so its own sampling noise
  * must be in the error bars (holding it fixed gave 56 % coverage instead of 95 %).
  *
- * The same replicates weigh the four candidates (see `Candidates`). All aim at the same values and
+ * The same replicates weigh the five candidates (see `Candidates`). All aim at the same values and
  * all hold efficiency, so per output the answer is their mix with the weights (≥ 0, summing to 1)
  * of least jackknife variance: on a game a forest fits (saturated classifiers) the forest weighs
  * most; on a sparse one (a detector's face) the Fourier terms; on a nearly additive one, where a
- * forest only adds noise, plain Kernel SHAP. The replicates cannot see the lean a surrogate fit to
- * its own samples gives them all, so the jackknife's bias estimate joins the standard errors; on
- * near-exact detector games they still undercover (BENCHMARKS.md).
+ * forest only adds noise, plain Kernel SHAP; at a few coalitions per player, the forest alone. The
+ * replicates cannot see the lean a surrogate fit to its own samples gives them all, so the
+ * jackknife's bias estimate joins the standard errors; on detector games they still undercover
+ * at some budgets (BENCHMARKS.md).
  */
 export function solveTreeAdjusted(design: CoalitionDesign, values: readonly Float64Array[], full: Float64Array, empty: Float64Array, seed: number, outputs: readonly number[] = Array.from(full, (_, o) => o)): ShapSolution {
   const adjusted = new Set(outputs);
   const m = design.features;
   const kernel = solveKernelShap(design, values, full, empty, [], false);
-  // Term sets are chosen once, on every coalition, and held fixed in the jackknife replicates.
-  const rows = new Uint8Array(design.masks.length * m);
-  design.masks.forEach((mask, r) => rows.set(mask, r * m));
-  const termSets = [
-    kernel.values.map((phi, o) => (adjusted.has(o) ? leadingTriples(phi, design.masks.length / 2) : [])),
-    kernel.values.map((_, o) => (adjusted.has(o) ? screenedOddTerms(design, Float64Array.from(values, (v) => v[o]!), rows, seed * 1013 + o) : [])),
-  ];
-  const estimate = candidateEstimates(design, values, full, empty, seed, adjusted, termSets);
+  const triples = kernel.values.map((phi, o) => (adjusted.has(o) ? leadingTriples(phi, design.masks.length / 2) : []));
+  const estimate = candidateEstimates(design, values, full, empty, seed, adjusted, triples, kernel.values);
   const units = design.unitsPerGroup();
   const folds = Math.min(SURROGATE_JACKKNIFE_FOLDS, units.filter((u) => u > 0).length);
   if (folds < 2 || !estimate.identified) {
@@ -220,21 +251,28 @@ export function solveTreeAdjusted(design: CoalitionDesign, values: readonly Floa
   units.forEach((u, g) => u > 0 && groupFold.set(g, groupFold.size % folds));
   const replicates = Array.from({ length: folds }, (_, k) => {
     const part = withoutGroups(design, (g) => groupFold.get(g) === k);
-    return candidateEstimates(part.design, part.keep.map((c) => values[c]!), full, empty, seed, adjusted, termSets).estimates;
+    return candidateEstimates(part.design, part.keep.map((c) => values[c]!), full, empty, seed, adjusted, triples).estimates;
   });
   const scale = (folds - 1) / folds;
   const mixed = kernel.values.map((_, o) => {
     // Per output: candidate j's replicates, mixed with the weights of least jackknife variance.
     const byCandidate = estimate.estimates.map((_, j) => replicates.map((r) => r[j]![o]!));
     const weights = adjusted.has(o) ? mixingWeights(byCandidate) : byCandidate.map((_, j) => (j === 1 ? 1 : 0));
-    const mix = (candidates: readonly Float64Array[]): Float64Array => {
+    const mix = (candidates: readonly Float64Array[], w: readonly number[] = weights): Float64Array => {
       const out = new Float64Array(m);
       candidates.forEach((phi, j) => {
-        for (let i = 0; i < m; i++) out[i] = out[i]! + weights[j]! * phi[i]!;
+        for (let i = 0; i < m; i++) out[i] = out[i]! + w[j]! * phi[i]!;
       });
       return out;
     };
-    const reps = replicates.map((r) => mix(r.map((c) => c[o]!)));
+    // Each replicate is mixed with the weights the other replicates choose: weights picked on a
+    // replicate itself would hide their own choice's noise (detector-sofa, 256 calls: 82 → 85 %).
+    const reps = replicates.map((r, k) =>
+      mix(
+        r.map((c) => c[o]!),
+        adjusted.has(o) ? mixingWeights(byCandidate.map((byReplicate) => byReplicate.filter((_, q) => q !== k))) : weights,
+      ),
+    );
     const standardErrors = new Float64Array(m);
     for (let i = 0; i < m; i++) {
       let mean = 0;
@@ -248,12 +286,13 @@ export function solveTreeAdjusted(design: CoalitionDesign, values: readonly Floa
     // A surrogate fit to the samples it corrects leans the estimate toward itself, alike in every
     // replicate, so their spread misses it; the jackknife's bias estimate, added in quadrature,
     // brings it back into the error bars (coverage on a near-exact game: 72 % → 81–99 %).
+    const floor = SOLVE_PRECISION * point.reduce((sum, v) => sum + Math.abs(v), 0);
     for (let i = 0; i < m; i++) {
       let mean = 0;
       for (const rep of reps) mean += rep[i]!;
       mean /= folds;
       const bias = (folds - 1) * (mean - point[i]!);
-      standardErrors[i] = Math.sqrt(standardErrors[i]! ** 2 + bias * bias);
+      standardErrors[i] = Math.max(floor, Math.sqrt(standardErrors[i]! ** 2 + bias * bias));
     }
     return { values: point, standardErrors };
   });
