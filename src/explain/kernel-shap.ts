@@ -424,16 +424,27 @@ export function solveKernelShap(design: CoalitionDesign, values: readonly Float6
       const eqs = NormalEquations.combine(enumerated, 1 / (totalUnits - units[g]!), sampled, part);
       return eqs.solve().solutions.map((beta, o) => withLast(beta, delta[o]!));
     });
-    for (let o = 0; o < outputs; o++) {
-      for (let i = 0; i < m; i++) {
-        let mean = 0;
-        for (const e of estimates) mean += e[o]![i]!;
-        mean /= groupCount;
-        let ss = 0;
-        for (const e of estimates) ss += (e[o]![i]! - mean) ** 2;
-        standardErrors[o]![i] = Math.sqrt(((groupCount - 1) / groupCount) * ss);
-      }
-    }
+    for (let o = 0; o < outputs; o++) standardErrors[o]!.set(jackknifeSpread(estimates.map((e) => e[o]!)).standardErrors);
   }
   return { values: values_, standardErrors, identified: solved.fullRank };
+}
+
+/**
+ * Delete-a-group jackknife over G replicates of an estimate: per player, the replicates' mean and
+ * the standard error √((G − 1)/G · Σ (replicate − mean)²).
+ */
+export function jackknifeSpread(replicates: readonly Float64Array[]): { mean: Float64Array; standardErrors: Float64Array } {
+  const count = replicates.length;
+  const m = replicates[0]!.length;
+  const mean = new Float64Array(m);
+  const standardErrors = new Float64Array(m);
+  for (let i = 0; i < m; i++) {
+    let sum = 0;
+    for (const r of replicates) sum += r[i]!;
+    mean[i] = sum / count;
+    let ss = 0;
+    for (const r of replicates) ss += (r[i]! - mean[i]!) ** 2;
+    standardErrors[i] = Math.sqrt(((count - 1) / count) * ss);
+  }
+  return { mean, standardErrors };
 }

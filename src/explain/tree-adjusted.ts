@@ -24,7 +24,7 @@
  * Kept from Kernel SHAP: the same coalitions and calls (one set for every output), efficiency held
  * exactly, an exact answer when every coalition was evaluated, determinism per seed.
  */
-import { binomial, type CoalitionDesign, type OddTerm, type ShapSolution, solveKernelShap } from './kernel-shap.js';
+import { binomial, type CoalitionDesign, jackknifeSpread, type OddTerm, type ShapSolution, solveKernelShap } from './kernel-shap.js';
 import { seededRandom } from './random.js';
 import { fitForest, fitTree, forestShapley, predictForest, treeFourier } from './regression-tree.js';
 
@@ -253,7 +253,6 @@ export function solveTreeAdjusted(design: CoalitionDesign, values: readonly Floa
     const part = withoutGroups(design, (g) => groupFold.get(g) === k);
     return candidateEstimates(part.design, part.keep.map((c) => values[c]!), full, empty, seed, adjusted, triples).estimates;
   });
-  const scale = (folds - 1) / folds;
   const mixed = kernel.values.map((_, o) => {
     // Per output: candidate j's replicates, mixed with the weights of least jackknife variance.
     const byCandidate = estimate.estimates.map((_, j) => replicates.map((r) => r[j]![o]!));
@@ -273,27 +272,16 @@ export function solveTreeAdjusted(design: CoalitionDesign, values: readonly Floa
         adjusted.has(o) ? mixingWeights(byCandidate.map((byReplicate) => byReplicate.filter((_, q) => q !== k))) : weights,
       ),
     );
-    const standardErrors = new Float64Array(m);
-    for (let i = 0; i < m; i++) {
-      let mean = 0;
-      for (const rep of reps) mean += rep[i]!;
-      mean /= folds;
-      let ss = 0;
-      for (const rep of reps) ss += (rep[i]! - mean) ** 2;
-      standardErrors[i] = Math.sqrt(scale * ss);
-    }
+    const spread = jackknifeSpread(reps);
     const point = mix(estimate.estimates.map((c) => c[o]!));
     // A surrogate fit to the samples it corrects leans the estimate toward itself, alike in every
     // replicate, so their spread misses it; the jackknife's bias estimate, added in quadrature,
     // brings it back into the error bars (coverage on a near-exact game: 72 % → 81–99 %).
     const floor = SOLVE_PRECISION * point.reduce((sum, v) => sum + Math.abs(v), 0);
-    for (let i = 0; i < m; i++) {
-      let mean = 0;
-      for (const rep of reps) mean += rep[i]!;
-      mean /= folds;
-      const bias = (folds - 1) * (mean - point[i]!);
-      standardErrors[i] = Math.max(floor, Math.sqrt(standardErrors[i]! ** 2 + bias * bias));
-    }
+    const standardErrors = spread.standardErrors.map((se, i) => {
+      const bias = (folds - 1) * (spread.mean[i]! - point[i]!);
+      return Math.max(floor, Math.sqrt(se ** 2 + bias * bias));
+    });
     return { values: point, standardErrors };
   });
   return { values: mixed.map((x) => x.values), standardErrors: mixed.map((x) => x.standardErrors), identified: estimate.identified };
