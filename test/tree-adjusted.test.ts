@@ -74,6 +74,27 @@ describe('regression trees over coalitions', () => {
       assert.ok(Math.abs(value - predictForest([tree], bitsOf(s, m))) < 1e-12);
     }
   });
+
+  it('the spectrum is the same when players beyond 52 are split on (player sets kept as text there)', () => {
+    // Players 0–59; the tree splits on high-numbered players, whose sets do not fit a double's bits.
+    const m = 60;
+    const random = seededRandom(9);
+    const n = 400;
+    const rows = Uint8Array.from({ length: n * m }, () => (random() < 0.5 ? 1 : 0));
+    const targets = Float64Array.from({ length: n }, (_, r) => rows[r * m + 55]! * 2 + (rows[r * m + 58]! & rows[r * m + 3]!) - rows[r * m + 40]! * 0.5 + 0.1 * rows[r * m + 7]!);
+    const tree = fitTree({ players: m, rows, targets }, new Float64Array(n).fill(1), seededRandom(2), { maxDepth: 5 });
+    const spectrum = treeFourier(tree);
+    assert.ok([...spectrum.keys()].some((key) => key.split(',').map(Number).some((j) => j >= 52)));
+    for (let r = 0; r < 50; r++) {
+      const mask = rows.subarray(r * m, (r + 1) * m);
+      let value = 0;
+      for (const [key, c] of spectrum) {
+        const players = key === '' ? [] : key.split(',').map(Number);
+        value += c * (players.reduce((p, j) => p ^ mask[j]!, 0) ? -1 : 1);
+      }
+      assert.ok(Math.abs(value - predictForest([tree], mask)) < 1e-12);
+    }
+  });
 });
 
 describe('Kernel SHAP with odd interaction terms', () => {
