@@ -189,13 +189,13 @@ export function forestShapley(forest: readonly TreeNode[], m: number): Float64Ar
  * joined by commas ("" for the constant). A split on f turns children L (out) and R (in) into
  * (L + R)/2 + (L − R)/2 · (−1)^[f ∈ S].
  */
-export function treeFourier(tree: TreeNode, into = new Map<string, number>(), scale = 1): Map<string, number> {
-  const spectrum = maxFeature(tree) < NUMERIC_KEY_PLAYERS ? keyedBySets(numericSpectrum(tree)) : stringSpectrum(tree);
-  for (const [key, value] of spectrum) into.set(key, (into.get(key) ?? 0) + value * scale);
-  return into;
+export function treeFourier(tree: TreeNode): Map<string, number> {
+  // Up to 52 players a set is the exact double Σ 2^player: far cheaper keys than text at every level
+  // (11 screenings per estimate spent most of their time building strings).
+  if (maxFeature(tree) < NUMERIC_KEY_PLAYERS) return keyedByText(spectrumOf(tree, 0, (set, player) => set + 2 ** player));
+  return spectrumOf(tree, '', (set, player) => (set === '' ? [player] : [...set.split(',').map(Number), player].sort((a, b) => a - b)).join(','));
 }
 
-/** Player sets as sums of 2^player stay exact in a double below 2^53. */
 const NUMERIC_KEY_PLAYERS = 52;
 
 function maxFeature(node: TreeNode): number {
@@ -203,49 +203,30 @@ function maxFeature(node: TreeNode): number {
 }
 
 /**
- * The spectrum with each player set as the number Σ 2^player: the same recursion, order and
- * arithmetic as the string-keyed one, without building strings at every level (11 screenings per
- * estimate spent most of their time there). A path never splits on a player twice, so the
- * children's sets never hold the split player.
+ * The spectrum with player sets keyed as K: `none` is the empty set, `withPlayer` adds a player.
+ * A path never splits on a player twice, so the children's sets never hold the split player.
  */
-function numericSpectrum(node: TreeNode): Map<number, number> {
-  if (node.feature < 0) return new Map([[0, node.value]]);
-  const left = numericSpectrum(node.out!);
-  const right = numericSpectrum(node.in!);
-  const bit = 2 ** node.feature;
-  const out = new Map<number, number>();
+function spectrumOf<K>(node: TreeNode, none: K, withPlayer: (set: K, player: number) => K): Map<K, number> {
+  if (node.feature < 0) return new Map([[none, node.value]]);
+  const left = spectrumOf(node.out!, none, withPlayer);
+  const right = spectrumOf(node.in!, none, withPlayer);
+  const out = new Map<K, number>();
   for (const key of new Set([...left.keys(), ...right.keys()])) {
     const l = left.get(key) ?? 0;
     const r = right.get(key) ?? 0;
     out.set(key, (out.get(key) ?? 0) + (l + r) / 2);
-    const joined = key + bit;
+    const joined = withPlayer(key, node.feature);
     out.set(joined, (out.get(joined) ?? 0) + (l - r) / 2);
   }
   return out;
 }
 
-function keyedBySets(spectrum: Map<number, number>): Map<string, number> {
+function keyedByText(spectrum: Map<number, number>): Map<string, number> {
   const out = new Map<string, number>();
-  for (const [key, value] of spectrum) {
+  for (const [set, value] of spectrum) {
     const players: number[] = [];
-    for (let rest = key, player = 0; rest > 0; rest = Math.floor(rest / 2), player++) if (rest % 2 === 1) players.push(player);
+    for (let rest = set, player = 0; rest > 0; rest = Math.floor(rest / 2), player++) if (rest % 2 === 1) players.push(player);
     out.set(players.join(','), value);
-  }
-  return out;
-}
-
-function stringSpectrum(node: TreeNode): Map<string, number> {
-  if (node.feature < 0) return new Map([['', node.value]]);
-  const left = stringSpectrum(node.out!);
-  const right = stringSpectrum(node.in!);
-  const out = new Map<string, number>();
-  for (const key of new Set([...left.keys(), ...right.keys()])) {
-    const l = left.get(key) ?? 0;
-    const r = right.get(key) ?? 0;
-    out.set(key, (out.get(key) ?? 0) + (l + r) / 2);
-    const players = key === '' ? [node.feature] : [...key.split(',').map(Number), node.feature].sort((a, b) => a - b);
-    const joined = players.join(',');
-    out.set(joined, (out.get(joined) ?? 0) + (l - r) / 2);
   }
   return out;
 }

@@ -1,7 +1,7 @@
 /**
  * Tree-adjusted Kernel SHAP: regression-adjusted Monte Carlo (Witter, Liu & Musco, NeurIPS 2025)
- * with our own coalition design as the Monte Carlo part. The same evaluated coalitions give four
- * estimates per output, each unbiased in the limit and each holding efficiency exactly:
+ * with our own coalition design as the Monte Carlo part. The same evaluated coalitions give five
+ * estimates per output, each holding efficiency exactly and all but the last unbiased in the limit:
  *
  * 1. forest-adjusted: a random forest f fit to every coalition has exact, free Shapley values
  *    (regression-tree.ts); Kernel SHAP of the residual v − f adds what it misses, φ(v) = φ(f) + φ(v − f).
