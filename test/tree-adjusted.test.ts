@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { KernelShapDesign, solveKernelShap } from '../src/explain/kernel-shap.js';
+import { KernelShapDesign, solveKernelShap, solveKernelShapByFold } from '../src/explain/kernel-shap.js';
 import { seededRandom } from '../src/explain/random.js';
 import { fitForest, fitTree, forestShapley, predictForest, treeFourier } from '../src/explain/regression-tree.js';
-import { leadingTriples, mixingWeights, SOLVE_PRECISION, solveShapley, solveTreeAdjusted } from '../src/explain/tree-adjusted.js';
+import { leadingTriples, mixingWeights, SOLVE_PRECISION, solveShapley, solveTreeAdjusted, withoutGroups } from '../src/explain/tree-adjusted.js';
 import { exactShapley, relativeSquaredError } from './support/exact-shapley.js';
 import { oddShap } from '../bench/anchors/oddshap.js';
 import { regressionMsr } from '../bench/anchors/regression-msr.js';
@@ -67,15 +67,12 @@ describe('regression trees over coalitions', () => {
     const spectrum = treeFourier(tree);
     for (let s = 0; s < 64; s++) {
       let value = 0;
-      for (const [key, c] of spectrum) {
-        const players = key === '' ? [] : key.split(',').map(Number);
-        value += c * (players.reduce((p, j) => p ^ ((s >> j) & 1), 0) ? -1 : 1);
-      }
+      for (const { players, c } of spectrum) value += c * (players.reduce((p, j) => p ^ ((s >> j) & 1), 0) ? -1 : 1);
       assert.ok(Math.abs(value - predictForest([tree], bitsOf(s, m))) < 1e-12);
     }
   });
 
-  it('the spectrum is the same when players beyond 52 are split on (player sets kept as text there)', () => {
+  it('the spectrum is the same when players beyond 52 are split on (player sets kept as big integers there)', () => {
     // Players 0–59; the tree splits on high-numbered players, whose sets do not fit a double's bits.
     const m = 60;
     const random = seededRandom(9);
@@ -84,14 +81,11 @@ describe('regression trees over coalitions', () => {
     const targets = Float64Array.from({ length: n }, (_, r) => rows[r * m + 55]! * 2 + (rows[r * m + 58]! & rows[r * m + 3]!) - rows[r * m + 40]! * 0.5 + 0.1 * rows[r * m + 7]!);
     const tree = fitTree({ players: m, rows, targets }, new Float64Array(n).fill(1), seededRandom(2), { maxDepth: 5 });
     const spectrum = treeFourier(tree);
-    assert.ok([...spectrum.keys()].some((key) => key.split(',').map(Number).some((j) => j >= 52)));
+    assert.ok(spectrum.some((t) => t.players.some((j) => j >= 52)));
     for (let r = 0; r < 50; r++) {
       const mask = rows.subarray(r * m, (r + 1) * m);
       let value = 0;
-      for (const [key, c] of spectrum) {
-        const players = key === '' ? [] : key.split(',').map(Number);
-        value += c * (players.reduce((p, j) => p ^ mask[j]!, 0) ? -1 : 1);
-      }
+      for (const { players, c } of spectrum) value += c * (players.reduce((p, j) => p ^ mask[j]!, 0) ? -1 : 1);
       assert.ok(Math.abs(value - predictForest([tree], mask)) < 1e-12);
     }
   });
@@ -125,6 +119,30 @@ describe('Kernel SHAP with odd interaction terms', () => {
     const plain = solveKernelShap(design, values, game(new Uint8Array(m).fill(1)), game(new Uint8Array(m)));
     assert.ok(relativeSquaredError(solution.values[0]!, exact) < 1e-20, 'with the term: exact');
     assert.ok(relativeSquaredError(plain.values[0]!, exact) > 1e-6, 'without it: sampling error');
+  });
+
+  it("solves a fixed game's jackknife replicates in one pass, as refitting each replicate's rows does", () => {
+    const m = 10;
+    const game = imageGame(m, 13);
+    const design = KernelShapDesign.plan(m, 300, seededRandom(3));
+    const values = design.masks.map(game);
+    const full = game(new Uint8Array(m).fill(1));
+    const empty = game(new Uint8Array(m));
+    const terms = [
+      [0, 1, 2],
+      [2, 3, 4],
+    ];
+    const folds = 4;
+    const byFold = solveKernelShapByFold(design, values, full, empty, terms, (g) => g % folds, folds);
+    assert.deepEqual(byFold.values, solveKernelShap(design, values, full, empty, terms, false).values);
+    assert.equal(byFold.replicates.length, folds);
+    for (let k = 0; k < folds; k++) {
+      const part = withoutGroups(design, (g) => g % folds === k);
+      assert.ok(part.design.masks.length < design.masks.length);
+      const refit = solveKernelShap(part.design, part.keep.map((c) => values[c]!), full, empty, terms, false).values;
+      refit.forEach((phi, o) => phi.forEach((v, i) => assert.ok(Math.abs(byFold.replicates[k]![o]![i]! - v) < 1e-9, `fold ${k}, output ${o}, player ${i}`)));
+      assert.notDeepEqual(byFold.replicates[k], byFold.values);
+    }
   });
 
   it('leading triples come from the players with the largest values, within the budget', () => {

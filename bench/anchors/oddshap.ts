@@ -25,15 +25,16 @@ export function oddShap(n: number, budget: number, game: (mask: Uint8Array) => n
   const tree = fitTree({ players: n, rows, targets: Float64Array.from(values) }, new Float64Array(values.length).fill(1), random, { maxDepth: 10 });
   const spectrum = treeFourier(tree);
   const candidates = budget >= 2 ** n ? 2 ** n : Math.ceil(budget / INTERACTION_FACTOR);
+  const single = new Map(spectrum.filter((t) => t.players.length === 1).map((t) => [t.players[0]!, t.c]));
   const singles = Array.from({ length: n }, (_, i) => i)
-    .sort((a, b) => Math.abs(spectrum.get(String(b)) ?? 0) - Math.abs(spectrum.get(String(a)) ?? 0) || a - b)
+    .sort((a, b) => Math.abs(single.get(b) ?? 0) - Math.abs(single.get(a) ?? 0) || a - b)
     .slice(0, Math.min(n, candidates))
     .map((i) => [i]);
-  const higher = [...spectrum.entries()]
-    .filter(([key]) => key !== '' && key.split(',').length >= 3 && key.split(',').length % 2 === 1)
-    .sort((a, b) => Math.abs(b[1]) - Math.abs(a[1]))
+  const higher = spectrum
+    .filter((t) => t.players.length >= 3 && t.players.length % 2 === 1)
+    .sort((a, b) => Math.abs(b.c) - Math.abs(a.c))
     .slice(0, Math.max(0, candidates - singles.length))
-    .map(([key]) => key.split(',').map(Number));
+    .map((t) => t.players);
   const terms = [...singles, ...higher];
   const p = terms.length;
   // Rows: interior coalitions; a coalition whose complement is also held folds into one row

@@ -354,13 +354,11 @@ function shapleyOf(beta: Float64Array, delta: number, m: number, terms: readonly
 }
 
 /**
- * Weighted least squares with the efficiency constraint, for several outputs at once.
- * `values[c][o]`: output o of the model on coalition c (same order as design.masks).
- * With `terms`, the regression also fits those odd interactions (regression-adjusted Kernel SHAP:
- * the Shapley values of the fitted game, see `OddTerm`); without, it is Kernel SHAP. `withErrors`
- * false skips the jackknife (standard errors then NaN) for callers that need values only.
+ * The weighted least-squares problem of Kernel SHAP (efficiency constraint built in) in normal
+ * equations: the enumerated rows, all sampled rows with their summed weights, and each part's
+ * sampled weights (`partOf` maps a sampling group to its part, for a jackknife), in one pass.
  */
-export function solveKernelShap(design: CoalitionDesign, values: readonly Float64Array[], full: Float64Array, empty: Float64Array, terms: readonly OddTerm[] = [], withErrors = true): ShapSolution {
+function normalEquationsOf(design: CoalitionDesign, values: readonly Float64Array[], full: Float64Array, empty: Float64Array, terms: readonly OddTerm[], partOf?: (group: number) => number | undefined, parts = 0) {
   const m = design.features;
   const n = m - 1 + terms.length;
   const outputs = full.length;
@@ -379,36 +377,59 @@ export function solveKernelShap(design: CoalitionDesign, values: readonly Float6
     const v = values[c]!;
     for (let o = 0; o < outputs; o++) targets[o] = v[o]! - empty[o]! - last * delta[o]!;
   };
-  const withLast = (beta: Float64Array, d: number): Float64Array => shapleyOf(beta, d, m, terms);
-
   const enumerated = new NormalEquations(n, outputs);
   const enumWeights = design.enumeratedWeights();
   for (let c = 0; c < design.enumeratedCount; c++) {
     prepare(c);
     enumerated.addRow(row, enumWeights[c]!, targets);
   }
-  // Sampled rows with their summed importance weights; totals and per-group parts for the jackknife.
+  // Sampled rows with their summed importance weights; totals and per-part sums for a jackknife.
   const weights = design.sampledWeights();
   const units = design.unitsPerGroup();
-  const groupCount = units.length;
   const totalUnits = units.reduce((a, b) => a + b, 0);
   const sampled = new NormalEquations(n, outputs);
-  // Per-group parts only feed the jackknife.
-  const byGroup = withErrors ? Array.from({ length: groupCount }, () => new NormalEquations(n, outputs)) : [];
+  const byPart = Array.from({ length: parts }, () => new NormalEquations(n, outputs));
+  const unitsByPart = new Array<number>(parts).fill(0);
+  units.forEach((u, g) => {
+    const part = partOf?.(g);
+    if (part !== undefined) unitsByPart[part] = unitsByPart[part]! + u;
+  });
+  const partWeight = new Float64Array(parts);
   for (let i = 0; i < weights.length; i++) {
     prepare(design.enumeratedCount + i);
     let sum = 0;
+    partWeight.fill(0);
     for (const [g, w] of weights[i]!) {
-      if (withErrors) byGroup[g]!.addRow(row, w, targets);
+      const part = partOf?.(g);
+      if (part !== undefined) partWeight[part] = partWeight[part]! + w;
       sum += w;
     }
+    partWeight.forEach((w, part) => w !== 0 && byPart[part]!.addRow(row, w, targets));
     sampled.addRow(row, sum, targets);
   }
-  const all = NormalEquations.combine(enumerated, totalUnits > 0 ? 1 / totalUnits : 0, sampled);
-  const solved = all.solve();
-  const values_ = solved.solutions.map((beta, o) => withLast(beta, delta[o]!));
+  /** Solved without the sampled rows of one part (undefined: with every row); γ → φ per output. */
+  const solveWithout = (part?: number): { values: Float64Array[]; fullRank: boolean } => {
+    const kept = totalUnits - (part === undefined ? 0 : unitsByPart[part]!);
+    const eqs = NormalEquations.combine(enumerated, kept > 0 ? 1 / kept : 0, sampled, part === undefined ? undefined : byPart[part]);
+    const solved = eqs.solve();
+    return { values: solved.solutions.map((beta, o) => shapleyOf(beta, delta[o]!, m, terms)), fullRank: solved.fullRank };
+  };
+  return { solveWithout, units, totalUnits };
+}
 
-  const standardErrors = values_.map(() => new Float64Array(m));
+/**
+ * Weighted least squares with the efficiency constraint, for several outputs at once.
+ * `values[c][o]`: output o of the model on coalition c (same order as design.masks).
+ * With `terms`, the regression also fits those odd interactions (regression-adjusted Kernel SHAP:
+ * the Shapley values of the fitted game, see `OddTerm`); without, it is Kernel SHAP. `withErrors`
+ * false skips the jackknife (standard errors then NaN) for callers that need values only.
+ */
+export function solveKernelShap(design: CoalitionDesign, values: readonly Float64Array[], full: Float64Array, empty: Float64Array, terms: readonly OddTerm[] = [], withErrors = true): ShapSolution {
+  const groupCount = design.unitsPerGroup().length;
+  const { solveWithout, units, totalUnits } = normalEquationsOf(design, values, full, empty, terms, withErrors ? (g) => g : undefined, withErrors ? groupCount : 0);
+  const solved = solveWithout();
+  const values_ = solved.values;
+  const standardErrors = values_.map(() => new Float64Array(design.features));
   // With sampled rows the jackknife needs at least two groups that hold some, and a design that
   // determines every value; otherwise the uncertainty is unknown, never 0.
   const groupsWithSamples = units.filter((u) => u > 0).length;
@@ -420,13 +441,20 @@ export function solveKernelShap(design: CoalitionDesign, values: readonly Float6
     // Values only (a caller that estimates its own errors): unknown here, never 0.
     for (const se of standardErrors) se.fill(Number.NaN);
   } else if (groupCount >= 2) {
-    const estimates = byGroup.map((part, g) => {
-      const eqs = NormalEquations.combine(enumerated, 1 / (totalUnits - units[g]!), sampled, part);
-      return eqs.solve().solutions.map((beta, o) => withLast(beta, delta[o]!));
-    });
-    for (let o = 0; o < outputs; o++) standardErrors[o]!.set(jackknifeSpread(estimates.map((e) => e[o]!)).standardErrors);
+    const estimates = units.map((_, g) => solveWithout(g).values);
+    for (let o = 0; o < values_.length; o++) standardErrors[o]!.set(jackknifeSpread(estimates.map((e) => e[o]!)).standardErrors);
   }
   return { values: values_, standardErrors, identified: solved.fullRank };
+}
+
+/**
+ * Kernel SHAP's values (with `terms`) on every coalition and without the sampled rows of each
+ * fold of sampling groups, from one pass over the rows: a delete-a-fold jackknife's replicates of
+ * a fit whose game does not change between replicates (only its weights do).
+ */
+export function solveKernelShapByFold(design: CoalitionDesign, values: readonly Float64Array[], full: Float64Array, empty: Float64Array, terms: readonly OddTerm[], foldOf: (group: number) => number | undefined, folds: number): { values: Float64Array[]; replicates: Float64Array[][] } {
+  const { solveWithout } = normalEquationsOf(design, values, full, empty, terms, foldOf, folds);
+  return { values: solveWithout().values, replicates: Array.from({ length: folds }, (_, k) => solveWithout(k).values) };
 }
 
 /**

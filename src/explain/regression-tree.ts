@@ -184,16 +184,24 @@ export function forestShapley(forest: readonly TreeNode[], m: number): Float64Ar
   return phi;
 }
 
+/** One term of a Walsh–Fourier spectrum: c · (−1)^|S ∩ players|, players ascending. */
+export interface FourierTerm {
+  readonly players: number[];
+  readonly c: number;
+}
+
 /**
- * Walsh–Fourier spectrum of a tree: f(S) = Σ_T c_T · (−1)^|S ∩ T|. Keys are sorted player lists
- * joined by commas ("" for the constant). A split on f turns children L (out) and R (in) into
+ * Walsh–Fourier spectrum of a tree: f(S) = Σ_T c_T · (−1)^|S ∩ T|, one term per player set T (the
+ * constant has none). A split on f turns children L (out) and R (in) into
  * (L + R)/2 + (L − R)/2 · (−1)^[f ∈ S].
  */
-export function treeFourier(tree: TreeNode): Map<string, number> {
-  // Up to 52 players a set is the exact double Σ 2^player: far cheaper keys than text at every level
-  // (11 screenings per estimate spent most of their time building strings).
-  if (maxFeature(tree) < NUMERIC_KEY_PLAYERS) return keyedByText(spectrumOf(tree, 0, (set, player) => set + 2 ** player));
-  return spectrumOf(tree, '', (set, player) => (set === '' ? [player] : [...set.split(',').map(Number), player].sort((a, b) => a - b)).join(','));
+export function treeFourier(tree: TreeNode): FourierTerm[] {
+  // A set is keyed as Σ 2^player: an exact double up to 52 players, a big integer beyond (11
+  // screenings per estimate once spent most of their time building text keys).
+  if (maxFeature(tree) < NUMERIC_KEY_PLAYERS) {
+    return [...spectrumOf(tree, 0, (set, player) => set + 2 ** player)].map(([set, c]) => ({ players: playersOf(set), c }));
+  }
+  return [...spectrumOf(tree, 0n, (set, player) => set | (1n << BigInt(player)))].map(([set, c]) => ({ players: playersOf(set), c }));
 }
 
 const NUMERIC_KEY_PLAYERS = 52;
@@ -221,12 +229,10 @@ function spectrumOf<K>(node: TreeNode, none: K, withPlayer: (set: K, player: num
   return out;
 }
 
-function keyedByText(spectrum: Map<number, number>): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const [set, value] of spectrum) {
-    const players: number[] = [];
-    for (let rest = set, player = 0; rest > 0; rest = Math.floor(rest / 2), player++) if (rest % 2 === 1) players.push(player);
-    out.set(players.join(','), value);
-  }
-  return out;
+/** The players of a set keyed as Σ 2^player (a number or a big integer), ascending. */
+function playersOf(set: number | bigint): number[] {
+  const bits = set.toString(2);
+  const players: number[] = [];
+  for (let i = bits.length - 1; i >= 0; i--) if (bits[i] === '1') players.push(bits.length - 1 - i);
+  return players;
 }

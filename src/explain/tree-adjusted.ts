@@ -15,16 +15,17 @@
  *    (at 64 calls and 15 segments it doubles the error); where the correction pays, its lower
  *    variance wins the mix.
  *
- * A delete-a-fold jackknife refits all five without each tenth of the samples (the screening of
- * the Fourier terms included); the answer is the mix (weights ≥ 0, sum 1) of least jackknife
- * variance, and its standard errors come from the same replicates. So a game a forest fits gets
- * the forest, a sparse one the Fourier terms, and a nearly additive one falls back toward Kernel
- * SHAP instead of losing to it.
+ * A delete-a-fold jackknife refits all five without each tenth of the samples; the answer is the
+ * mix (weights ≥ 0, sum 1) of least jackknife variance, with the Fourier terms held as the answer
+ * holds them, and its standard errors come from replicates that also screen those terms again
+ * (the fits whose game is the same in every replicate take one pass over the rows for all of
+ * them, `solveKernelShapByFold`). So a game a forest fits gets the forest, a sparse one the
+ * Fourier terms, and a nearly additive one falls back toward Kernel SHAP instead of losing to it.
  *
  * Kept from Kernel SHAP: the same coalitions and calls (one set for every output), efficiency held
  * exactly, an exact answer when every coalition was evaluated, determinism per seed.
  */
-import { binomial, type CoalitionDesign, jackknifeSpread, type OddTerm, type ShapSolution, solveKernelShap } from './kernel-shap.js';
+import { binomial, type CoalitionDesign, jackknifeSpread, type OddTerm, type ShapSolution, solveKernelShap, solveKernelShapByFold } from './kernel-shap.js';
 import { seededRandom } from './random.js';
 import { fitForest, fitTree, forestShapley, predictForest, treeFourier } from './regression-tree.js';
 
@@ -85,11 +86,15 @@ export function solveShapley(design: CoalitionDesign, values: readonly Float64Ar
  */
 interface Candidates {
   readonly estimates: Float64Array[][];
-  /** The Fourier terms [3] used, per output (screened from these coalitions). */
+  /** The Fourier terms [3] uses, per output (screened from these coalitions). */
   readonly screened: OddTerm[][];
-  /** With the caller's fixed Fourier terms in place of [3] (a jackknife replicate's, for the weights). */
-  readonly withFixedTerms?: Float64Array[][];
   readonly identified: boolean;
+}
+
+/** Values on every coalition and per jackknife replicate ([fold][output]). */
+interface ByFold {
+  readonly values: Float64Array[];
+  readonly replicates: Float64Array[][];
 }
 
 /** Odd triples among the leading players (by |φ|), as many as the coalitions can carry. */
@@ -122,8 +127,7 @@ export function screenedOddTerms(design: CoalitionDesign, targets: Float64Array,
   const most = Math.ceil((design.masks.length + 2) / CALLS_PER_FOURIER_TERM) - m;
   if (most <= 0) return [];
   const tree = fitTree({ players: m, rows, targets }, new Float64Array(targets.length).fill(1), seededRandom(seed), { maxDepth: SCREENING_DEPTH });
-  return [...treeFourier(tree)]
-    .map(([key, c]) => ({ players: key === '' ? [] : key.split(',').map(Number), c }))
+  return treeFourier(tree)
     .filter((t) => t.players.length >= 3 && t.players.length % 2 === 1)
     .sort((a, b) => Math.abs(b.c) - Math.abs(a.c))
     .slice(0, most)
@@ -138,12 +142,12 @@ function coalitionRows(masks: readonly Uint8Array[], m: number): Uint8Array {
 }
 
 /**
- * `triples` are chosen once, on every coalition, and held fixed (they follow Kernel SHAP's ranking
- * only); the Fourier terms are screened here, from these coalitions, so that a jackknife replicate
- * screens again and their selection's own noise reaches the standard errors (held fixed, the
- * detector games' coverage fell to 76 %). `kernel`: Kernel SHAP's values if already solved here.
+ * Candidates [0], [3] and [4] are fit here, from these coalitions; [1] and [2] (`fixed`: Kernel
+ * SHAP alone and with the triples) are the caller's, as their game does not change between
+ * jackknife replicates. The Fourier terms are screened here, so that a replicate screens again
+ * and their selection's own noise can reach the standard errors.
  */
-function candidateEstimates(design: CoalitionDesign, values: readonly Float64Array[], full: Float64Array, empty: Float64Array, seed: number, adjusted: ReadonlySet<number>, triples: readonly (readonly OddTerm[])[], kernelValues?: Float64Array[], fixedTerms?: readonly (readonly OddTerm[])[]): Candidates {
+function candidateEstimates(design: CoalitionDesign, values: readonly Float64Array[], full: Float64Array, empty: Float64Array, seed: number, adjusted: ReadonlySet<number>, fixed: { kernel: Float64Array[]; triples: Float64Array[] }): Candidates {
   const m = design.features;
   const outputs = full.length;
   const masks = [...design.masks, new Uint8Array(m), new Uint8Array(m).fill(1)];
@@ -173,22 +177,34 @@ function candidateEstimates(design: CoalitionDesign, values: readonly Float64Arr
   }
   // Values only: the jackknife over these candidates is the caller's.
   const correction = solveKernelShap(design, residuals, residualFull, residualEmpty, [], false);
-  const kernel = kernelValues ?? solveKernelShap(design, values, full, empty, [], false).values;
-  const withTerms = (terms: readonly (readonly OddTerm[])[]): Float64Array[] =>
-    kernel.map((phi, o) =>
-      terms[o]!.length === 0 ? phi : solveKernelShap(design, values.map((v) => v.subarray(o, o + 1)), full.subarray(o, o + 1), empty.subarray(o, o + 1), terms[o], false).values[0]!,
-    );
+  const { kernel } = fixed;
+  const withScreened = kernel.map((phi, o) =>
+    screened[o]!.length === 0 ? phi : solveKernelShap(design, values.map((v) => v.subarray(o, o + 1)), full.subarray(o, o + 1), empty.subarray(o, o + 1), screened[o], false).values[0]!,
+  );
   const estimates = [
     correction.values.map((phi, o) => phi.map((v, i) => v + surrogateValues[o]![i]!)),
     kernel,
-    withTerms(triples),
-    withTerms(screened),
+    fixed.triples,
+    withScreened,
     // The forest's total f(N) − f(∅) can miss v(N) − v(∅): the gap is split evenly, as Kernel
     // SHAP of a residual that is 0 on every sampled coalition would split it.
     surrogateValues.map((phi, o) => (adjusted.has(o) ? phi.map((v) => v + (residualFull[o]! - residualEmpty[o]!) / m) : kernel[o]!)),
   ];
-  const withFixedTerms = fixedTerms && estimates.map((candidate, j) => (j === 3 ? withTerms(fixedTerms) : candidate));
-  return { estimates, screened, withFixedTerms, identified: correction.identified };
+  return { estimates, screened, identified: correction.identified };
+}
+
+/**
+ * Kernel SHAP with each output's own odd terms (none: `kernel`'s values), on every coalition and
+ * per replicate, one pass over the rows per output.
+ */
+function withTermsByFold(design: CoalitionDesign, values: readonly Float64Array[], full: Float64Array, empty: Float64Array, terms: readonly (readonly OddTerm[])[], kernel: ByFold, foldOf: (group: number) => number | undefined, folds: number): ByFold {
+  const perOutput = terms.map((own, o) =>
+    own.length === 0 ? undefined : solveKernelShapByFold(design, values.map((v) => v.subarray(o, o + 1)), full.subarray(o, o + 1), empty.subarray(o, o + 1), own, foldOf, folds),
+  );
+  return {
+    values: kernel.values.map((phi, o) => perOutput[o]?.values[0] ?? phi),
+    replicates: kernel.replicates.map((replicate, k) => replicate.map((phi, o) => perOutput[o]?.replicates[k]![0] ?? phi)),
+  };
 }
 
 /** Jackknife replicates for the adjusted estimate: each leaves out one in this many of the sampling groups. */
@@ -228,9 +244,9 @@ export function withoutGroups(design: CoalitionDesign, dropped: (group: number) 
  * every replicate: the surrogate is fit to the same samples it corrects, so its own sampling noise
  * must be in the error bars (holding it fixed gave 56 % coverage instead of 95 %).
  *
- * The same replicates weigh the five candidates (see `Candidates`). All aim at the same values and
- * all hold efficiency, so per output the answer is their mix with the weights (≥ 0, summing to 1)
- * of least jackknife variance: on a game a forest fits (saturated classifiers) the forest weighs
+ * The same replicates weigh the five candidates (see `Candidates`), with the Fourier terms fixed
+ * at the answer's. All aim at the same values and all hold efficiency, so per output the answer
+ * is their mix with the weights (≥ 0, summing to 1) of least jackknife variance: on a game a forest fits (saturated classifiers) the forest weighs
  * most; on a sparse one (a detector's face) the Fourier terms; on a nearly additive one, where a
  * forest only adds noise, plain Kernel SHAP; at a few coalitions per player, the forest alone. The
  * replicates cannot see the lean a surrogate fit to its own samples gives them all, so the
@@ -240,21 +256,29 @@ export function withoutGroups(design: CoalitionDesign, dropped: (group: number) 
 export function solveTreeAdjusted(design: CoalitionDesign, values: readonly Float64Array[], full: Float64Array, empty: Float64Array, seed: number, outputs: readonly number[] = Array.from(full, (_, o) => o)): ShapSolution {
   const adjusted = new Set(outputs);
   const m = design.features;
-  const kernel = solveKernelShap(design, values, full, empty, [], false);
-  const triples = kernel.values.map((phi, o) => (adjusted.has(o) ? leadingTriples(phi, design.masks.length / 2) : []));
-  const estimate = candidateEstimates(design, values, full, empty, seed, adjusted, triples, kernel.values);
+  // Folds deal out the groups that hold samples, so each replicate drops about 1/folds of them.
   const units = design.unitsPerGroup();
   const folds = Math.min(SURROGATE_JACKKNIFE_FOLDS, units.filter((u) => u > 0).length);
-  if (folds < 2 || !estimate.identified) {
+  const groupFold = new Map<number, number>();
+  if (folds >= 2) units.forEach((u, g) => u > 0 && groupFold.set(g, groupFold.size % folds));
+  const foldOf = (group: number): number | undefined => groupFold.get(group);
+  const replicateCount = folds >= 2 ? folds : 0;
+  // Fits whose game is the same in every replicate (Kernel SHAP, with the triples, with the
+  // Fourier terms held fixed) solve all replicates in one pass over the rows.
+  const kernel = solveKernelShapByFold(design, values, full, empty, [], foldOf, replicateCount);
+  const triples = kernel.values.map((phi, o) => (adjusted.has(o) ? leadingTriples(phi, design.masks.length / 2) : []));
+  const withTriples = withTermsByFold(design, values, full, empty, triples, kernel, foldOf, replicateCount);
+  const estimate = candidateEstimates(design, values, full, empty, seed, adjusted, { kernel: kernel.values, triples: withTriples.values });
+  if (replicateCount === 0 || !estimate.identified) {
     const standardErrors = kernel.values.map(() => new Float64Array(m).fill(Number.NaN));
     return { values: estimate.estimates[0]!, standardErrors, identified: estimate.identified };
   }
-  // Folds deal out the groups that hold samples, so each replicate drops about 1/folds of them.
-  const groupFold = new Map<number, number>();
-  units.forEach((u, g) => u > 0 && groupFold.set(g, groupFold.size % folds));
+  const withScreened = withTermsByFold(design, values, full, empty, estimate.screened, kernel, foldOf, replicateCount);
   const replicates = Array.from({ length: folds }, (_, k) => {
     const part = withoutGroups(design, (g) => groupFold.get(g) === k);
-    return candidateEstimates(part.design, part.keep.map((c) => values[c]!), full, empty, seed, adjusted, triples, undefined, estimate.screened);
+    const fit = candidateEstimates(part.design, part.keep.map((c) => values[c]!), full, empty, seed, adjusted, { kernel: kernel.replicates[k]!, triples: withTriples.replicates[k]! });
+    // The same replicate with the Fourier terms held at those screened on every sample.
+    return { estimates: fit.estimates, withFixedTerms: fit.estimates.map((candidate, j) => (j === 3 ? withScreened.replicates[k]! : candidate)) };
   });
   const mixed = kernel.values.map((_, o) => {
     // Per output: candidate j's replicates, mixed with the weights of least jackknife variance.
@@ -272,7 +296,7 @@ export function solveTreeAdjusted(design: CoalitionDesign, values: readonly Floa
     // on every sample: replicates that screen again charge [3] with a choice the estimate does not
     // make, and the mix leant away from the better candidate (detector-sofa, 1,024 calls: 6.8e-6
     // against 3.7e-6; detector-astronaut, 256: 5.9e-6 against 2.5e-6).
-    const point = mix(onAll, leastVariance(estimate.estimates.map((_, j) => replicates.map((r) => r.withFixedTerms![j]![o]!))));
+    const point = mix(onAll, leastVariance(estimate.estimates.map((_, j) => replicates.map((r) => r.withFixedTerms[j]![o]!))));
     // The error bars are those of the mix that the re-screening replicates choose, so the noise of
     // the terms' choice is in them (held fixed, the detector games' coverage fell to 76 %). Each
     // replicate is mixed with the weights the other replicates choose: weights picked on a replicate
