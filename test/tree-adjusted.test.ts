@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { KernelShapDesign, solveKernelShap, solveKernelShapByFold } from '../src/explain/kernel-shap.js';
 import { seededRandom } from '../src/explain/random.js';
 import { fitForest, fitTree, forestShapley, predictForest, treeFourier } from '../src/explain/regression-tree.js';
-import { leadingTriples, mixingWeights, SOLVE_PRECISION, solveShapley, solveTreeAdjusted, withoutGroups } from '../src/explain/tree-adjusted.js';
+import { leadingTriples, mixingWeights, SOLVE_PRECISION, seemUnbiased, solveShapley, solveTreeAdjusted, withoutGroups } from '../src/explain/tree-adjusted.js';
 import { exactShapley, relativeSquaredError } from './support/exact-shapley.js';
 import { oddShap } from '../bench/anchors/oddshap.js';
 import { regressionMsr } from '../bench/anchors/regression-msr.js';
@@ -274,6 +274,33 @@ describe('mixing weights', () => {
     const b = [Float64Array.of(1), Float64Array.of(1), Float64Array.of(-1), Float64Array.of(-1)];
     const w = mixingWeights([a, b]);
     assert.ok(Math.abs(w[0]! - 0.5) < 1e-12 && Math.abs(w[1]! - 0.5) < 1e-12, String(w));
+    assert.deepEqual(mixingWeights([noisy, steady], [true, false]), [1, 0]);
+  });
+
+  it('leave out a steady candidate far from Kernel SHAP, unless most candidates are as far', () => {
+    const m = 12;
+    const random = seededRandom(21);
+    const truth = Float64Array.from({ length: m }, (_, i) => i / 4);
+    const folds = 10;
+    // Replicates of an unbiased estimate with spread `sd` about `centre`, and the estimate itself.
+    const around = (centre: Float64Array, sd: number): { point: Float64Array; replicates: Float64Array[] } => {
+      const replicates = Array.from({ length: folds }, () => centre.map((v) => v + (sd * (random() - 0.5)) / Math.sqrt(folds)));
+      return { point: centre.map((v) => v + sd * (random() - 0.5) * 0.3), replicates };
+    };
+    const kernel = around(truth, 0.4);
+    const steady = (shift: number) => around(truth.map((v) => v + shift), 0.001);
+    // Candidates 0, 2, 4 unbiased and steady, 3 steady but off by 1 per player: only 3 goes.
+    const unbiasedSet = [steady(0), kernel, steady(0), steady(1), steady(0)];
+    assert.deepEqual(
+      seemUnbiased(unbiasedSet.map((c) => c.point), unbiasedSet.map((c) => c.replicates)),
+      [true, true, true, false, true],
+    );
+    // Every other candidate agrees with each other and is far from Kernel SHAP: it is Kernel SHAP that strayed.
+    const strayed = [steady(1), kernel, steady(1), steady(1), steady(1)];
+    assert.deepEqual(
+      seemUnbiased(strayed.map((c) => c.point), strayed.map((c) => c.replicates)),
+      [true, true, true, true, true],
+    );
   });
 });
 

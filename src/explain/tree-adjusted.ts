@@ -248,7 +248,9 @@ export function withoutGroups(design: CoalitionDesign, dropped: (group: number) 
  * at the answer's. All aim at the same values and all hold efficiency, so per output the answer
  * is their mix with the weights (≥ 0, summing to 1) of least jackknife variance: on a game a forest fits (saturated classifiers) the forest weighs
  * most; on a sparse one (a detector's face) the Fourier terms; on a nearly additive one, where a
- * forest only adds noise, plain Kernel SHAP; at a few coalitions per player, the forest alone. The
+ * forest only adds noise, plain Kernel SHAP; at a few coalitions per player, the forest alone. A
+ * candidate whose distance from Kernel SHAP its spread cannot explain is left out (`seemUnbiased`):
+ * variance alone cannot see a bias. The
  * replicates cannot see the lean a surrogate fit to its own samples gives them all, so the
  * jackknife's bias estimate joins the standard errors; on detector games they still undercover
  * at some budgets (BENCHMARKS.md).
@@ -281,9 +283,14 @@ export function solveTreeAdjusted(design: CoalitionDesign, values: readonly Floa
     return { estimates: fit.estimates, withFixedTerms: fit.estimates.map((candidate, j) => (j === 3 ? withScreened.replicates[k]! : candidate)) };
   });
   const mixed = kernel.values.map((_, o) => {
+    const onAll = estimate.estimates.map((c) => c[o]!);
+    const withFixedTerms = estimate.estimates.map((_, j) => replicates.map((r) => r.withFixedTerms[j]![o]!));
+    // A candidate further from Kernel SHAP than their joint spread explains is biased (Fourier
+    // terms that miss part of the game), and its small spread must not win it the mix.
+    const unbiased = seemUnbiased(onAll, withFixedTerms);
     // Per output: candidate j's replicates, mixed with the weights of least jackknife variance.
     const leastVariance = (byCandidate: readonly (readonly Float64Array[])[]): number[] =>
-      adjusted.has(o) ? mixingWeights(byCandidate) : byCandidate.map((_, j) => (j === 1 ? 1 : 0));
+      adjusted.has(o) ? mixingWeights(byCandidate, unbiased) : byCandidate.map((_, j) => (j === KERNEL_CANDIDATE ? 1 : 0));
     const mix = (candidates: readonly Float64Array[], w: readonly number[]): Float64Array => {
       const out = new Float64Array(m);
       candidates.forEach((phi, j) => {
@@ -291,12 +298,11 @@ export function solveTreeAdjusted(design: CoalitionDesign, values: readonly Floa
       });
       return out;
     };
-    const onAll = estimate.estimates.map((c) => c[o]!);
     // The estimate's weights compare the candidates as it has them, the Fourier terms chosen once
     // on every sample: replicates that screen again charge [3] with a choice the estimate does not
     // make, and the mix leant away from the better candidate (detector-sofa, 1,024 calls: 6.8e-6
     // against 3.7e-6; detector-astronaut, 256: 5.9e-6 against 2.5e-6).
-    const point = mix(onAll, leastVariance(estimate.estimates.map((_, j) => replicates.map((r) => r.withFixedTerms[j]![o]!))));
+    const point = mix(onAll, leastVariance(withFixedTerms));
     // The error bars are those of the mix that the re-screening replicates choose, so the noise of
     // the terms' choice is in them (held fixed, the detector games' coverage fell to 76 %). Each
     // replicate is mixed with the weights the other replicates choose: weights picked on a replicate
@@ -325,12 +331,55 @@ export function solveTreeAdjusted(design: CoalitionDesign, values: readonly Floa
   return { values: mixed.map((x) => x.values), standardErrors: mixed.map((x) => x.standardErrors), identified: estimate.identified };
 }
 
+/** Where Kernel SHAP, the one candidate unbiased at every budget, sits among the candidates. */
+const KERNEL_CANDIDATE = 1;
+
+/**
+ * A candidate's distance from Kernel SHAP may be this many times the players before it counts as
+ * bias: Σ_i d_i² / var(d_i) over players, d = candidate − Kernel SHAP with its variance from the
+ * jackknife replicates, is about 1.3·M for an unbiased candidate (9 jackknife degrees of freedom).
+ */
+export const BIAS_TEST_FACTOR = 2.5;
+
+/**
+ * Which candidates may join the mix: Kernel SHAP, the one candidate unbiased at every budget, and
+ * those within `BIAS_TEST_FACTOR`·M of it (`distanceFromKernel`). A candidate further off than
+ * that and more than twice the candidates' median distance is biased (on detector-sofa, Fourier
+ * terms that missed part of the game scored 36–132 at M = 14 against 4–36 for the others, errors
+ * 8.7e-4 to 1.8e-2 where they usually fit to 3e-8, and their small jackknife spread won them the
+ * whole mix); when most candidates are alike far, it is Kernel SHAP that strayed (detector-sofa,
+ * 2,048 calls: all four at 39–60, Kernel SHAP's error 2.9e-4 against their 1e-9).
+ */
+export function seemUnbiased(candidates: readonly Float64Array[], replicates: readonly (readonly Float64Array[])[]): boolean[] {
+  const reference = KERNEL_CANDIDATE;
+  const m = candidates[reference]!.length;
+  const distances = candidates.map((phi, j) => (j === reference ? 0 : distanceFromKernel(phi, replicates[j]!, candidates[reference]!, replicates[reference]!)));
+  const others = distances.filter((_, j) => j !== reference).sort((x, y) => x - y);
+  const median = (others[(others.length - 1) >> 1]! + others[others.length >> 1]!) / 2;
+  return distances.map((d) => d <= BIAS_TEST_FACTOR * m || d <= 2 * median);
+}
+
+/**
+ * Σ_i d_i² / var(d_i), d = candidate − reference, the variance from replicates paired by fold;
+ * differences below the solves' precision count as none.
+ */
+function distanceFromKernel(candidate: Float64Array, candidateReplicates: readonly Float64Array[], reference: Float64Array, referenceReplicates: readonly Float64Array[]): number {
+  const spread = jackknifeSpread(candidateReplicates.map((rep, k) => rep.map((v, i) => v - referenceReplicates[k]![i]!))).standardErrors;
+  const floor = SOLVE_PRECISION * reference.reduce((sum, v) => sum + Math.abs(v), 0);
+  let distance = 0;
+  for (let i = 0; i < candidate.length; i++) {
+    const d = Math.abs(candidate[i]! - reference[i]!);
+    if (d > floor) distance += (d / Math.max(spread[i]!, floor)) ** 2;
+  }
+  return distance;
+}
+
 /**
  * Weights w ≥ 0 with Σ w = 1 minimising the summed jackknife variance of Σ_j w_j·candidate_j over
  * players: wᵀΣw, Σ from the replicates' spreads and cross-products. Few candidates, so every
  * support is tried (on it, w ∝ Σ⁻¹1) and the best feasible one kept.
  */
-export function mixingWeights(candidates: readonly (readonly Float64Array[])[]): number[] {
+export function mixingWeights(candidates: readonly (readonly Float64Array[])[], allowed: readonly boolean[] = candidates.map(() => true)): number[] {
   const n = candidates.length;
   const folds = candidates[0]!.length;
   const m = candidates[0]![0]!.length;
@@ -345,10 +394,12 @@ export function mixingWeights(candidates: readonly (readonly Float64Array[])[]):
     return sum;
   };
   const sigma = Array.from({ length: n }, (_, a) => Array.from({ length: n }, (_, b) => cov(a, b)));
-  let best: number[] = Array.from({ length: n }, (_, j) => (j === 0 ? 1 : 0));
+  const first = Math.max(0, allowed.indexOf(true));
+  let best: number[] = Array.from({ length: n }, (_, j) => (j === first ? 1 : 0));
   let bestVariance = Number.POSITIVE_INFINITY;
   for (let support = 1; support < 1 << n; support++) {
     const members = Array.from({ length: n }, (_, j) => j).filter((j) => (support >> j) & 1);
+    if (members.some((j) => !allowed[j])) continue;
     const solved = members.length === 1 ? [1] : solveSmall(members.map((a) => members.map((b) => sigma[a]![b]!)));
     if (!solved) continue;
     const total = solved.reduce((x, y) => x + y, 0);
