@@ -30,11 +30,14 @@ function exactOf(m: number, outputs: number, game: (mask: Uint8Array) => Float64
   return exactShapley(m, outputs, (s) => Array.from(game(bitsOf(s, m))));
 }
 
-function run(m: number, budget: number, seed: number, game: (mask: Uint8Array) => Float64Array, estimator: 'kernel' | 'tree-adjusted') {
+/** Our design at `budget`, seeded by `seed`, with the game's answers on it and on the full and empty coalitions. */
+function sampled(m: number, budget: number, seed: number, game: (mask: Uint8Array) => Float64Array) {
   const design = KernelShapDesign.plan(m, budget, seededRandom(seed));
-  const values = design.masks.map(game);
-  const full = game(new Uint8Array(m).fill(1));
-  const empty = game(new Uint8Array(m));
+  return { design, values: design.masks.map(game), full: game(new Uint8Array(m).fill(1)), empty: game(new Uint8Array(m)) };
+}
+
+function run(m: number, budget: number, seed: number, game: (mask: Uint8Array) => Float64Array, estimator: 'kernel' | 'tree-adjusted') {
+  const { design, values, full, empty } = sampled(m, budget, seed, game);
   return { design, full, empty, solution: solveShapley(design, values, full, empty, { estimator, seed }) };
 }
 
@@ -123,11 +126,7 @@ describe('Kernel SHAP with odd interaction terms', () => {
 
   it("solves a fixed game's jackknife replicates in one pass, as refitting each replicate's rows does", () => {
     const m = 10;
-    const game = imageGame(m, 13);
-    const design = KernelShapDesign.plan(m, 300, seededRandom(3));
-    const values = design.masks.map(game);
-    const full = game(new Uint8Array(m).fill(1));
-    const empty = game(new Uint8Array(m));
+    const { design, values, full, empty } = sampled(m, 300, 3, imageGame(m, 13));
     const terms = [
       [0, 1, 2],
       [2, 3, 4],
@@ -253,11 +252,7 @@ describe('tree-adjusted estimator', () => {
 
   it('only the outputs it is told to adjust get a forest; the rest are Kernel SHAP', () => {
     const m = 10;
-    const game = imageGame(m, 11);
-    const design = KernelShapDesign.plan(m, 200, seededRandom(6));
-    const values = design.masks.map(game);
-    const full = game(new Uint8Array(m).fill(1));
-    const empty = game(new Uint8Array(m));
+    const { design, values, full, empty } = sampled(m, 200, 6, imageGame(m, 11));
     const onlyFirst = solveTreeAdjusted(design, values, full, empty, 6, [0]);
     const kernel = solveKernelShap(design, values, full, empty);
     assert.deepEqual(onlyFirst.values[1], kernel.values[1]);

@@ -246,11 +246,11 @@ export function withoutGroups(design: CoalitionDesign, dropped: (group: number) 
  *
  * The same replicates weigh the five candidates (see `Candidates`), with the Fourier terms fixed
  * at the answer's. All aim at the same values and all hold efficiency, so per output the answer
- * is their mix with the weights (≥ 0, summing to 1) of least jackknife variance: on a game a forest fits (saturated classifiers) the forest weighs
- * most; on a sparse one (a detector's face) the Fourier terms; on a nearly additive one, where a
- * forest only adds noise, plain Kernel SHAP; at a few coalitions per player, the forest alone. A
- * candidate whose distance from Kernel SHAP its spread cannot explain is left out (`seemUnbiased`):
- * variance alone cannot see a bias. The
+ * is their mix with the weights (≥ 0, summing to 1) of least jackknife variance: on a game a
+ * forest fits (saturated classifiers) the forest weighs most; on a sparse one (a detector's face)
+ * the Fourier terms; on a nearly additive one, where a forest only adds noise, plain Kernel SHAP;
+ * at a few coalitions per player, the forest alone. A candidate whose distance from Kernel SHAP
+ * its spread cannot explain is left out (`seemUnbiased`): variance alone cannot see a bias. The
  * replicates cannot see the lean a surrogate fit to its own samples gives them all, so the
  * jackknife's bias estimate joins the standard errors; on detector games they still undercover
  * at some budgets (BENCHMARKS.md).
@@ -287,10 +287,11 @@ export function solveTreeAdjusted(design: CoalitionDesign, values: readonly Floa
     const withFixedTerms = estimate.estimates.map((_, j) => replicates.map((r) => r.withFixedTerms[j]![o]!));
     // A candidate further from Kernel SHAP than their joint spread explains is biased (Fourier
     // terms that miss part of the game), and its small spread must not win it the mix.
-    const unbiased = seemUnbiased(onAll, withFixedTerms);
+    // An output without a surrogate keeps Kernel SHAP alone, so it needs no test.
+    const unbiased = adjusted.has(o) ? seemUnbiased(onAll, withFixedTerms) : undefined;
     // Per output: candidate j's replicates, mixed with the weights of least jackknife variance.
     const leastVariance = (byCandidate: readonly (readonly Float64Array[])[]): number[] =>
-      adjusted.has(o) ? mixingWeights(byCandidate, unbiased) : byCandidate.map((_, j) => (j === KERNEL_CANDIDATE ? 1 : 0));
+      unbiased ? mixingWeights(byCandidate, unbiased) : byCandidate.map((_, j) => (j === KERNEL_CANDIDATE ? 1 : 0));
     const mix = (candidates: readonly Float64Array[], w: readonly number[]): Float64Array => {
       const out = new Float64Array(m);
       candidates.forEach((phi, j) => {
