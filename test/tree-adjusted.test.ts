@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { KernelShapDesign, solveKernelShap, solveKernelShapByFold } from '../src/explain/kernel-shap.js';
 import { seededRandom } from '../src/explain/random.js';
 import { fitForest, fitTree, forestShapley, predictForest, treeFourier } from '../src/explain/regression-tree.js';
-import { leadingTriples, mixingWeights, SOLVE_PRECISION, seemUnbiased, solveShapley, solveTreeAdjusted, withoutGroups } from '../src/explain/tree-adjusted.js';
+import { leadingTriples, MAX_ODD_TERMS, mixingWeights, screenedOddTerms, SOLVE_PRECISION, seemUnbiased, solveShapley, solveTreeAdjusted, withoutGroups } from '../src/explain/tree-adjusted.js';
 import { exactShapley, relativeSquaredError } from './support/exact-shapley.js';
 import { oddShap } from '../bench/anchors/oddshap.js';
 import { regressionMsr } from '../bench/anchors/regression-msr.js';
@@ -148,6 +148,20 @@ describe('Kernel SHAP with odd interaction terms', () => {
     const terms = leadingTriples(Float64Array.of(0.1, -0.9, 0.05, 0.5, 0.3, -0.01), 8 * 4);
     assert.deepEqual(terms, [[0, 1, 3], [0, 1, 4], [0, 3, 4], [1, 3, 4]]);
     assert.deepEqual(leadingTriples(Float64Array.of(1, 2, 3), 7), []);
+  });
+
+  it('keeps to MAX_ODD_TERMS terms per regression however large the budget', () => {
+    const phi = Float64Array.from({ length: 40 }, (_, i) => (i + 1) / 40);
+    const triples = leadingTriples(phi, 1e6);
+    assert.ok(triples.length <= MAX_ODD_TERMS && triples.length > MAX_ODD_TERMS / 2, String(triples.length));
+    // 4,000 calls over 12 players would screen 388 Fourier terms at 10 calls per term.
+    const m = 12;
+    const design = KernelShapDesign.plan(m, 4000, seededRandom(8));
+    const random = seededRandom(9);
+    const targets = Float64Array.from(design.masks, (mask) => imageGame(m, 14)(mask)[0]! + 0.1 * random());
+    const rows = new Uint8Array(design.masks.length * m);
+    design.masks.forEach((mask, r) => rows.set(mask, r * m));
+    assert.equal(screenedOddTerms(design, targets, rows, 1).length, MAX_ODD_TERMS);
   });
 });
 

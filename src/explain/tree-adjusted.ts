@@ -99,7 +99,7 @@ interface ByFold {
 
 /** Odd triples among the leading players (by |φ|), as many as the coalitions can carry. */
 export function leadingTriples(phi: Float64Array, pairs: number): OddTerm[] {
-  const most = Math.floor(pairs / TERMS_PER_PAIR);
+  const most = Math.min(MAX_ODD_TERMS, Math.floor(pairs / TERMS_PER_PAIR));
   const order = Array.from(phi.keys()).sort((a, b) => Math.abs(phi[b]!) - Math.abs(phi[a]!) || a - b);
   let k = 3;
   while (k < order.length && binomial(k + 1, 3) <= most) k += 1;
@@ -109,6 +109,14 @@ export function leadingTriples(phi: Float64Array, pairs: number): OddTerm[] {
   for (let a = 0; a < k; a++) for (let b = a + 1; b < k; b++) for (let c = b + 1; c < k; c++) terms.push([top[a]!, top[b]!, top[c]!]);
   return terms;
 }
+
+/**
+ * Odd terms in one regression, at most, however large the budget: each term is a column of normal
+ * equations kept once per jackknife fold (memory grows as its square, the solve as its cube), so
+ * 20,000 calls would otherwise bring 2,000 Fourier terms and about 400 MB per output. The
+ * benchmark's budgets (up to 2,048 calls) stay below it: at most 191 Fourier terms and 84 triples.
+ */
+export const MAX_ODD_TERMS = 256;
 
 /** Coalitions (complement pairs) per fitted interaction term: fewer would fit noise. */
 const TERMS_PER_PAIR = 8;
@@ -124,7 +132,7 @@ const SCREENING_DEPTH = 10;
  */
 export function screenedOddTerms(design: CoalitionDesign, targets: Float64Array, rows: Uint8Array, seed: number): OddTerm[] {
   const m = design.features;
-  const most = Math.ceil((design.masks.length + 2) / CALLS_PER_FOURIER_TERM) - m;
+  const most = Math.min(MAX_ODD_TERMS, Math.ceil((design.masks.length + 2) / CALLS_PER_FOURIER_TERM) - m);
   if (most <= 0) return [];
   const tree = fitTree({ players: m, rows, targets }, new Float64Array(targets.length).fill(1), seededRandom(seed), { maxDepth: SCREENING_DEPTH });
   return treeFourier(tree)
