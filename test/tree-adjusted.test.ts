@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { KernelShapDesign, solveKernelShap, solveKernelShapByFold } from '../src/explain/kernel-shap.js';
 import { seededRandom } from '../src/explain/random.js';
-import { fitForest, fitTree, forestShapley, predictForest, treeFourier } from '../src/explain/regression-tree.js';
-import { leadingTriples, MAX_ODD_TERMS, mixingWeights, screenedOddTerms, SOLVE_PRECISION, seemUnbiased, solveShapley, solveTreeAdjusted, withoutGroups } from '../src/explain/tree-adjusted.js';
+import { fitForest, fitTree, forestShapley, largestFourierTerms, predictForest, treeFourier } from '../src/explain/regression-tree.js';
+import { leadingTriples, MAX_ODD_TERMS, mixingWeights, screenedOddTerms, SOLVE_PRECISION, seemUnbiased, solveShapley, solveTreeAdjusted, treeAdjustedSeconds, withoutGroups } from '../src/explain/tree-adjusted.js';
 import { exactShapley, relativeSquaredError } from './support/exact-shapley.js';
 import { oddShap } from '../bench/anchors/oddshap.js';
 import { regressionMsr } from '../bench/anchors/regression-msr.js';
@@ -75,22 +75,46 @@ describe('regression trees over coalitions', () => {
     }
   });
 
-  it('the spectrum is the same when players beyond 52 are split on (player sets kept as big integers there)', () => {
-    // Players 0–59; the tree splits on high-numbered players, whose sets do not fit a double's bits.
-    const m = 60;
-    const random = seededRandom(9);
-    const n = 400;
-    const rows = Uint8Array.from({ length: n * m }, () => (random() < 0.5 ? 1 : 0));
-    const targets = Float64Array.from({ length: n }, (_, r) => rows[r * m + 55]! * 2 + (rows[r * m + 58]! & rows[r * m + 3]!) - rows[r * m + 40]! * 0.5 + 0.1 * rows[r * m + 7]!);
-    const tree = fitTree({ players: m, rows, targets }, new Float64Array(n).fill(1), seededRandom(2), { maxDepth: 5 });
-    const spectrum = treeFourier(tree);
-    assert.ok(spectrum.some((t) => t.players.some((j) => j >= 52)));
-    for (let r = 0; r < 50; r++) {
-      const mask = rows.subarray(r * m, (r + 1) * m);
-      let value = 0;
-      for (const { players, c } of spectrum) value += c * (players.reduce((p, j) => p ^ mask[j]!, 0) ? -1 : 1);
-      assert.ok(Math.abs(value - predictForest([tree], mask)) < 1e-12);
+  it('the spectrum is the same when players beyond 52, 64 and 128 are split on (player sets kept as big integers there)', () => {
+    // The tree splits on high-numbered players, whose sets do not fit a double's bits; beyond 64
+    // the big integers are mixed into a hashable key and back, which must lose no player.
+    for (const [m, high] of [[60, [55, 58, 40]], [200, [70, 130, 199]]] as const) {
+      const random = seededRandom(9);
+      const n = 400;
+      const rows = Uint8Array.from({ length: n * m }, () => (random() < 0.5 ? 1 : 0));
+      const [a, b, c] = high;
+      const targets = Float64Array.from({ length: n }, (_, r) => rows[r * m + a]! * 2 + (rows[r * m + b]! & rows[r * m + 3]!) - rows[r * m + c]! * 0.5 + 0.1 * rows[r * m + 7]!);
+      const tree = fitTree({ players: m, rows, targets }, new Float64Array(n).fill(1), seededRandom(2), { maxDepth: 5 });
+      const spectrum = treeFourier(tree);
+      for (const j of high) assert.ok(spectrum.some((t) => t.players.includes(j)), `player ${j} of ${m}`);
+      for (let r = 0; r < 50; r++) {
+        const mask = rows.subarray(r * m, (r + 1) * m);
+        let value = 0;
+        for (const { players, c } of spectrum) value += c * (players.reduce((p, j) => p ^ mask[j]!, 0) ? -1 : 1);
+        assert.ok(Math.abs(value - predictForest([tree], mask)) < 1e-12, `${m} players, row ${r}`);
+      }
     }
+  });
+
+  it('the largest odd Fourier terms are those of the whole spectrum filtered, stably sorted and cut, ties included', () => {
+    const odd = (order: number): boolean => order >= 3 && order % 2 === 1;
+    let tiedCuts = 0;
+    for (const m of [14, 40, 70]) {
+      const random = seededRandom(m);
+      const n = 600;
+      const rows = Uint8Array.from({ length: n * m }, () => (random() < 0.5 ? 1 : 0));
+      // Whole-number targets give many coefficients of equal size: the cut falls inside a tie.
+      const targets = Float64Array.from({ length: n }, (_, r) => Math.round(4 * random()) + rows[r * m]! * rows[r * m + 1]!);
+      const tree = fitTree({ players: m, rows, targets }, new Float64Array(n).fill(1), seededRandom(3), { maxDepth: 8 });
+      const whole = treeFourier(tree)
+        .filter((t) => odd(t.players.length))
+        .sort((x, y) => Math.abs(y.c) - Math.abs(x.c));
+      for (let most = 0; most <= Math.min(whole.length + 2, 80); most++) {
+        if (most > 0 && most < whole.length && Math.abs(whole[most - 1]!.c) === Math.abs(whole[most]!.c)) tiedCuts += 1;
+        assert.deepEqual(largestFourierTerms(tree, odd, most), whole.slice(0, most), `${m} players, ${most} terms`);
+      }
+    }
+    assert.ok(tiedCuts > 10, `cuts inside a tie: ${tiedCuts}`);
   });
 });
 
@@ -271,6 +295,21 @@ describe('tree-adjusted estimator', () => {
     const kernel = solveKernelShap(design, values, full, empty);
     assert.deepEqual(onlyFirst.values[1], kernel.values[1]);
     assert.notDeepEqual(onlyFirst.values[0], kernel.values[0]);
+  });
+});
+
+describe('the up-front cost estimate', () => {
+  it('is nothing where Kernel SHAP answers, and grows with the calls, the segments and the adjusted outputs', () => {
+    // Below 2 calls per segment, and for a complete design, the solve is Kernel SHAP's alone.
+    assert.equal(treeAdjustedSeconds(2 * 100 - 1, 100, 3), 0);
+    assert.equal(treeAdjustedSeconds(2 ** 12 - 2, 12, 3), 0);
+    assert.ok(treeAdjustedSeconds(2 * 100, 100, 3) > 0);
+    for (const m of [16, 50, 200]) {
+      const at = (calls: number): number => treeAdjustedSeconds(calls, m, 1);
+      for (let calls = 2 * m + 16; calls < 40_000; calls = Math.ceil(calls * 1.5)) assert.ok(at(Math.ceil(calls * 1.5)) > at(calls), `${m} segments, ${calls} calls`);
+      assert.equal(treeAdjustedSeconds(5000, m, 3), 3 * at(5000));
+    }
+    assert.ok(treeAdjustedSeconds(5000, 200, 1) > treeAdjustedSeconds(5000, 100, 1));
   });
 });
 

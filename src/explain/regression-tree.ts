@@ -196,12 +196,48 @@ export interface FourierTerm {
  * (L + R)/2 + (L − R)/2 · (−1)^[f ∈ S].
  */
 export function treeFourier(tree: TreeNode): FourierTerm[] {
-  // A set is keyed as Σ 2^player: an exact double up to 52 players, a big integer beyond (11
-  // screenings per estimate once spent most of their time building text keys).
-  if (maxFeature(tree) < NUMERIC_KEY_PLAYERS) {
-    return [...spectrumOf(tree, 0, (set, player) => set + 2 ** player)].map(([set, c]) => ({ players: playersOf(set), c }));
+  return spectrumEntries(tree).map(([set, c]) => ({ players: playersOf(set), c }));
+}
+
+/**
+ * The `most` terms of `treeFourier` with the largest |c| among those whose order passes `keep`,
+ * largest first, ties in the spectrum's order: what filtering, stably sorting and slicing the
+ * whole spectrum gives, without building player lists or sorting terms that cannot make the cut
+ * (at 60 players the spectrum holds about 200,000 terms and a screening keeps a few hundred).
+ */
+export function largestFourierTerms(tree: TreeNode, keep: (order: number) => boolean, most: number): FourierTerm[] {
+  if (most <= 0) return [];
+  const kept = spectrumEntries(tree).filter(([set]) => keep(sizeOf(set)));
+  let cut = -1;
+  if (kept.length > most) {
+    const sizes = Float64Array.from(kept, ([, c]) => Math.abs(c)).sort();
+    cut = sizes[sizes.length - most]!;
   }
-  return [...spectrumOf(tree, 0n, (set, player) => set | (1n << BigInt(player)))].map(([set, c]) => ({ players: playersOf(set), c }));
+  // Every term above the cut, and those at it in the spectrum's order while places remain.
+  let atCut = most - kept.filter(([, c]) => Math.abs(c) > cut).length;
+  const chosen = kept.filter(([, c]) => Math.abs(c) > cut || (Math.abs(c) === cut && atCut-- > 0));
+  return chosen.sort((a, b) => Math.abs(b[1]) - Math.abs(a[1])).map(([set, c]) => ({ players: playersOf(set), c }));
+}
+
+/** The spectrum as [set, c] in its one order, sets keyed as Σ 2^player. */
+function spectrumEntries(tree: TreeNode): [number | bigint, number][] {
+  // An exact double up to 52 players, a big integer beyond (11 screenings per estimate once spent
+  // most of their time building text keys).
+  if (maxFeature(tree) < NUMERIC_KEY_PLAYERS) return [...spectrumOf(tree, 0, (set, player) => set + 2 ** player)];
+  const spectrum = spectrumOf(tree, 0n, (key, player) => hashable(hashable(key) | (1n << BigInt(player))));
+  return [...spectrum].map(([key, c]) => [hashable(key), c]);
+}
+
+/**
+ * A big-integer set as a Map key that hashes well, and back (it is its own inverse): V8 hashes a
+ * big integer by its lowest 64 bits only, so sets that differ in players 64 and up collided and
+ * the spectrum of a tree over 150 players took 80 s instead of 2. The bits above 64 stay as they
+ * are; a mix of them is XORed into the low 64.
+ */
+function hashable(set: bigint): bigint {
+  let mix = 0n;
+  for (let high = set >> 64n; high > 0n; high >>= 64n) mix = BigInt.asUintN(64, (mix ^ BigInt.asUintN(64, high)) * 0x9e3779b97f4a7c15n);
+  return set ^ mix;
 }
 
 const NUMERIC_KEY_PLAYERS = 52;
@@ -219,14 +255,34 @@ function spectrumOf<K>(node: TreeNode, none: K, withPlayer: (set: K, player: num
   const left = spectrumOf(node.out!, none, withPlayer);
   const right = spectrumOf(node.in!, none, withPlayer);
   const out = new Map<K, number>();
-  for (const key of new Set([...left.keys(), ...right.keys()])) {
-    const l = left.get(key) ?? 0;
-    const r = right.get(key) ?? 0;
+  // Keys in left's order, then right's own: the order of the union, which ties keep.
+  const add = (key: K, l: number, r: number): void => {
     out.set(key, (out.get(key) ?? 0) + (l + r) / 2);
     const joined = withPlayer(key, node.feature);
     out.set(joined, (out.get(joined) ?? 0) + (l - r) / 2);
-  }
+  };
+  for (const [key, l] of left) add(key, l, right.get(key) ?? 0);
+  for (const [key, r] of right) if (!left.has(key)) add(key, 0, r);
   return out;
+}
+
+/** How many players a set keyed as Σ 2^player holds. */
+function sizeOf(set: number | bigint): number {
+  if (typeof set === 'number') {
+    const low = set % 2 ** 32;
+    return bitCount(low) + bitCount((set - low) / 2 ** 32);
+  }
+  let size = 0;
+  for (let rest = set; rest > 0n; rest >>= 32n) size += bitCount(Number(BigInt.asUintN(32, rest)));
+  return size;
+}
+
+/** Set bits of an integer below 2^32. */
+function bitCount(word: number): number {
+  let x = word >>> 0;
+  x -= (x >>> 1) & 0x55555555;
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  return Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
 }
 
 /** The players of a set keyed as Σ 2^player (a number or a big integer), ascending. */

@@ -27,7 +27,7 @@
  */
 import { binomial, type CoalitionDesign, jackknifeSpread, type OddTerm, type ShapSolution, solveKernelShap, solveKernelShapByFold } from './kernel-shap.js';
 import { seededRandom } from './random.js';
-import { fitForest, fitTree, forestShapley, predictForest, treeFourier } from './regression-tree.js';
+import { fitForest, fitTree, forestShapley, largestFourierTerms, predictForest } from './regression-tree.js';
 
 export type Estimator = 'kernel' | 'tree-adjusted';
 
@@ -63,6 +63,24 @@ export const MIN_CALLS_PER_PLAYER = 2;
  * forest fits completely) would otherwise report errors of 1e-15 that its rounding exceeds.
  */
 export const SOLVE_PRECISION = 1e-9;
+
+/**
+ * About how many seconds of one core the tree-adjusted solve of `outputs` adjusted outputs takes,
+ * for the config's up-front bound. Per output its work is the forests (30 trees, fit 11 times,
+ * each about n·M·log₂ n), the regressions with odd terms (about n·K² each, K = M plus up to
+ * `MAX_ODD_TERMS` terms) and, where the calls allow Fourier terms, their screening (a tree, its
+ * spectrum and one more regression per replicate, about n·M). The coefficients were fit to
+ * timings of `solveShapley` at M = 16–500 and 1,000–20,000 calls on a 2-core machine; each of
+ * those 20 timings is within 0.7–1.4× of its estimate (BENCHMARKS.md compares a few in each run).
+ */
+export function treeAdjustedSeconds(calls: number, segments: number, outputs: number): number {
+  if (calls < MIN_CALLS_PER_PLAYER * segments || (segments < 31 && calls >= 2 ** segments - 2)) return 0;
+  const fourierTerms = Math.min(MAX_ODD_TERMS, Math.max(0, Math.ceil(calls / CALLS_PER_FOURIER_TERM) - segments));
+  const forests = 2.4e-6 * calls * segments * Math.log2(calls);
+  const regressions = 1.4e-8 * calls * (segments + fourierTerms) ** 2;
+  const screening = fourierTerms > 0 ? 3.3e-5 * calls * segments : 0;
+  return outputs * (forests + regressions + screening);
+}
 
 /** Every coalition was evaluated: Kernel SHAP alone is already exact. */
 function isComplete(design: CoalitionDesign): boolean {
@@ -135,11 +153,7 @@ export function screenedOddTerms(design: CoalitionDesign, targets: Float64Array,
   const most = Math.min(MAX_ODD_TERMS, Math.ceil((design.masks.length + 2) / CALLS_PER_FOURIER_TERM) - m);
   if (most <= 0) return [];
   const tree = fitTree({ players: m, rows, targets }, new Float64Array(targets.length).fill(1), seededRandom(seed), { maxDepth: SCREENING_DEPTH });
-  return treeFourier(tree)
-    .filter((t) => t.players.length >= 3 && t.players.length % 2 === 1)
-    .sort((a, b) => Math.abs(b.c) - Math.abs(a.c))
-    .slice(0, most)
-    .map((t) => t.players);
+  return largestFourierTerms(tree, (order) => order >= 3 && order % 2 === 1, most).map((t) => t.players);
 }
 
 /** Coalitions as rows of 0/1, n × m. */
