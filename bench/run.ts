@@ -5,6 +5,7 @@
 import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { MAX_TREE_ADJUSTED_SECONDS } from '../src/config/config.js';
 import { DEFAULT_SIZE_SAMPLING } from '../src/explain/kernel-shap.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -12,6 +13,7 @@ import { runAccuracy } from './accuracy.js';
 import { estimatorSection, runEstimators } from './estimators.js';
 import { runLargeImages, runMemory } from './memory.js';
 import { runSoak } from './soak.js';
+import { runSolveCost } from './solve-cost.js';
 import { runAdaptive, runBatching, runClientCost, runCores, runSaturation } from './throughput.js';
 
 const exp = (v: number): string => v.toExponential(2);
@@ -69,6 +71,18 @@ async function main(): Promise<void> {
   lines.push('');
   process.stderr.write('estimators on image games …\n');
   lines.push(...estimatorSection(await runEstimators(ESTIMATOR_SEEDS)));
+  process.stderr.write('solve cost estimate …\n');
+  const solveCost = runSolveCost();
+  lines.push('### Solve cost: the up-front estimate against the solve', '');
+  lines.push(
+    `The config refuses a tree-adjusted run whose solve would take more than ${MAX_TREE_ADJUSTED_SECONDS / 60} minutes of one core per image, estimated from num_samples and num_segments (\`treeAdjustedSeconds\`). Here one image's solve (3 adjusted labels of a saturating game), CPU seconds of this process, one run each:`,
+    '',
+  );
+  lines.push('| segments | calls | estimated (s) | measured (s) | measured ÷ estimated |', '| ---: | ---: | ---: | ---: | ---: |');
+  for (const row of solveCost) {
+    lines.push(`| ${row.segments} | ${row.calls} | ${row.estimatedSeconds.toFixed(1)} | ${row.measuredSeconds.toFixed(1)} | ${(row.measuredSeconds / row.estimatedSeconds).toFixed(2)} |`);
+  }
+  lines.push('');
   const work = await mkdtemp(path.join(os.tmpdir(), 'clarify-bench-'));
   const goal = (met: boolean): string => (met ? 'met' : '**missed**');
 

@@ -298,6 +298,11 @@ describe('configs read the way users save them', () => {
     await check('samples', { shap: { num_samples: 1e9 } }, /methods\.shap\.num_samples: must be <= 100000/);
     await check('segments', { shap: { image_config: { num_segments: 100_000 } } }, /num_segments: must be <= 1000/);
     await check('work', { shap: { num_samples: 20_000, image_config: { num_segments: 1000 } } }, /num_samples: .*with num_segments 1000, use num_samples ≤ 5000/);
+    // Within the least-squares bound, but the tree-adjusted estimator's surrogates would take many
+    // minutes per image: refused with both ways out, or at num_segments when the budget is the default.
+    await check('tree-work', { shap: { num_samples: 20_000, image_config: { num_segments: 200 } } }, /methods\.shap\.num_samples: 20000 samples over 200 segments would keep the tree-adjusted estimator busy for about \d+ min .*set clarify_images\.estimator to "kernel".*, or use num_samples ≤ \d+/);
+    await check('tree-objects', { shap: { num_samples: 3000, image_config: { model_type: 'OBJECT_DETECTION', num_segments: 60, max_objects: 40, context: 0.5 } } }, /num_samples: 3000 samples over 60 segments, for each of up to 40 objects, would keep the tree-adjusted estimator busy/);
+    await check('tree-default', { shap: { image_config: { num_segments: 1000 } } }, /methods\.shap\.image_config\.num_segments: the default num_samples \(4048\) over 1000 segments would keep the tree-adjusted estimator busy/);
     await check('compactness', { shap: { image_config: { segment_compactness: 1e-300 } } }, /segment_compactness: must be >= 0\.000001/);
     await check('url-no-host', { clarify_images: { endpoint_url: 'http://' } }, /clarify_images\.endpoint_url: "http:\/\/" is not a valid URL/);
     await check('url-port', { clarify_images: { endpoint_url: 'http://localhost:99999' } }, /endpoint_url: .*not a valid URL/);
@@ -307,8 +312,15 @@ describe('configs read the way users save them', () => {
 
     // The extremes that are accepted still segment (no NaN distances, no crash).
     const ok = path.join(dir, 'ok.json');
-    await writeFile(ok, JSON.stringify({ ...body, methods: { shap: { ...body.methods.shap, num_samples: 5000, image_config: { model_type: 'IMAGE_CLASSIFICATION', num_segments: 1000, segment_compactness: 1e-6 } } } }));
+    await writeFile(ok, JSON.stringify({ ...body, methods: { shap: { ...body.methods.shap, num_samples: 5000, image_config: { model_type: 'IMAGE_CLASSIFICATION', num_segments: 1000, segment_compactness: 1e-6 } } }, clarify_images: { estimator: 'kernel' } }));
     assert.equal((await runCli(['validate', '--config', ok])).code, 0);
+    // The budget the tree-adjusted refusal suggests is accepted.
+    const refused = await runCli(['validate', '--config', path.join(dir, 'tree-work.json')]);
+    const suggested = Number(/use num_samples ≤ (\d+)/.exec(refused.stderr)?.[1]);
+    assert.ok(suggested >= 400 && suggested < 20_000, refused.stderr);
+    const within = path.join(dir, 'tree-within.json');
+    await writeFile(within, JSON.stringify({ ...body, methods: { shap: { ...body.methods.shap, num_samples: suggested, image_config: { model_type: 'IMAGE_CLASSIFICATION', num_segments: 200 } } } }));
+    assert.equal((await runCli(['validate', '--config', within])).code, 0);
 
     const file = path.join(dir, 'run.json');
     await writeFile(file, JSON.stringify(body));

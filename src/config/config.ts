@@ -10,6 +10,8 @@ import path from 'node:path';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import jmespath from 'jmespath';
 import { ConfigError, type ConfigProblem, errorMessage } from '../errors.js';
+import { defaultBudget } from '../explain/kernel-shap.js';
+import { ADJUSTED_OUTPUTS, MIN_CALLS_PER_PLAYER, treeAdjustedSeconds } from '../explain/tree-adjusted.js';
 import { locationProblem } from '../storage/location.js';
 
 export type ModelType = 'IMAGE_CLASSIFICATION' | 'OBJECT_DETECTION';
@@ -246,14 +248,43 @@ function detectionFieldProblems(config: AnalysisConfig): ConfigProblem[] {
  */
 export const MAX_SOLVER_WORK = 5e9;
 
+/**
+ * The tree-adjusted estimator's surrogates cost more than the least-squares fit (forests and
+ * regressions with odd terms for each of the top outputs): at most this many seconds of one core
+ * per image, estimated by `treeAdjustedSeconds`. The benchmark's largest case, 2,048 calls over 50
+ * segments, takes about half a minute; past a few minutes the solve, not the endpoint, would set
+ * the job's pace.
+ */
+export const MAX_TREE_ADJUSTED_SECONDS = 300;
+
 function feasibilityProblems(config: AnalysisConfig): ConfigProblem[] {
   const { num_samples: samples, image_config } = config.methods.shap;
   const segments = image_config.num_segments;
-  if (samples === undefined || samples * segments * segments <= MAX_SOLVER_WORK) return [];
+  if (samples !== undefined && samples * segments * segments > MAX_SOLVER_WORK) {
+    return [
+      {
+        path: 'methods.shap.num_samples',
+        message: `${samples} samples over ${segments} segments is more than one image's solve can do (num_samples × num_segments² ≤ ${MAX_SOLVER_WORK.toExponential(0)}): with num_segments ${segments}, use num_samples ≤ ${Math.floor(MAX_SOLVER_WORK / (segments * segments))}`,
+      },
+    ];
+  }
+  if (config.clarify_images.estimator !== 'tree-adjusted') return [];
+  const calls = samples ?? defaultBudget(segments);
+  // A classifier's top labels and a detection image's first objects share one solve; with less
+  // than the whole image as context, each object is solved on its own (over fewer segments).
+  const { model_type, context, max_objects } = image_config;
+  const outputs = model_type === 'OBJECT_DETECTION' ? (context < 1 ? max_objects : Math.min(max_objects, ADJUSTED_OUTPUTS)) : ADJUSTED_OUTPUTS;
+  const seconds = treeAdjustedSeconds(calls, segments, outputs);
+  if (seconds <= MAX_TREE_ADJUSTED_SECONDS) return [];
+  const each = model_type === 'OBJECT_DETECTION' && context < 1 ? `, for each of up to ${max_objects} objects,` : '';
+  const given = (samples === undefined ? `the default num_samples (${calls}) over ${segments} segments` : `${samples} samples over ${segments} segments`) + each;
+  let most = calls;
+  while (most > 0 && treeAdjustedSeconds(most, segments, outputs) > MAX_TREE_ADJUSTED_SECONDS) most = Math.floor(most * 0.98);
+  const fewerSamples = most >= MIN_CALLS_PER_PLAYER * segments ? `, or use num_samples ≤ ${most}` : '';
   return [
     {
-      path: 'methods.shap.num_samples',
-      message: `${samples} samples over ${segments} segments is more than one image's solve can do (num_samples × num_segments² ≤ ${MAX_SOLVER_WORK.toExponential(0)}): with num_segments ${segments}, use num_samples ≤ ${Math.floor(MAX_SOLVER_WORK / (segments * segments))}`,
+      path: samples === undefined ? 'methods.shap.image_config.num_segments' : 'methods.shap.num_samples',
+      message: `${given} would keep the tree-adjusted estimator busy for about ${Math.round(seconds / 60)} min of CPU per image (at most ${MAX_TREE_ADJUSTED_SECONDS / 60} min): set clarify_images.estimator to "kernel" (the same calls, solved by Kernel SHAP alone)${fewerSamples}`,
     },
   ];
 }

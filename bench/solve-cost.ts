@@ -1,0 +1,49 @@
+/**
+ * How well the config's up-front estimate of the tree-adjusted solve's CPU (`treeAdjustedSeconds`,
+ * which refuses configs past a few minutes per image) matches the solve itself: one image's solve
+ * with its 3 adjusted outputs, timed as CPU of this process, at the defaults' budgets (2·M + 2,048
+ * calls) and at one larger budget.
+ */
+import { defaultBudget, KernelShapDesign } from '../src/explain/kernel-shap.js';
+import { seededRandom } from '../src/explain/random.js';
+import { ADJUSTED_OUTPUTS, solveShapley, treeAdjustedSeconds } from '../src/explain/tree-adjusted.js';
+
+export interface SolveCostRow {
+  readonly segments: number;
+  readonly calls: number;
+  readonly estimatedSeconds: number;
+  readonly measuredSeconds: number;
+}
+
+const CASES: readonly (readonly [segments: number, calls: number])[] = [
+  [16, defaultBudget(16)],
+  [50, defaultBudget(50)],
+  [100, defaultBudget(100)],
+  [200, defaultBudget(200)],
+  [20, 8192],
+];
+
+/** A saturating game of a few joint segments and additive rest, one output per label. */
+function labelGame(m: number, seed: number): (mask: Uint8Array) => Float64Array {
+  const random = seededRandom(seed);
+  const weights = Array.from({ length: ADJUSTED_OUTPUTS }, () => Array.from({ length: m }, () => random() * 0.6 - 0.2));
+  return (mask) =>
+    Float64Array.from(weights, (w, o) => {
+      let z = -3 + 5 * (mask[o]! & mask[o + 1]! & mask[o + 2]!) + 1.5 * (mask[o + 3]! & mask[o + 4]!);
+      for (let i = 0; i < m; i++) z += mask[i]! * w[i]!;
+      return 1 / (1 + Math.exp(-z));
+    });
+}
+
+export function runSolveCost(): SolveCostRow[] {
+  return CASES.map(([m, calls]) => {
+    const game = labelGame(m, m);
+    const design = KernelShapDesign.plan(m, calls - 2, seededRandom(1));
+    const values = design.masks.map(game);
+    const outputs = Array.from({ length: ADJUSTED_OUTPUTS }, (_, o) => o);
+    const started = process.cpuUsage();
+    solveShapley(design, values, game(new Uint8Array(m).fill(1)), game(new Uint8Array(m)), { estimator: 'tree-adjusted', seed: 1, adjusted: outputs });
+    const used = process.cpuUsage(started);
+    return { segments: m, calls, estimatedSeconds: treeAdjustedSeconds(calls, m, ADJUSTED_OUTPUTS), measuredSeconds: (used.user + used.system) / 1e6 };
+  });
+}
