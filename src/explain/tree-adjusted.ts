@@ -71,7 +71,7 @@ export const SOLVE_PRECISION = 1e-9;
  * `MAX_ODD_TERMS` terms) and, where the calls allow Fourier terms, their screening (a tree, its
  * spectrum and one more regression per replicate, about n·M). The coefficients were fit to
  * timings of `solveShapley` at M = 16–500 and 1,000–20,000 calls on a 2-core machine; each of
- * those 20 timings is within 0.7–1.4× of its estimate (BENCHMARKS.md compares a few in each run).
+ * those 20 timings is 0.83–1.43× its estimate (BENCHMARKS.md compares a few in each run).
  */
 export function treeAdjustedSeconds(calls: number, segments: number, outputs: number): number {
   if (calls < MIN_CALLS_PER_PLAYER * segments || (segments < 31 && calls >= 2 ** segments - 2)) return 0;
