@@ -269,24 +269,32 @@ function feasibilityProblems(config: AnalysisConfig): ConfigProblem[] {
     ];
   }
   if (config.clarify_images.estimator !== 'tree-adjusted') return [];
+  const work = treeAdjustedWork(config);
+  if (work.seconds <= MAX_TREE_ADJUSTED_SECONDS) return [];
+  return [
+    {
+      path: samples === undefined ? 'methods.shap.image_config.num_segments' : 'methods.shap.num_samples',
+      message: `${work.given} would keep the tree-adjusted estimator busy for about ${Math.round(work.seconds / 60)} min of CPU per image (at most ${MAX_TREE_ADJUSTED_SECONDS / 60} min): set clarify_images.estimator to "kernel" (the same calls, solved by Kernel SHAP alone)${work.fewerSamples}`,
+    },
+  ];
+}
+
+/** The tree-adjusted solve's estimated CPU per image for this config, said in its terms. */
+function treeAdjustedWork(config: AnalysisConfig): { seconds: number; given: string; fewerSamples: string } {
+  const { num_samples: samples, image_config } = config.methods.shap;
+  const segments = image_config.num_segments;
   const calls = samples ?? defaultBudget(segments);
   // A classifier's top labels and a detection image's first objects share one solve; with less
   // than the whole image as context, each object is solved on its own (over fewer segments).
   const { model_type, context, max_objects } = image_config;
   const outputs = model_type === 'OBJECT_DETECTION' ? (context < 1 ? max_objects : Math.min(max_objects, ADJUSTED_OUTPUTS)) : ADJUSTED_OUTPUTS;
   const seconds = treeAdjustedSeconds(calls, segments, outputs);
-  if (seconds <= MAX_TREE_ADJUSTED_SECONDS) return [];
   const each = model_type === 'OBJECT_DETECTION' && context < 1 ? `, for each of up to ${max_objects} objects,` : '';
   const given = (samples === undefined ? `the default num_samples (${calls}) over ${segments} segments` : `${samples} samples over ${segments} segments`) + each;
   let most = calls;
   while (most > 0 && treeAdjustedSeconds(most, segments, outputs) > MAX_TREE_ADJUSTED_SECONDS) most = Math.floor(most * 0.98);
   const fewerSamples = most >= MIN_CALLS_PER_PLAYER * segments ? `, or use num_samples ≤ ${most}` : '';
-  return [
-    {
-      path: samples === undefined ? 'methods.shap.image_config.num_segments' : 'methods.shap.num_samples',
-      message: `${given} would keep the tree-adjusted estimator busy for about ${Math.round(seconds / 60)} min of CPU per image (at most ${MAX_TREE_ADJUSTED_SECONDS / 60} min): set clarify_images.estimator to "kernel" (the same calls, solved by Kernel SHAP alone)${fewerSamples}`,
-    },
-  ];
+  return { seconds, given, fewerSamples };
 }
 
 /** A base URL the container route can call: http(s), a host, a valid port, no query or fragment. */
@@ -377,6 +385,15 @@ export function configNotes(config: AnalysisConfig): string[] {
     notes.push('methods.shap.image_config.debug is accepted as the SDK writes it and ignored.');
   }
   const { num_samples: samples, image_config } = config.methods.shap;
+  if (config.clarify_images.estimator === 'kernel') {
+    const work = treeAdjustedWork(config);
+    if (work.seconds > MAX_TREE_ADJUSTED_SECONDS) {
+      notes.push(
+        `Kernel SHAP solves these images (clarify_images.estimator "kernel"): at ${work.given} the tree-adjusted estimator would keep about ` +
+          `${Math.round(work.seconds / 60)} min of CPU busy per image, more than its ${MAX_TREE_ADJUSTED_SECONDS / 60} min${work.fewerSamples.replace(', or use', '; it runs with')}.`,
+      );
+    }
+  }
   const needed = 2 * (image_config.num_segments - 1);
   if (samples !== undefined && samples < needed) {
     notes.push(
@@ -401,14 +418,20 @@ export function validateConfig(input: unknown): AnalysisConfig {
     if (m['report'] === undefined) m['report'] = {};
   }
   normaliseAsSdk(candidate);
-  const explicitFill = (input as { clarify_images?: { baseline_fill?: unknown } }).clarify_images?.baseline_fill;
+  const explicit = (input as { clarify_images?: { baseline_fill?: unknown; estimator?: unknown } }).clarify_images;
   const validate = validator();
   if (!validate(candidate)) {
     throw new ConfigError(problemsFrom(validate.errors ?? []));
   }
   const config = candidate as unknown as AnalysisConfig;
+  // The default estimator yields to Kernel SHAP where its solve would be unreasonable, so a
+  // Clarify config with a large budget runs unchanged (configNotes says so); only an explicit
+  // "tree-adjusted" is refused there.
+  if (explicit?.estimator === undefined && config.clarify_images.estimator === 'tree-adjusted' && treeAdjustedWork(config).seconds > MAX_TREE_ADJUSTED_SECONDS) {
+    config.clarify_images.estimator = 'kernel';
+  }
   const problems = crossFieldProblems(config);
-  if (explicitFill !== undefined && config.methods.shap.baseline !== undefined) {
+  if (explicit?.baseline_fill !== undefined && config.methods.shap.baseline !== undefined) {
     problems.push({ path: 'clarify_images.baseline_fill', message: 'give either methods.shap.baseline (an image) or clarify_images.baseline_fill, not both' });
   }
   if (problems.length > 0) throw new ConfigError(problems);
