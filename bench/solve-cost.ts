@@ -1,6 +1,6 @@
 /**
  * How well the config's up-front estimate of the tree-adjusted solve's CPU (`treeAdjustedSeconds`,
- * which refuses configs past a few minutes per image) matches the solve itself: one image's solve
+ * which bounds it at a few minutes per image) matches the solve itself: one image's solve
  * with its 3 adjusted outputs, timed as CPU of this process, at the defaults' budgets (2·M + 2,048
  * calls) and at one larger budget.
  */

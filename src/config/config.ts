@@ -274,13 +274,16 @@ function feasibilityProblems(config: AnalysisConfig): ConfigProblem[] {
   return [
     {
       path: samples === undefined ? 'methods.shap.image_config.num_segments' : 'methods.shap.num_samples',
-      message: `${work.given} would keep the tree-adjusted estimator busy for about ${Math.round(work.seconds / 60)} min of CPU per image (at most ${MAX_TREE_ADJUSTED_SECONDS / 60} min): set clarify_images.estimator to "kernel" (the same calls, solved by Kernel SHAP alone)${work.fewerSamples}`,
+      message: `${work.given} would keep the tree-adjusted estimator busy for about ${Math.round(work.seconds / 60)} min of CPU per image (at most ${MAX_TREE_ADJUSTED_SECONDS / 60} min): set clarify_images.estimator to "kernel" (the same calls, solved by Kernel SHAP alone)${work.mostSamples === undefined ? '' : `, or use num_samples ≤ ${work.mostSamples}`}`,
     },
   ];
 }
 
-/** The tree-adjusted solve's estimated CPU per image for this config, said in its terms. */
-function treeAdjustedWork(config: AnalysisConfig): { seconds: number; given: string; fewerSamples: string } {
+/**
+ * The tree-adjusted solve's estimated CPU per image for this config, the config said in its terms,
+ * and the largest num_samples within the bound (undefined when none lets the forests answer).
+ */
+function treeAdjustedWork(config: AnalysisConfig): { seconds: number; given: string; mostSamples?: number } {
   const { num_samples: samples, image_config } = config.methods.shap;
   const segments = image_config.num_segments;
   const calls = samples ?? defaultBudget(segments);
@@ -293,8 +296,7 @@ function treeAdjustedWork(config: AnalysisConfig): { seconds: number; given: str
   const given = (samples === undefined ? `the default num_samples (${calls}) over ${segments} segments` : `${samples} samples over ${segments} segments`) + each;
   let most = calls;
   while (most > 0 && treeAdjustedSeconds(most, segments, outputs) > MAX_TREE_ADJUSTED_SECONDS) most = Math.floor(most * 0.98);
-  const fewerSamples = most >= MIN_CALLS_PER_PLAYER * segments ? `, or use num_samples ≤ ${most}` : '';
-  return { seconds, given, fewerSamples };
+  return { seconds, given, ...(most >= MIN_CALLS_PER_PLAYER * segments ? { mostSamples: most } : {}) };
 }
 
 /** A base URL the container route can call: http(s), a host, a valid port, no query or fragment. */
@@ -390,7 +392,7 @@ export function configNotes(config: AnalysisConfig): string[] {
     if (work.seconds > MAX_TREE_ADJUSTED_SECONDS) {
       notes.push(
         `Kernel SHAP solves these images (clarify_images.estimator "kernel"): at ${work.given} the tree-adjusted estimator would keep about ` +
-          `${Math.round(work.seconds / 60)} min of CPU busy per image, more than its ${MAX_TREE_ADJUSTED_SECONDS / 60} min${work.fewerSamples.replace(', or use', '; it runs with')}.`,
+          `${Math.round(work.seconds / 60)} min of CPU busy per image, more than its ${MAX_TREE_ADJUSTED_SECONDS / 60} min${work.mostSamples === undefined ? '' : `; it runs with num_samples ≤ ${work.mostSamples}`}.`,
       );
     }
   }
