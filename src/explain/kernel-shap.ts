@@ -245,6 +245,32 @@ export interface ShapSolution {
   readonly identified: boolean;
 }
 
+/**
+ * A row of the constrained regression. Its entries are −1, 0 or 1 (a player or term in the
+ * coalition, minus the last player), so only the nonzero ones are kept, with their signs: about
+ * half of them, so adding the row's outer product visits about a quarter of the pairs.
+ */
+class SparseRow {
+  readonly index: Int32Array;
+  readonly sign: Float64Array;
+  count = 0;
+  constructor(n: number) {
+    this.index = new Int32Array(n);
+    this.sign = new Float64Array(n);
+  }
+
+  /** Entries in increasing position, each −1, 0 or 1. */
+  set(entries: ArrayLike<number>): void {
+    this.count = 0;
+    for (let i = 0; i < entries.length; i++) {
+      if (entries[i] === 0) continue;
+      this.index[this.count] = i;
+      this.sign[this.count] = entries[i]!;
+      this.count += 1;
+    }
+  }
+}
+
 /** Normal equations of the constrained problem, accumulated over a set of rows. */
 class NormalEquations {
   readonly ata: Float64Array;
@@ -254,13 +280,19 @@ class NormalEquations {
     this.atb = Array.from({ length: outputs }, () => new Float64Array(n));
   }
 
-  addRow(row: Float64Array, weight: number, targets: Float64Array): void {
-    const { n } = this;
-    for (let i = 0; i < n; i++) {
-      const wi = weight * row[i]!;
-      if (wi === 0) continue;
-      for (let j = 0; j <= i; j++) this.ata[i * n + j] = this.ata[i * n + j]! + wi * row[j]!;
-      for (let o = 0; o < targets.length; o++) this.atb[o]![i] = this.atb[o]![i]! + wi * targets[o]!;
+  /**
+   * Adds weight · rowᵀrow (lower triangle) and weight · rowᵀtargets. Skipping the zero entries
+   * leaves every sum as it was: adding ±0 to a sum changes nothing.
+   */
+  addRow(row: SparseRow, weight: number, targets: Float64Array): void {
+    const { n, ata, atb } = this;
+    const { index, sign, count } = row;
+    for (let a = 0; a < count; a++) {
+      const i = index[a]!;
+      const wi = weight * sign[a]!;
+      const at = i * n;
+      for (let b = 0; b <= a; b++) ata[at + index[b]!] = ata[at + index[b]!]! + wi * sign[b]!;
+      for (let o = 0; o < targets.length; o++) atb[o]![i] = atb[o]![i]! + wi * targets[o]!;
     }
   }
 
@@ -363,17 +395,19 @@ function normalEquationsOf(design: CoalitionDesign, values: readonly Float64Arra
   const n = m - 1 + terms.length;
   const outputs = full.length;
   const delta = Float64Array.from(full, (f, o) => f - empty[o]!);
-  const row = new Float64Array(n);
+  const entries = new Float64Array(n);
+  const row = new SparseRow(n);
   const targets = new Float64Array(outputs);
   const prepare = (c: number): void => {
     const mask = design.masks[c]!;
     const last = mask[m - 1]!;
-    for (let i = 0; i < m - 1; i++) row[i] = mask[i]! - last;
+    for (let i = 0; i < m - 1; i++) entries[i] = mask[i]! - last;
     terms.forEach((term, k) => {
       let parity = 0;
       for (const j of term) parity ^= mask[j]!;
-      row[m - 1 + k] = parity - last;
+      entries[m - 1 + k] = parity - last;
     });
+    row.set(entries);
     const v = values[c]!;
     for (let o = 0; o < outputs; o++) targets[o] = v[o]! - empty[o]! - last * delta[o]!;
   };

@@ -36,6 +36,11 @@ export interface CoalitionRows {
  * ties to the first player in a random order (as scikit-learn permutes features).
  */
 export function fitTree(data: CoalitionRows, weights: Float64Array, random: Random, options: TreeOptions = {}): TreeNode {
+  return growTree(data, membersOf(data), weights, random, options);
+}
+
+/** `fitTree` on rows whose members are already listed (a forest lists them once for all its trees). */
+function growTree(data: CoalitionRows, rowMembers: RowMembers, weights: Float64Array, random: Random, options: TreeOptions): TreeNode {
   const m = data.players;
   const maxDepth = options.maxDepth ?? Number.POSITIVE_INFINITY;
   const minLeaf = options.minSamplesLeaf ?? 1;
@@ -45,11 +50,12 @@ export function fitTree(data: CoalitionRows, weights: Float64Array, random: Rand
   const index = new Int32Array(data.targets.length);
   let count = 0;
   for (let r = 0; r < data.targets.length; r++) if (weights[r]! > 0) index[count++] = r;
-  const { targets } = data;
-  const n = targets.length;
-  // Column-major copy: a split scans one player's column over the node's rows.
-  const columns = new Uint8Array(n * m);
-  for (let r = 0; r < n; r++) for (let f = 0; f < m; f++) columns[f * n + r] = data.rows[r * m + f]!;
+  const { targets, rows } = data;
+  const { members, start } = rowMembers;
+  // Per player: weight, weighted target sum and row count of the node's rows that hold it.
+  const inWeight = new Float64Array(m);
+  const inSum = new Float64Array(m);
+  const inCount = new Int32Array(m);
   const grow = (from: number, to: number, depth: number): TreeNode => {
     let w = 0;
     let wy = 0;
@@ -71,23 +77,29 @@ export function fitTree(data: CoalitionRows, weights: Float64Array, random: Rand
       order[i] = order[j]!;
       order[j] = t;
     }
+    // One pass over the rows, each adding to the players it holds: every sum still adds its
+    // rows in order, so the sums are those of one pass per player.
+    inWeight.fill(0);
+    inSum.fill(0);
+    inCount.fill(0);
+    for (let q = from; q < to; q++) {
+      const r = index[q]!;
+      const weight = weights[r]!;
+      const weighted = weight * targets[r]!;
+      for (let k = start[r]!; k < start[r + 1]!; k++) {
+        const f = members[k]!;
+        inWeight[f] = inWeight[f]! + weight;
+        inSum[f] = inSum[f]! + weighted;
+        inCount[f] = inCount[f]! + 1;
+      }
+    }
     let best = -1;
     let bestGain = 1e-12 * Math.max(1, impurity);
     for (let k = 0; k < maxFeatures; k++) {
       const f = order[k]!;
-      let w1 = 0;
-      let wy1 = 0;
-      let n1 = 0;
-      const column = f * n;
-      for (let q = from; q < to; q++) {
-        const r = index[q]!;
-        if (columns[column + r]) {
-          const weight = weights[r]!;
-          w1 += weight;
-          wy1 += weight * targets[r]!;
-          n1 += 1;
-        }
-      }
+      const w1 = inWeight[f]!;
+      const wy1 = inSum[f]!;
+      const n1 = inCount[f]!;
       const n0 = to - from - n1;
       const w0 = w - w1;
       if (n1 < minLeaf || n0 < minLeaf || w1 <= 0 || w0 <= 0) continue;
@@ -104,7 +116,7 @@ export function fitTree(data: CoalitionRows, weights: Float64Array, random: Rand
     let split = from;
     for (let q = from; q < to; q++) {
       const r = index[q]!;
-      if (!columns[best * n + r]) {
+      if (!rows[r * m + best]) {
         index[q] = index[split]!;
         index[split] = r;
         split += 1;
@@ -115,13 +127,36 @@ export function fitTree(data: CoalitionRows, weights: Float64Array, random: Rand
   return grow(0, count, 0);
 }
 
+/** Each row's players, in order: row r holds members[start[r]] … members[start[r + 1] − 1]. */
+interface RowMembers {
+  readonly members: Int32Array;
+  readonly start: Int32Array;
+}
+
+function membersOf(data: CoalitionRows): RowMembers {
+  const m = data.players;
+  const n = data.targets.length;
+  const start = new Int32Array(n + 1);
+  let total = 0;
+  for (let r = 0; r < n; r++) {
+    start[r] = total;
+    for (let f = 0; f < m; f++) if (data.rows[r * m + f]) total += 1;
+  }
+  start[n] = total;
+  const members = new Int32Array(total);
+  let k = 0;
+  for (let r = 0; r < n; r++) for (let f = 0; f < m; f++) if (data.rows[r * m + f]) members[k++] = f;
+  return { members, start };
+}
+
 /** Random forest (Breiman): bootstrap-weighted trees, averaged. scikit-learn's defaults: 100 trees, all players per split. */
 export function fitForest(data: CoalitionRows, random: Random, trees = 100, options: TreeOptions = {}): TreeNode[] {
   const n = data.targets.length;
+  const rowMembers = membersOf(data);
   return Array.from({ length: trees }, () => {
     const weights = new Float64Array(n);
     for (let i = 0; i < n; i++) weights[Math.floor(random() * n)]! += 1;
-    return fitTree(data, weights, random, options);
+    return growTree(data, rowMembers, weights, random, options);
   });
 }
 

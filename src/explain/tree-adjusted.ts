@@ -70,15 +70,17 @@ export const SOLVE_PRECISION = 1e-9;
  * each about n·M·log₂ n), the regressions with odd terms (about n·K² each, K = M plus up to
  * `MAX_ODD_TERMS` terms) and, where the calls allow Fourier terms, their screening (a tree, its
  * spectrum and one more regression per replicate, about n·M). The coefficients were fit to
- * timings of `solveShapley` at M = 16–500 and 1,000–20,000 calls on a 2-core machine; each of
- * those 20 timings is 0.83–1.43× its estimate (BENCHMARKS.md compares a few in each run).
+ * timings of `solveShapley` at M = 16–500 and 1,000–20,000 calls on a 2-core machine (each of
+ * those 20 timings was 0.83–1.43× its estimate), then scaled by 0.79 when the trees' one-pass
+ * split search and the sparse normal equations made the same solves 1.13–1.32× faster
+ * (BENCHMARKS.md compares a few with the estimate in each run).
  */
 export function treeAdjustedSeconds(calls: number, segments: number, outputs: number): number {
   if (calls < MIN_CALLS_PER_PLAYER * segments || (segments < 31 && calls >= 2 ** segments - 2)) return 0;
   const fourierTerms = Math.min(MAX_ODD_TERMS, Math.max(0, Math.ceil(calls / CALLS_PER_FOURIER_TERM) - segments));
-  const forests = 2.4e-6 * calls * segments * Math.log2(calls);
-  const regressions = 1.4e-8 * calls * (segments + fourierTerms) ** 2;
-  const screening = fourierTerms > 0 ? 3.3e-5 * calls * segments : 0;
+  const forests = 1.9e-6 * calls * segments * Math.log2(calls);
+  const regressions = 1.1e-8 * calls * (segments + fourierTerms) ** 2;
+  const screening = fourierTerms > 0 ? 2.6e-5 * calls * segments : 0;
   return outputs * (forests + regressions + screening);
 }
 
