@@ -5,6 +5,7 @@
  */
 import { validateConfig } from '../src/config/config.js';
 import { runJob } from '../src/job.js';
+import { vmHwmMb } from './peak-rss.js';
 
 const [datasetUri, outputUri, endpointUrl, extraJson] = process.argv.slice(2) as [string, string, string, string | undefined];
 const extra = (extraJson ? JSON.parse(extraJson) : {}) as { shap?: Record<string, unknown>; image_config?: Record<string, unknown>; clarify_images?: Record<string, unknown> };
@@ -18,5 +19,5 @@ const config = validateConfig({
 });
 const { summary } = await runJob(config, { datasetUri, outputUri });
 process.stdout.write(
-  `${JSON.stringify({ maxRssMb: process.resourceUsage().maxRSS / 1024, images: summary.images.succeeded, failed: summary.images.failed, failures: summary.failures.map((f) => f.message) })}\n`,
+  `${JSON.stringify({ maxRssMb: (await vmHwmMb(process.pid)) ?? process.resourceUsage().maxRSS / 1024, images: summary.images.succeeded, failed: summary.images.failed, failures: summary.failures.map((f) => f.message) })}\n`,
 );

@@ -173,7 +173,7 @@ async function main(): Promise<void> {
   process.stderr.write('memory …\n');
   const memory = await runMemory();
   lines.push('## Memory with dataset size', '');
-  lines.push('Peak RSS of a whole job in its own process, listing small images (24×24 PNG) from the test S3 server (s3rver), explaining each with num_samples 6 and writing every output locally.', '');
+  lines.push('Peak RSS of a whole job in its own process (VmHWM from /proc, the job\'s own high-water mark; the getrusage figure used before 2026-11-30 also counted the bench process the job was forked from, about 400–500 MB), listing small images (24×24 PNG) from the test S3 server (s3rver), explaining each with num_samples 6 and writing every output locally.', '');
   lines.push('| images | peak RSS | job time | goal < 400 MB |', '| ---: | ---: | ---: | --- |');
   for (const r of memory) lines.push(`| ${r.images} | ${r.maxRssMb.toFixed(0)} MB | ${r.seconds.toFixed(1)} s | ${goal(r.maxRssMb < 400)} |`);
   const growth = memory.at(-1)!.maxRssMb / memory[0]!.maxRssMb;
@@ -183,7 +183,7 @@ async function main(): Promise<void> {
   const large = await runLargeImages(work);
   lines.push('## Memory on large images', '');
   lines.push(
-    'Peak RSS of a whole job in its own process (all its threads), on photos of 12 MP and 36 MP, num_samples 16, 20 segments, NPY against an instant endpoint, report included. ' +
+    'Peak RSS of a whole job in its own process (all its threads; VmHWM, as above), on photos of 12 MP and 36 MP, num_samples 16, 20 segments, NPY against an instant endpoint, report included. ' +
       'Images are admitted by their estimated working size against `max_memory_mb` (default 1200 MiB); the goal is that the default job fits a 2 GB container.',
     '',
   );

@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { CLI } from '../test/support/cli.js';
@@ -16,6 +16,7 @@ import { startFaultProxy } from '../test/support/fault-proxy.js';
 import * as fx from '../test/support/fixtures.js';
 import { startS3Server } from '../test/support/s3-server.js';
 import { seededRandom } from '../src/explain/random.js';
+import { vmHwmMb } from './peak-rss.js';
 
 /** How long the 429 storm lasts: every call in it is throttled. */
 export const STORM_MS = 5000;
@@ -35,13 +36,6 @@ interface ChildRun {
   readonly seconds: number;
   readonly peakRssMb: number;
   readonly stderr: string;
-}
-
-/** Peak RSS of a child, read from /proc while it runs (VmHWM: the high-water mark). */
-async function vmHwmMb(pid: number): Promise<number | undefined> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => undefined);
-  const match = status && /VmHWM:\s+(\d+) kB/.exec(status);
-  return match ? Number(match[1]) / 1024 : undefined;
 }
 
 function startRun(args: readonly string[], env: Record<string, string>): { pid: number; kill: (signal: NodeJS.Signals) => void; done: Promise<ChildRun>; ended: () => ChildRun | undefined } {
