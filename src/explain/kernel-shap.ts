@@ -259,15 +259,16 @@ class SparseRow {
     this.sign = new Float64Array(n);
   }
 
-  /** Entries in increasing position, each −1, 0 or 1. */
-  set(entries: ArrayLike<number>): void {
+  clear(): void {
     this.count = 0;
-    for (let i = 0; i < entries.length; i++) {
-      if (entries[i] === 0) continue;
-      this.index[this.count] = i;
-      this.sign[this.count] = entries[i]!;
-      this.count += 1;
-    }
+  }
+
+  /** The entry at `position` (each call further right than the last): −1, 0 or 1. */
+  put(position: number, entry: number): void {
+    if (entry === 0) return;
+    this.index[this.count] = position;
+    this.sign[this.count] = entry;
+    this.count += 1;
   }
 }
 
@@ -395,19 +396,18 @@ function normalEquationsOf(design: CoalitionDesign, values: readonly Float64Arra
   const n = m - 1 + terms.length;
   const outputs = full.length;
   const delta = Float64Array.from(full, (f, o) => f - empty[o]!);
-  const entries = new Float64Array(n);
   const row = new SparseRow(n);
   const targets = new Float64Array(outputs);
   const prepare = (c: number): void => {
     const mask = design.masks[c]!;
     const last = mask[m - 1]!;
-    for (let i = 0; i < m - 1; i++) entries[i] = mask[i]! - last;
+    row.clear();
+    for (let i = 0; i < m - 1; i++) row.put(i, mask[i]! - last);
     terms.forEach((term, k) => {
       let parity = 0;
       for (const j of term) parity ^= mask[j]!;
-      entries[m - 1 + k] = parity - last;
+      row.put(m - 1 + k, parity - last);
     });
-    row.set(entries);
     const v = values[c]!;
     for (let o = 0; o < outputs; o++) targets[o] = v[o]! - empty[o]! - last * delta[o]!;
   };
