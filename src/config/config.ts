@@ -11,7 +11,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import jmespath from 'jmespath';
 import { ConfigError, type ConfigProblem, errorMessage } from '../errors.js';
 import { defaultBudget } from '../explain/kernel-shap.js';
-import { ADJUSTED_OUTPUTS, MIN_CALLS_PER_PLAYER, treeAdjustedSeconds } from '../explain/tree-adjusted.js';
+import { MIN_CALLS_PER_PLAYER, adjustedOutputCount, treeAdjustedSeconds } from '../explain/tree-adjusted.js';
 import { locationProblem } from '../storage/location.js';
 
 export type ModelType = 'IMAGE_CLASSIFICATION' | 'OBJECT_DETECTION';
@@ -287,10 +287,11 @@ function treeAdjustedWork(config: AnalysisConfig): { seconds: number; given: str
   const { num_samples: samples, image_config } = config.methods.shap;
   const segments = image_config.num_segments;
   const calls = samples ?? defaultBudget(segments);
-  // A classifier's top labels and a detection image's first objects share one solve; with less
-  // than the whole image as context, each object is solved on its own (over fewer segments).
+  // A classifier's top labels (how many it has shows only in its answers) and a detection image's
+  // first objects share one solve, as the explainers ask `solveOptionsFor`; with less than the
+  // whole image as context, each object is solved on its own (over fewer segments).
   const { model_type, context, max_objects } = image_config;
-  const outputs = model_type === 'OBJECT_DETECTION' ? (context < 1 ? max_objects : Math.min(max_objects, ADJUSTED_OUTPUTS)) : ADJUSTED_OUTPUTS;
+  const outputs = model_type === 'OBJECT_DETECTION' ? (context < 1 ? max_objects : adjustedOutputCount(max_objects)) : adjustedOutputCount(Number.POSITIVE_INFINITY);
   const seconds = treeAdjustedSeconds(calls, segments, outputs);
   const each = model_type === 'OBJECT_DETECTION' && context < 1 ? `, for each of up to ${max_objects} objects,` : '';
   const given = (samples === undefined ? `the default num_samples (${calls}) over ${segments} segments` : `${samples} samples over ${segments} segments`) + each;

@@ -3,7 +3,7 @@
  * its baseline, its seeded random stream, its budget, and a way to turn a masked image into an
  * endpoint answer through the job's predictor.
  */
-import { ADJUSTED_OUTPUTS, KERNEL_SOLVE, type SolveOptions } from './tree-adjusted.js';
+import { KERNEL_SOLVE, adjustedOutputCount, type SolveOptions } from './tree-adjusted.js';
 import type { AnalysisConfig } from '../config/config.js';
 import { errorMessage, StageError } from '../errors.js';
 import { decodeImage, describeDecodeError } from '../image/decode.js';
@@ -49,11 +49,11 @@ export class ExplanationGroundwork {
 
   /**
    * The estimator for one image. `ranked` orders the outputs by importance (a classifier's labels
-   * by score); with the tree-adjusted estimator the first `ADJUSTED_OUTPUTS` get a surrogate.
+   * by score); with the tree-adjusted estimator the first `adjustedOutputCount` get a surrogate.
    */
   solveOptionsFor(ranked: readonly number[]): SolveOptions {
     const estimator = this.config.clarify_images.estimator;
-    return estimator === 'kernel' ? KERNEL_SOLVE : { estimator, adjusted: ranked.slice(0, ADJUSTED_OUTPUTS) };
+    return estimator === 'kernel' ? KERNEL_SOLVE : { estimator, adjusted: ranked.slice(0, adjustedOutputCount(ranked.length)) };
   }
 
   budgetFor(players: number): number {

@@ -47,6 +47,11 @@ export const KERNEL_SOLVE: SolveOptions = { estimator: 'kernel' };
 /** Outputs the job adjusts per image: a classifier's top labels (each costs a forest and its jackknife). */
 export const ADJUSTED_OUTPUTS = 3;
 
+/** How many of `explained` outputs, ranked by importance, a tree-adjusted solve fits a surrogate for. */
+export function adjustedOutputCount(explained: number): number {
+  return Math.min(explained, ADJUSTED_OUTPUTS);
+}
+
 /** Trees per forest: 30, 50 and 100 gave the same error on the benchmark games (within 10 %); each tree costs. */
 export const SURROGATE_TREES = 30;
 
