@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { KernelShapDesign, solveKernelShap, solveKernelShapByFold } from '../src/explain/kernel-shap.js';
 import { seededRandom } from '../src/explain/random.js';
-import { fitForest, fitTree, forestShapley, largestFourierTerms, predictForest, treeFourier } from '../src/explain/regression-tree.js';
+import { fitForest, fitTree, forestShapley, largestFourierTerms, predictForest, type TreeNode, treeFourier } from '../src/explain/regression-tree.js';
 import { leadingTriples, MAX_ODD_TERMS, mixingWeights, screenedOddTerms, SOLVE_PRECISION, seemUnbiased, solveShapley, solveTreeAdjusted, treeAdjustedSeconds, withoutGroups } from '../src/explain/tree-adjusted.js';
 import { exactShapley, relativeSquaredError } from './support/exact-shapley.js';
 import { oddShap } from '../bench/anchors/oddshap.js';
@@ -57,6 +57,29 @@ describe('regression trees over coalitions', () => {
     for (let i = 0; i < m; i++) assert.ok(Math.abs(fast[i]! - exact[i]!) < 1e-12, `player ${i}: ${fast[i]} vs ${exact[i]}`);
   });
 
+  it('a tree keeps minSamplesLeaf rows in every leaf, and splits down to single rows without it', () => {
+    const m = 8;
+    const random = seededRandom(5);
+    const n = 300;
+    const rows = Uint8Array.from({ length: n * m }, () => (random() < 0.5 ? 1 : 0));
+    const targets = Float64Array.from({ length: n }, () => random());
+    const leafSizes = (tree: TreeNode): number[] => {
+      const sizes = new Map<TreeNode, number>();
+      for (let r = 0; r < n; r++) {
+        let node = tree;
+        while (node.feature >= 0) node = (rows[r * m + node.feature] ? node.in : node.out)!;
+        sizes.set(node, (sizes.get(node) ?? 0) + 1);
+      }
+      return [...sizes.values()];
+    };
+    for (const minSamplesLeaf of [2, 5, 20]) {
+      const sizes = leafSizes(fitTree({ players: m, rows, targets }, new Float64Array(n).fill(1), seededRandom(1), { minSamplesLeaf }));
+      assert.ok(Math.min(...sizes) >= minSamplesLeaf, `${minSamplesLeaf}: smallest leaf ${Math.min(...sizes)}`);
+    }
+    // Without it a leaf may hold one row (random targets never tie, so only equal coalitions share one).
+    assert.equal(Math.min(...leafSizes(fitTree({ players: m, rows, targets }, new Float64Array(n).fill(1), seededRandom(1)))), 1);
+  });
+
   it("a tree's Walsh–Fourier spectrum reproduces its predictions everywhere", () => {
     const m = 6;
     const game = imageGame(m, 4);
@@ -75,10 +98,10 @@ describe('regression trees over coalitions', () => {
     }
   });
 
-  it('the spectrum is the same when players beyond 52, 64 and 128 are split on (player sets kept as big integers there)', () => {
-    // The tree splits on high-numbered players, whose sets do not fit a double's bits; beyond 64
-    // the big integers are mixed into a hashable key and back, which must lose no player.
-    for (const [m, high] of [[60, [55, 58, 40]], [200, [70, 130, 199]]] as const) {
+  it('the spectrum is the same when players in later words of a player set and at their top bits are split on', () => {
+    // Player sets are held as 32-bit words: the tree splits on players of the second to seventh
+    // word and on each word's top bit (31, 63, whose word reads as negative in 32-bit arithmetic).
+    for (const [m, high] of [[64, [31, 63, 32]], [60, [55, 58, 40]], [200, [70, 130, 199]]] as const) {
       const random = seededRandom(9);
       const n = 400;
       const rows = Uint8Array.from({ length: n * m }, () => (random() < 0.5 ? 1 : 0));

@@ -81,7 +81,6 @@ function growTree(data: CoalitionRows, rowMembers: RowMembers, weights: Float64A
     // rows in order, so the sums are those of one pass per player.
     inWeight.fill(0);
     inSum.fill(0);
-    inCount.fill(0);
     for (let q = from; q < to; q++) {
       const r = index[q]!;
       const weight = weights[r]!;
@@ -90,7 +89,19 @@ function growTree(data: CoalitionRows, rowMembers: RowMembers, weights: Float64A
         const f = members[k]!;
         inWeight[f] = inWeight[f]! + weight;
         inSum[f] = inSum[f]! + weighted;
-        inCount[f] = inCount[f]! + 1;
+      }
+    }
+    // Row counts matter only above one row per leaf: every row here has weight, so a side with
+    // no rows has no weight, which the split test below already refuses (a forest's third of
+    // the pass saved).
+    if (minLeaf > 1) {
+      inCount.fill(0);
+      for (let q = from; q < to; q++) {
+        const r = index[q]!;
+        for (let k = start[r]!; k < start[r + 1]!; k++) {
+          const f = members[k]!;
+          inCount[f] = inCount[f]! + 1;
+        }
       }
     }
     let best = -1;
@@ -99,10 +110,9 @@ function growTree(data: CoalitionRows, rowMembers: RowMembers, weights: Float64A
       const f = order[k]!;
       const w1 = inWeight[f]!;
       const wy1 = inSum[f]!;
-      const n1 = inCount[f]!;
-      const n0 = to - from - n1;
       const w0 = w - w1;
-      if (n1 < minLeaf || n0 < minLeaf || w1 <= 0 || w0 <= 0) continue;
+      if (w1 <= 0 || w0 <= 0) continue;
+      if (minLeaf > 1 && (inCount[f]! < minLeaf || to - from - inCount[f]! < minLeaf)) continue;
       const wy0 = wy - wy1;
       // Impurity decrease = between-group sum of squares.
       const gain = (wy1 * wy1) / w1 + (wy0 * wy0) / w0 - (wy * wy) / w;
@@ -231,7 +241,8 @@ export interface FourierTerm {
  * (L + R)/2 + (L − R)/2 · (−1)^[f ∈ S].
  */
 export function treeFourier(tree: TreeNode): FourierTerm[] {
-  return spectrumEntries(tree).map(([set, c]) => ({ players: playersOf(set), c }));
+  const spectrum = spectrumOf(tree, wordsFor(tree));
+  return Array.from({ length: spectrum.size }, (_, i) => ({ players: spectrum.playersAt(i), c: spectrum.coefficients[i]! }));
 }
 
 /**
@@ -242,74 +253,150 @@ export function treeFourier(tree: TreeNode): FourierTerm[] {
  */
 export function largestFourierTerms(tree: TreeNode, keep: (order: number) => boolean, most: number): FourierTerm[] {
   if (most <= 0) return [];
-  const kept = spectrumEntries(tree).filter(([set]) => keep(sizeOf(set)));
+  const spectrum = spectrumOf(tree, wordsFor(tree));
+  const c = spectrum.coefficients;
+  const kept: number[] = [];
+  for (let i = 0; i < spectrum.size; i++) if (keep(spectrum.sizeAt(i))) kept.push(i);
   let cut = -1;
   if (kept.length > most) {
-    const sizes = Float64Array.from(kept, ([, c]) => Math.abs(c)).sort();
+    const sizes = Float64Array.from(kept, (i) => Math.abs(c[i]!)).sort();
     cut = sizes[sizes.length - most]!;
   }
   // Every term above the cut, and those at it in the spectrum's order while places remain.
-  let atCut = most - kept.filter(([, c]) => Math.abs(c) > cut).length;
-  const chosen = kept.filter(([, c]) => Math.abs(c) > cut || (Math.abs(c) === cut && atCut-- > 0));
-  return chosen.sort((a, b) => Math.abs(b[1]) - Math.abs(a[1])).map(([set, c]) => ({ players: playersOf(set), c }));
+  let atCut = most - kept.filter((i) => Math.abs(c[i]!) > cut).length;
+  const chosen = kept.filter((i) => Math.abs(c[i]!) > cut || (Math.abs(c[i]!) === cut && atCut-- > 0));
+  return chosen.sort((a, b) => Math.abs(c[b]!) - Math.abs(c[a]!)).map((i) => ({ players: spectrum.playersAt(i), c: c[i]! }));
 }
 
-/** The spectrum as [set, c] in its one order, sets keyed as Σ 2^player. */
-function spectrumEntries(tree: TreeNode): [number | bigint, number][] {
-  // An exact double up to 52 players, a big integer beyond (11 screenings per estimate once spent
-  // most of their time building text keys).
-  if (maxFeature(tree) < NUMERIC_KEY_PLAYERS) return [...spectrumOf(tree, 0, (set, player) => set + 2 ** player)];
-  const spectrum = spectrumOf(tree, 0n, (key, player) => hashable(hashable(key) | (1n << BigInt(player))));
-  return [...spectrum].map(([key, c]) => [hashable(key), c]);
+/** 32-bit words a player set of this tree needs. */
+function wordsFor(tree: TreeNode): number {
+  return Math.max(1, Math.ceil((maxFeature(tree) + 1) / 32));
 }
-
-/**
- * A big-integer set as a Map key that hashes well, and back (it is its own inverse): V8 hashes a
- * big integer by its lowest 64 bits only, so sets that differ in players 64 and up collided and
- * the spectrum of a tree over 150 players took 80 s instead of 2. The bits above 64 stay as they
- * are; a mix of them is XORed into the low 64.
- */
-function hashable(set: bigint): bigint {
-  let mix = 0n;
-  for (let high = set >> 64n; high > 0n; high >>= 64n) mix = BigInt.asUintN(64, (mix ^ BigInt.asUintN(64, high)) * 0x9e3779b97f4a7c15n);
-  return set ^ mix;
-}
-
-const NUMERIC_KEY_PLAYERS = 52;
 
 function maxFeature(node: TreeNode): number {
   return node.feature < 0 ? -1 : Math.max(node.feature, maxFeature(node.out!), maxFeature(node.in!));
 }
 
 /**
- * The spectrum with player sets keyed as K: `none` is the empty set, `withPlayer` adds a player.
- * A path never splits on a player twice, so the children's sets never hold the split player.
+ * A spectrum as flat arrays in its one order: entry i is the player set held as bits in
+ * sets[i·words, (i + 1)·words) with coefficient coefficients[i], found by an open-addressing index.
+ * A tree's spectrum holds up to a million terms, each looked up once per level above it: a Map keyed
+ * by numbers or big integers spent most of a screening hashing them (about a third of a
+ * tree-adjusted solve's CPU at 50 players).
  */
-function spectrumOf<K>(node: TreeNode, none: K, withPlayer: (set: K, player: number) => K): Map<K, number> {
-  if (node.feature < 0) return new Map([[none, node.value]]);
-  const left = spectrumOf(node.out!, none, withPlayer);
-  const right = spectrumOf(node.in!, none, withPlayer);
-  const out = new Map<K, number>();
-  // Keys in left's order, then right's own: the order of the union, which ties keep.
-  const add = (key: K, l: number, r: number): void => {
-    out.set(key, (out.get(key) ?? 0) + (l + r) / 2);
-    const joined = withPlayer(key, node.feature);
-    out.set(joined, (out.get(joined) ?? 0) + (l - r) / 2);
-  };
-  for (const [key, l] of left) add(key, l, right.get(key) ?? 0);
-  for (const [key, r] of right) if (!left.has(key)) add(key, 0, r);
-  return out;
+class SpectrumTable {
+  readonly sets: Uint32Array;
+  readonly coefficients: Float64Array;
+  size = 0;
+  /** Entry + 1 per slot, 0 for empty; a power of two at least twice the capacity. */
+  private readonly slots: Int32Array;
+
+  constructor(
+    readonly words: number,
+    capacity: number,
+  ) {
+    this.sets = new Uint32Array(capacity * words);
+    this.coefficients = new Float64Array(capacity);
+    let slots = 2;
+    while (slots < 2 * capacity) slots *= 2;
+    this.slots = new Int32Array(slots);
+  }
+
+  /** The entry holding `set` (the player set at sets[at, at + words) of `from`, plus `player` unless −1), or −1. */
+  find(from: Uint32Array, at: number, player = -1): number {
+    const mask = this.slots.length - 1;
+    for (let slot = hashSet(from, at, this.words, player) & mask; ; slot = (slot + 1) & mask) {
+      const entry = this.slots[slot]! - 1;
+      if (entry < 0) return -1;
+      if (this.holds(entry, from, at, player)) return entry;
+    }
+  }
+
+  /** Adds `c` to the set's coefficient, the set entering last (from 0, as a Map's get-or-0 would). */
+  add(from: Uint32Array, at: number, player: number, c: number): void {
+    const mask = this.slots.length - 1;
+    let slot = hashSet(from, at, this.words, player) & mask;
+    for (; this.slots[slot] !== 0; slot = (slot + 1) & mask) {
+      const entry = this.slots[slot]! - 1;
+      if (this.holds(entry, from, at, player)) {
+        this.coefficients[entry] = this.coefficients[entry]! + c;
+        return;
+      }
+    }
+    const entry = this.size++;
+    const base = entry * this.words;
+    for (let w = 0; w < this.words; w++) this.sets[base + w] = from[at + w]!;
+    if (player >= 0) this.sets[base + (player >>> 5)] = this.sets[base + (player >>> 5)]! | (1 << (player & 31));
+    this.coefficients[entry] = 0 + c;
+    this.slots[slot] = entry + 1;
+  }
+
+  sizeAt(entry: number): number {
+    let size = 0;
+    for (let w = 0; w < this.words; w++) size += bitCount(this.sets[entry * this.words + w]!);
+    return size;
+  }
+
+  /** The players of an entry's set, ascending. */
+  playersAt(entry: number): number[] {
+    const players: number[] = [];
+    for (let w = 0; w < this.words; w++) {
+      const word = this.sets[entry * this.words + w]!;
+      for (let b = 0; b < 32; b++) if ((word >>> b) & 1) players.push(w * 32 + b);
+    }
+    return players;
+  }
+
+  private holds(entry: number, from: Uint32Array, at: number, player: number): boolean {
+    const base = entry * this.words;
+    for (let w = 0; w < this.words; w++) {
+      const word = player >= 0 && w === player >>> 5 ? (from[at + w]! | (1 << (player & 31))) >>> 0 : from[at + w]!;
+      if (this.sets[base + w] !== word) return false;
+    }
+    return true;
+  }
 }
 
-/** How many players a set keyed as Σ 2^player holds. */
-function sizeOf(set: number | bigint): number {
-  if (typeof set === 'number') {
-    const low = set % 2 ** 32;
-    return bitCount(low) + bitCount((set - low) / 2 ** 32);
+/** A player set's hash (its words, with `player` added unless −1). */
+function hashSet(from: Uint32Array, at: number, words: number, player: number): number {
+  let hash = 0x811c9dc5;
+  for (let w = 0; w < words; w++) {
+    const word = player >= 0 && w === player >>> 5 ? from[at + w]! | (1 << (player & 31)) : from[at + w]!;
+    hash = Math.imul(hash ^ word, 0x9e3779b1);
+    hash ^= hash >>> 15;
   }
-  let size = 0;
-  for (let rest = set; rest > 0n; rest >>= 32n) size += bitCount(Number(BigInt.asUintN(32, rest)));
-  return size;
+  return hash >>> 0;
+}
+
+/**
+ * The spectrum of a subtree, its sets in `words` 32-bit words. Keys come in left's order, then
+ * right's own: the order of the union, which ties keep. A path never splits on a player twice,
+ * so the children's sets never hold the split player.
+ */
+function spectrumOf(node: TreeNode, words: number): SpectrumTable {
+  if (node.feature < 0) {
+    const leaf = new SpectrumTable(words, 1);
+    leaf.add(new Uint32Array(words), 0, -1, node.value);
+    return leaf;
+  }
+  const left = spectrumOf(node.out!, words);
+  const right = spectrumOf(node.in!, words);
+  const out = new SpectrumTable(words, 2 * (left.size + right.size));
+  const f = node.feature;
+  for (let i = 0; i < left.size; i++) {
+    const l = left.coefficients[i]!;
+    const j = right.find(left.sets, i * words);
+    const r = j < 0 ? 0 : right.coefficients[j]!;
+    out.add(left.sets, i * words, -1, (l + r) / 2);
+    out.add(left.sets, i * words, f, (l - r) / 2);
+  }
+  for (let j = 0; j < right.size; j++) {
+    if (left.find(right.sets, j * words) >= 0) continue;
+    const r = right.coefficients[j]!;
+    out.add(right.sets, j * words, -1, (0 + r) / 2);
+    out.add(right.sets, j * words, f, (0 - r) / 2);
+  }
+  return out;
 }
 
 /** Set bits of an integer below 2^32. */
@@ -318,12 +405,4 @@ function bitCount(word: number): number {
   x -= (x >>> 1) & 0x55555555;
   x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
   return Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
-}
-
-/** The players of a set keyed as Σ 2^player (a number or a big integer), ascending. */
-function playersOf(set: number | bigint): number[] {
-  const bits = set.toString(2);
-  const players: number[] = [];
-  for (let i = bits.length - 1; i >= 0; i--) if (bits[i] === '1') players.push(bits.length - 1 - i);
-  return players;
 }
