@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { KernelShapDesign, solveKernelShap, solveKernelShapByFold } from '../src/explain/kernel-shap.js';
 import { seededRandom } from '../src/explain/random.js';
-import { fitForest, fitTree, forestShapley, largestFourierTerms, predictForest, type TreeNode, treeFourier } from '../src/explain/regression-tree.js';
+import { fitForest, fitTree, forestPredictor, forestShapley, largestFourierTerms, predictForest, type TreeNode, treeFourier } from '../src/explain/regression-tree.js';
 import { leadingTriples, MAX_ODD_TERMS, mixingWeights, screenedOddTerms, SOLVE_PRECISION, seemUnbiased, solveShapley, solveTreeAdjusted, treeAdjustedSeconds, withoutGroups } from '../src/explain/tree-adjusted.js';
 import { exactShapley, relativeSquaredError } from './support/exact-shapley.js';
 import { oddShap } from '../bench/anchors/oddshap.js';
@@ -55,6 +55,20 @@ describe('regression trees over coalitions', () => {
     const exact = exactShapley(m, 1, (s) => [predictForest(forest, bitsOf(s, m))])[0]!;
     const fast = forestShapley(forest, m);
     for (let i = 0; i < m; i++) assert.ok(Math.abs(fast[i]! - exact[i]!) < 1e-12, `player ${i}: ${fast[i]} vs ${exact[i]}`);
+  });
+
+  it("a forest's flattened predictor gives predictForest's values exactly", () => {
+    const m = 12;
+    const random = seededRandom(8);
+    const n = 200;
+    const rows = Uint8Array.from({ length: n * m }, () => (random() < 0.5 ? 1 : 0));
+    const targets = Float64Array.from({ length: n }, (_, r) => random() + 3 * rows[r * m]! * rows[r * m + 5]!);
+    const forest = fitForest({ players: m, rows, targets }, seededRandom(4), 7);
+    const predict = forestPredictor(forest);
+    for (let s = 0; s < 2 ** m; s += 7) assert.equal(predict(bitsOf(s, m)), predictForest(forest, bitsOf(s, m)), `coalition ${s}`);
+    // One leaf alone: a forest of stumps that never split.
+    const constant = forestPredictor([{ feature: -1, value: 0.25 }, { feature: -1, value: 0.75 }]);
+    assert.equal(constant(bitsOf(5, m)), 0.5);
   });
 
   it('a tree keeps minSamplesLeaf rows in every leaf, and splits down to single rows without it', () => {

@@ -183,6 +183,43 @@ export function predictForest(forest: readonly TreeNode[], mask: ArrayLike<numbe
 }
 
 /**
+ * `predictForest` for many masks: the trees laid out once in typed arrays, which a prediction
+ * walks without chasing node objects (the same sum in the same order, so the same value).
+ */
+export function forestPredictor(forest: readonly TreeNode[]): (mask: ArrayLike<number>) => number {
+  const players: number[] = [];
+  const values: number[] = [];
+  const outs: number[] = [];
+  const ins: number[] = [];
+  const place = (node: TreeNode): number => {
+    const at = players.length;
+    players.push(node.feature);
+    values.push(node.value);
+    outs.push(-1);
+    ins.push(-1);
+    if (node.feature >= 0) {
+      outs[at] = place(node.out!);
+      ins[at] = place(node.in!);
+    }
+    return at;
+  };
+  const roots = Int32Array.from(forest, place);
+  const player = Int32Array.from(players);
+  const value = Float64Array.from(values);
+  const out = Int32Array.from(outs);
+  const inside = Int32Array.from(ins);
+  return (mask) => {
+    let sum = 0;
+    for (let t = 0; t < roots.length; t++) {
+      let k = roots[t]!;
+      while (player[k]! >= 0) k = mask[player[k]!] ? inside[k]! : out[k]!;
+      sum += value[k]!;
+    }
+    return sum / roots.length;
+  };
+}
+
+/**
  * Exact Shapley values of a tree, explaining "everyone in" against "everyone out". A leaf reached
  * when the p players of P are in and the q of Q are out is the game 1[P ⊆ S, Q ∩ S = ∅]; in a random
  * order it switches on when the last of P arrives before any of Q: each of P gets

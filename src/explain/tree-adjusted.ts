@@ -27,7 +27,7 @@
  */
 import { binomial, type CoalitionDesign, jackknifeSpread, type OddTerm, type ShapSolution, solveKernelShap, solveKernelShapByFold } from './kernel-shap.js';
 import { seededRandom } from './random.js';
-import { fitForest, fitTree, forestShapley, largestFourierTerms, predictForest } from './regression-tree.js';
+import { fitForest, fitTree, forestPredictor, forestShapley, largestFourierTerms } from './regression-tree.js';
 
 export type Estimator = 'kernel' | 'tree-adjusted';
 
@@ -204,9 +204,10 @@ function candidateEstimates(design: CoalitionDesign, values: readonly Float64Arr
     const targets = Float64Array.from(masks, (_, r) => (r < design.masks.length ? values[r]![o]! : r === design.masks.length ? empty[o]! : full[o]!));
     const forest = fitForest({ players: m, rows, targets }, seededRandom(seed * 1009 + o), SURROGATE_TREES);
     surrogateValues.push(forestShapley(forest, m));
-    design.masks.forEach((mask, c) => (residuals[c]![o] = values[c]![o]! - predictForest(forest, mask)));
-    residualFull[o] = full[o]! - predictForest(forest, masks.at(-1)!);
-    residualEmpty[o] = empty[o]! - predictForest(forest, masks.at(-2)!);
+    const predict = forestPredictor(forest);
+    design.masks.forEach((mask, c) => (residuals[c]![o] = values[c]![o]! - predict(mask)));
+    residualFull[o] = full[o]! - predict(masks.at(-1)!);
+    residualEmpty[o] = empty[o]! - predict(masks.at(-2)!);
   }
   // Values only: the jackknife over these candidates is the caller's.
   const correction = solveKernelShap(design, residuals, residualFull, residualEmpty, [], false);
