@@ -339,13 +339,13 @@ class SpectrumTable {
     this.slots = new Int32Array(slots);
   }
 
-  /** The entry holding `set` (the player set at sets[at, at + words) of `from`, plus `player` unless −1), or −1. */
-  find(from: Uint32Array, at: number, player = -1): number {
+  /** The entry holding the player set at sets[at, at + words) of `from`, or −1. */
+  find(from: Uint32Array, at: number): number {
     const mask = this.slots.length - 1;
-    for (let slot = hashSet(from, at, this.words, player) & mask; ; slot = (slot + 1) & mask) {
+    for (let slot = hashSet(from, at, this.words, -1) & mask; ; slot = (slot + 1) & mask) {
       const entry = this.slots[slot]! - 1;
       if (entry < 0) return -1;
-      if (this.holds(entry, from, at, player)) return entry;
+      if (this.holds(entry, from, at, -1)) return entry;
     }
   }
 
@@ -362,8 +362,7 @@ class SpectrumTable {
     }
     const entry = this.size++;
     const base = entry * this.words;
-    for (let w = 0; w < this.words; w++) this.sets[base + w] = from[at + w]!;
-    if (player >= 0) this.sets[base + (player >>> 5)] = this.sets[base + (player >>> 5)]! | (1 << (player & 31));
+    for (let w = 0; w < this.words; w++) this.sets[base + w] = wordWith(from, at, w, player);
     this.coefficients[entry] = 0 + c;
     this.slots[slot] = entry + 1;
   }
@@ -386,20 +385,21 @@ class SpectrumTable {
 
   private holds(entry: number, from: Uint32Array, at: number, player: number): boolean {
     const base = entry * this.words;
-    for (let w = 0; w < this.words; w++) {
-      const word = player >= 0 && w === player >>> 5 ? (from[at + w]! | (1 << (player & 31))) >>> 0 : from[at + w]!;
-      if (this.sets[base + w] !== word) return false;
-    }
+    for (let w = 0; w < this.words; w++) if (this.sets[base + w] !== wordWith(from, at, w, player)) return false;
     return true;
   }
+}
+
+/** Word w of the player set at from[at, at + words), with `player` added unless −1 (unsigned, as stored). */
+function wordWith(from: Uint32Array, at: number, w: number, player: number): number {
+  return player >= 0 && w === player >>> 5 ? (from[at + w]! | (1 << (player & 31))) >>> 0 : from[at + w]!;
 }
 
 /** A player set's hash (its words, with `player` added unless −1). */
 function hashSet(from: Uint32Array, at: number, words: number, player: number): number {
   let hash = 0x811c9dc5;
   for (let w = 0; w < words; w++) {
-    const word = player >= 0 && w === player >>> 5 ? from[at + w]! | (1 << (player & 31)) : from[at + w]!;
-    hash = Math.imul(hash ^ word, 0x9e3779b1);
+    hash = Math.imul(hash ^ wordWith(from, at, w, player), 0x9e3779b1);
     hash ^= hash >>> 15;
   }
   return hash >>> 0;

@@ -77,7 +77,7 @@ export const SOLVE_PRECISION = 1e-9;
  * spectrum and one more regression per replicate, about n·M). The coefficients were fit to
  * timings of `solveShapley` at M = 16–500 and 1,000–20,000 calls on a 2-core machine (each of
  * those 20 timings was 0.83–1.43× its estimate), then scaled by 0.79 when the trees' one-pass
- * split search and the sparse normal equations made the same solves 1.13–1.32× faster
+ * split search and the sparse normal equations made the same solves 1.13–1.32× faster.
  * Since the spectrum's table and the forests' split search without row counts, 17 timings of one
  * output (M = 16–500, 1,000–20,000 calls) took 0.37–1.29× the estimate: at M ≥ 100 up to 2.7×
  * less than it, where the spectrum had been slowest. The coefficients are kept, so the bound errs
