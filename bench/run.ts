@@ -76,7 +76,7 @@ async function main(): Promise<void> {
   const solveCost = runSolveCost();
   lines.push('### Solve cost: the up-front estimate against the solve', '');
   lines.push(
-    `Past ${MAX_TREE_ADJUSTED_SECONDS / 60} minutes of one core per image for the tree-adjusted solve, estimated from num_samples and num_segments (\`treeAdjustedSeconds\`), a config that leaves the estimator out is solved by Kernel SHAP and one that names tree-adjusted is refused. Here one image's solve (3 adjusted labels of a saturating game), CPU seconds of this process, one run each:`,
+    `Past ${MAX_TREE_ADJUSTED_SECONDS / 60} minutes of one core per image for the tree-adjusted solve, estimated from num_samples and num_segments (\`treeAdjustedSeconds\`), a config that leaves the estimator out is solved by Kernel SHAP and one that names tree-adjusted is refused. Here one image's solve (3 adjusted labels of a game whose answers never saturate, so that every forest grows fully: the costliest case), CPU seconds of this process, one run each:`,
     '',
   );
   lines.push('| segments | calls | estimated (s) | measured (s) | measured ÷ estimated |', '| ---: | ---: | ---: | ---: | ---: |');

@@ -2,7 +2,7 @@
  * How well the config's up-front estimate of the tree-adjusted solve's CPU (`treeAdjustedSeconds`,
  * which bounds it at a few minutes per image) matches the solve itself: one image's solve
  * with its 3 adjusted outputs, timed as CPU of this process, at the defaults' budgets (2·M + 2,048
- * calls) and at one larger budget.
+ * calls) and at two larger budgets.
  */
 import { defaultBudget, KernelShapDesign } from '../src/explain/kernel-shap.js';
 import { seededRandom } from '../src/explain/random.js';
@@ -21,12 +21,18 @@ const CASES: readonly (readonly [segments: number, calls: number])[] = [
   [100, defaultBudget(100)],
   [200, defaultBudget(200)],
   [20, 8192],
+  [100, 10_000],
 ];
 
-/** A saturating game of a few joint segments and additive rest, one output per label. */
+/**
+ * A logistic game of a few joint segments and an additive rest, one output per label. The additive
+ * weights shrink as 16/M, so its answers spread as at 16 segments and never round to exactly 1:
+ * every coalition's answer differs, every tree grows to single rows, the costliest case (with
+ * weights of a fixed size the answers saturate at many segments, and the forests stop early).
+ */
 function labelGame(m: number, seed: number): (mask: Uint8Array) => Float64Array {
   const random = seededRandom(seed);
-  const weights = Array.from({ length: ADJUSTED_OUTPUTS }, () => Array.from({ length: m }, () => random() * 0.6 - 0.2));
+  const weights = Array.from({ length: ADJUSTED_OUTPUTS }, () => Array.from({ length: m }, () => ((random() * 0.6 - 0.2) * 16) / m));
   return (mask) =>
     Float64Array.from(weights, (w, o) => {
       let z = -3 + 5 * (mask[o]! & mask[o + 1]! & mask[o + 2]!) + 1.5 * (mask[o + 3]! & mask[o + 4]!);

@@ -302,9 +302,9 @@ describe('configs read the way users save them', () => {
     // minutes per image: asked for by name, it is refused with both ways out (at num_segments when
     // the budget is the default); left to its default, Kernel SHAP solves instead (below).
     const treeAdjusted = { estimator: 'tree-adjusted' };
-    await check('tree-work', { shap: { num_samples: 20_000, image_config: { num_segments: 200 } }, clarify_images: treeAdjusted }, /methods\.shap\.num_samples: 20000 samples over 200 segments would keep the tree-adjusted estimator busy for about \d+ min .*set clarify_images\.estimator to "kernel".*, or use num_samples ≤ \d+/);
-    await check('tree-objects', { shap: { num_samples: 3000, image_config: { model_type: 'OBJECT_DETECTION', num_segments: 60, max_objects: 40, context: 0.5 } }, clarify_images: treeAdjusted }, /num_samples: 3000 samples over 60 segments, for each of up to 40 objects, would keep the tree-adjusted estimator busy/);
-    await check('tree-default', { shap: { image_config: { num_segments: 1000 } }, clarify_images: treeAdjusted }, /methods\.shap\.image_config\.num_segments: the default num_samples \(4048\) over 1000 segments would keep the tree-adjusted estimator busy/);
+    await check('tree-work', { shap: { num_samples: 30_000, image_config: { num_segments: 200 } }, clarify_images: treeAdjusted }, /methods\.shap\.num_samples: 30000 samples over 200 segments would keep the tree-adjusted estimator busy for about \d+ min .*set clarify_images\.estimator to "kernel".*, or use num_samples ≤ \d+/);
+    await check('tree-objects', { shap: { num_samples: 5000, image_config: { model_type: 'OBJECT_DETECTION', num_segments: 60, max_objects: 40, context: 0.5 } }, clarify_images: treeAdjusted }, /num_samples: 5000 samples over 60 segments, for each of up to 40 objects, would keep the tree-adjusted estimator busy/);
+    await check('tree-default', { shap: { image_config: { model_type: 'OBJECT_DETECTION', num_segments: 300, max_objects: 40, context: 0.5 } }, clarify_images: treeAdjusted }, /methods\.shap\.image_config\.num_segments: the default num_samples \(2648\) over 300 segments, for each of up to 40 objects, would keep the tree-adjusted estimator busy/);
     await check('compactness', { shap: { image_config: { segment_compactness: 1e-300 } } }, /segment_compactness: must be >= 0\.000001/);
     await check('url-no-host', { clarify_images: { endpoint_url: 'http://' } }, /clarify_images\.endpoint_url: "http:\/\/" is not a valid URL/);
     await check('url-port', { clarify_images: { endpoint_url: 'http://localhost:99999' } }, /endpoint_url: .*not a valid URL/);
@@ -315,15 +315,15 @@ describe('configs read the way users save them', () => {
     // The extremes that are accepted still segment (no NaN distances, no crash).
     const ok = path.join(dir, 'ok.json');
     // A config as Clarify takes it (no estimator named) is accepted there, solved by Kernel SHAP, and says so.
-    await writeFile(ok, JSON.stringify({ ...body, methods: { shap: { ...body.methods.shap, num_samples: 5000, image_config: { model_type: 'IMAGE_CLASSIFICATION', num_segments: 1000, segment_compactness: 1e-6 } } } }));
+    await writeFile(ok, JSON.stringify({ ...body, methods: { shap: { ...body.methods.shap, num_samples: 20_000, image_config: { model_type: 'IMAGE_CLASSIFICATION', num_segments: 500, segment_compactness: 1e-6 } } } }));
     const accepted = await runCli(['validate', '--config', ok]);
     assert.equal(accepted.code, 0, accepted.stderr);
-    assert.match(accepted.stderr, /note: Kernel SHAP solves these images \(clarify_images\.estimator "kernel"\): at 5000 samples over 1000 segments the tree-adjusted estimator would keep about \d+ min of CPU busy per image/);
+    assert.match(accepted.stderr, /note: Kernel SHAP solves these images \(clarify_images\.estimator "kernel"\): at 20000 samples over 500 segments the tree-adjusted estimator would keep about \d+ min of CPU busy per image/);
     assert.match(accepted.stdout, /"estimator": "kernel"/);
     // The budget the tree-adjusted refusal suggests is accepted, with the tree-adjusted estimator.
     const refused = await runCli(['validate', '--config', path.join(dir, 'tree-work.json')]);
     const suggested = Number(/use num_samples ≤ (\d+)/.exec(refused.stderr)?.[1]);
-    assert.ok(suggested >= 400 && suggested < 20_000, refused.stderr);
+    assert.ok(suggested >= 400 && suggested < 30_000, refused.stderr);
     const within = path.join(dir, 'tree-within.json');
     await writeFile(within, JSON.stringify({ ...body, methods: { shap: { ...body.methods.shap, num_samples: suggested, image_config: { model_type: 'IMAGE_CLASSIFICATION', num_segments: 200 } } }, clarify_images: treeAdjusted }));
     const inside = await runCli(['validate', '--config', within]);

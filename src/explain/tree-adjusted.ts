@@ -72,25 +72,23 @@ export const SOLVE_PRECISION = 1e-9;
 /**
  * About how many seconds of one core the tree-adjusted solve of `outputs` adjusted outputs takes,
  * for the config's up-front bound. Per output its work is the forests (30 trees, fit 11 times,
- * each about n·M·log₂ n), the regressions with odd terms (about n·K² each, K = M plus up to
- * `MAX_ODD_TERMS` terms) and, where the calls allow Fourier terms, their screening (a tree, its
- * spectrum and one more regression per replicate, about n·M). The coefficients were fit to
- * timings of `solveShapley` at M = 16–500 and 1,000–20,000 calls on a 2-core machine (each of
- * those 20 timings was 0.83–1.43× its estimate), then scaled by 0.79 when the trees' one-pass
- * split search and the sparse normal equations made the same solves 1.13–1.32× faster.
- * Since the spectrum's table and the forests' split search without row counts, 17 timings of one
- * output (M = 16–500, 1,000–20,000 calls) took 0.37–1.29× the estimate: at M ≥ 100 up to 2.7×
- * less than it, where the spectrum had been slowest. The coefficients are kept, so the bound errs
- * toward refusing; the spectrum's cost follows the screening tree's size more than n·M, which this
- * form does not model (BENCHMARKS.md compares a few with the estimate in each run).
+ * each about n·M·log₂ n, n the calls) and the regressions with odd terms (rows of M plus K terms,
+ * K = the Fourier terms the calls allow, at most `MAX_ODD_TERMS`: about n·(M + K)² for the normal
+ * equations and n·(M + K) for the rows themselves; the Fourier screening's trees and spectra are
+ * a few per cent beside them). The coefficients were fit to 23 timings of one output of
+ * `solveShapley` at M = 16–1,000 and 1,000–60,000 calls on a 2-core machine, on games whose
+ * answers do not saturate (where they do, the trees stop early and the solve costs up to 3× less):
+ * the forests' share took 0.78–1.47× its term, the whole solve 0.79–1.49× the estimate, except
+ * the smallest (1,000 calls over 16 segments: 0.95 s, 2.0×). BENCHMARKS.md compares a few with
+ * the estimate in each run.
  */
 export function treeAdjustedSeconds(calls: number, segments: number, outputs: number): number {
   if (calls < MIN_CALLS_PER_PLAYER * segments || (segments < 31 && calls >= 2 ** segments - 2)) return 0;
   const fourierTerms = Math.min(MAX_ODD_TERMS, Math.max(0, Math.ceil(calls / CALLS_PER_FOURIER_TERM) - segments));
-  const forests = 1.9e-6 * calls * segments * Math.log2(calls);
-  const regressions = 1.1e-8 * calls * (segments + fourierTerms) ** 2;
-  const screening = fourierTerms > 0 ? 2.6e-5 * calls * segments : 0;
-  return outputs * (forests + regressions + screening);
+  const columns = segments + fourierTerms;
+  const forests = 1.13e-6 * calls * segments * Math.log2(calls);
+  const regressions = 1.81e-9 * calls * columns ** 2 + 2.72e-6 * calls * columns;
+  return outputs * (forests + regressions);
 }
 
 /** Every coalition was evaluated: Kernel SHAP alone is already exact. */
