@@ -79,8 +79,10 @@ export const SOLVE_PRECISION = 1e-9;
  * `solveShapley` at M = 16–1,000 and 1,000–60,000 calls on a 2-core machine, on games whose
  * answers do not saturate (where they do, the trees stop early and the solve costs up to 3× less):
  * the forests' share took 0.78–1.47× its term, the whole solve 0.79–1.49× the estimate, except
- * the smallest (1,000 calls over 16 segments: 0.95 s, 2.0×). BENCHMARKS.md compares a few with
- * the estimate in each run.
+ * the smallest (1,000 calls over 16 segments: 0.95 s, 2.0×). Those timings and the benchmark run
+ * of 2026-12-01 share one machine; the one before it did the same solves about 1.5× slower, so a
+ * slow core may take that much more than the estimate. BENCHMARKS.md compares a few with the
+ * estimate in each run.
  */
 export function treeAdjustedSeconds(calls: number, segments: number, outputs: number): number {
   if (calls < MIN_CALLS_PER_PLAYER * segments || (segments < 31 && calls >= 2 ** segments - 2)) return 0;
