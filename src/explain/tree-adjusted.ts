@@ -77,7 +77,7 @@ export const SOLVE_PRECISION = 1e-9;
  * equations and n·(M + K) for the rows themselves; the Fourier screening's trees and spectra are
  * a few per cent beside them). The coefficients were fit to 23 timings of one output of
  * `solveShapley` at M = 16–1,000 and 1,000–60,000 calls on a 2-core machine, on games whose
- * answers do not saturate (where they do, the trees stop early and the solve costs up to 3× less):
+ * answers do not saturate (where they do, the trees stop early: 1.4–1.7× less at M = 200–1,000):
  * the forests' share took 0.78–1.47× its term, the whole solve 0.79–1.49× the estimate, except
  * the smallest (1,000 calls over 16 segments: 0.95 s, 2.0×). Those timings and the benchmark run
  * of 2026-12-01 share one machine; the one before it did the same solves about 1.5× slower, so a
