@@ -419,19 +419,17 @@ function spectrumOf(node: TreeNode, words: number): SpectrumTable {
   const left = spectrumOf(node.out!, words);
   const right = spectrumOf(node.in!, words);
   const out = new SpectrumTable(words, 2 * (left.size + right.size));
-  const f = node.feature;
+  // The set S (coefficients l left, r right) gives (l + r)/2 to S and (l − r)/2 to S ∪ {f}.
+  const split = (from: Uint32Array, at: number, l: number, r: number): void => {
+    out.add(from, at, -1, (l + r) / 2);
+    out.add(from, at, node.feature, (l - r) / 2);
+  };
   for (let i = 0; i < left.size; i++) {
-    const l = left.coefficients[i]!;
     const j = right.find(left.sets, i * words);
-    const r = j < 0 ? 0 : right.coefficients[j]!;
-    out.add(left.sets, i * words, -1, (l + r) / 2);
-    out.add(left.sets, i * words, f, (l - r) / 2);
+    split(left.sets, i * words, left.coefficients[i]!, j < 0 ? 0 : right.coefficients[j]!);
   }
   for (let j = 0; j < right.size; j++) {
-    if (left.find(right.sets, j * words) >= 0) continue;
-    const r = right.coefficients[j]!;
-    out.add(right.sets, j * words, -1, (0 + r) / 2);
-    out.add(right.sets, j * words, f, (0 - r) / 2);
+    if (left.find(right.sets, j * words) < 0) split(right.sets, j * words, 0, right.coefficients[j]!);
   }
   return out;
 }
