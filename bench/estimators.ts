@@ -15,7 +15,9 @@ import { createRgbImage } from '../src/image/rgb.js';
 import { type CoalitionDesign, KernelShapDesign, type ShapSolution, solveKernelShap } from '../src/explain/kernel-shap.js';
 import { indexSegments, maskImage } from '../src/explain/masking.js';
 import { seededRandom } from '../src/explain/random.js';
-import { solveShapley } from '../src/explain/tree-adjusted.js';
+import { solveShapley, type SolveOptions } from '../src/explain/tree-adjusted.js';
+import { evaluateCoalitions } from '../src/explain/image-shap.js';
+import { inlineStages } from '../src/compute/stages.js';
 import { slic } from '../src/segment/slic.js';
 import { coalitionBits, exactShapley, relativeSquaredError } from '../test/support/exact-shapley.js';
 import { regionModel } from '../test/support/region-model.js';
@@ -36,10 +38,11 @@ export interface EstimatorGame {
   value(mask: Uint8Array): number;
 }
 
-export const METHODS = ['tree-adjusted', 'kernel', 'shap-kernel', 'regression-msr', 'regression-msr-tree', 'oddshap'] as const;
+export const METHODS = ['tree-adjusted', 'tree-adjusted-unguided', 'kernel', 'shap-kernel', 'regression-msr', 'regression-msr-tree', 'oddshap'] as const;
 export type Method = (typeof METHODS)[number];
 export const METHOD_LABELS: Record<Method, string> = {
   'tree-adjusted': 'tree-adjusted (new default)',
+  'tree-adjusted-unguided': 'tree-adjusted, unguided sampling',
   kernel: 'our Kernel SHAP (before)',
   'shap-kernel': "shap KernelExplainer sampling",
   'regression-msr': 'RegressionMSR, forest proxy',
@@ -119,18 +122,36 @@ function ourDesign(m: number, calls: number, seed: number, sizes: 'uniform' | 'k
   return KernelShapDesign.plan(m, calls - 2, seededRandom(seed), sizes);
 }
 
-function solveWith(method: 'tree-adjusted' | 'kernel' | 'shap-kernel', game: EstimatorGame, calls: number, seed: number): ShapSolution {
+/** Our designs sampled in one go (no guide), solved by Kernel SHAP or by the tree-adjusted mix. */
+function solveWith(method: 'kernel' | 'shap-kernel' | 'tree-adjusted-unguided', game: EstimatorGame, calls: number, seed: number): ShapSolution {
   const m = game.players;
   const design = ourDesign(m, calls, seed, method === 'shap-kernel' ? 'kernel' : 'uniform');
   const values = design.masks.map((mask) => Float64Array.of(game.value(mask)));
   const full = Float64Array.of(game.value(new Uint8Array(m).fill(1)));
   const empty = Float64Array.of(game.value(new Uint8Array(m)));
-  if (method !== 'tree-adjusted') return solveKernelShap(design, values, full, empty);
-  return solveShapley(design, values, full, empty, { estimator: 'tree-adjusted', seed });
+  if (method === 'tree-adjusted-unguided') return solveShapley(design, values, full, empty, { estimator: 'tree-adjusted', seed });
+  return solveKernelShap(design, values, full, empty);
+}
+
+/** The new estimator as the job runs it: coalitions sampled in guided waves, then the tree-adjusted solve. */
+async function solveTreeAdjustedLikeTheJob(game: EstimatorGame, calls: number, seed: number): Promise<ShapSolution> {
+  const m = game.players;
+  const full = Float64Array.of(game.value(new Uint8Array(m).fill(1)));
+  const options: SolveOptions = { estimator: 'tree-adjusted', seed };
+  const { design, values, empty } = await evaluateCoalitions({
+    players: m,
+    budget: calls - 2,
+    random: seededRandom(seed),
+    full,
+    solveOptions: options,
+    cpu: inlineStages,
+    evaluate: async (mask) => Float64Array.of(game.value(mask)),
+  });
+  return solveShapley(design, values, full, empty, options);
 }
 
 /** One estimate, with standard errors where the method has them. */
-export function estimate(method: Method, game: EstimatorGame, calls: number, seed: number): { values: Float64Array; standardErrors?: Float64Array } {
+export async function estimate(method: Method, game: EstimatorGame, calls: number, seed: number): Promise<{ values: Float64Array; standardErrors?: Float64Array }> {
   const m = game.players;
   switch (method) {
     case 'regression-msr':
@@ -140,7 +161,7 @@ export function estimate(method: Method, game: EstimatorGame, calls: number, see
     case 'oddshap':
       return { values: oddShap(m, calls, (mask) => game.value(mask), seededRandom(seed)).values };
     default: {
-      const solution = solveWith(method, game, calls, seed);
+      const solution = method === 'tree-adjusted' ? await solveTreeAdjustedLikeTheJob(game, calls, seed) : solveWith(method, game, calls, seed);
       return { values: solution.values[0]!, standardErrors: solution.standardErrors[0]! };
     }
   }
@@ -177,13 +198,13 @@ export async function runEstimatorGame(name: string, seeds: number): Promise<Gam
   const seconds = Object.fromEntries(METHODS.map((method) => [method, 0])) as Record<Method, number>;
   const coverage: Partial<Record<Method, CoverageCell[]>> = {};
   for (const method of METHODS) {
-    BUDGETS.forEach((calls, b) => {
+    for (const [b, calls] of BUDGETS.entries()) {
       let inside = 0;
       let known = 0;
       let unknown = 0;
       for (let seed = 0; seed < seeds; seed++) {
         const started = process.hrtime.bigint();
-        const result = estimate(method, game, calls, seed);
+        const result = await estimate(method, game, calls, seed);
         seconds[method] += Number(process.hrtime.bigint() - started) / 1e9;
         errors[method][b]!.push(relativeSquaredError(result.values, game.reference));
         if (!result.standardErrors) continue;
@@ -198,7 +219,7 @@ export async function runEstimatorGame(name: string, seeds: number): Promise<Gam
         }
       }
       if (known + unknown > 0) (coverage[method] ??= []).push({ inside, known, unknown });
-    });
+    }
   }
   return { name, kind: game.kind, players: game.players, description: game.description, referenceError: game.referenceError, seeds, errors, coverage, seconds };
 }
@@ -290,8 +311,8 @@ function whyGoalsMissed(results: readonly GameResult[], classifierGain: number, 
   if (classifierGain < GOALS.bestAnchorRatio || shapGain < GOALS.shapRatio) {
     lines.push(
       `- **Classifier games: ${classifierGain.toFixed(2)}× the best anchor, not ${GOAL_TEXT.bestAnchorRatio}; ${shapGain.toFixed(2)}× shap's sampling, not ${GOAL_TEXT.shapRatio}.** ` +
-        "The forest-adjusted candidate is RegressionMSR's own construction (a random forest fit to the sampled coalitions, its exact Shapley values, and a Monte Carlo estimate of what it misses), and on these games the mix improves on it by at most about 15 % (nothing on expression-sofa). So both are limited by how well a forest predicts the model's answer on masks it has not seen, and being 1.5× ahead needs a surrogate whose residual is 1.5× smaller than a forest's. " +
-        'None we tried has one. In scratch runs on these cached games (5–60 seeds, outside this benchmark, 2026-11-27 to 2026-12-01): other forest settings (trees, depth, leaf size, players per split, a bootstrap weighted by Shapley kernel mass), out-of-bag residuals, gradient boosting, kernel ridge regression on Hamming distance, an additive model in logit space, a small neural network (its Shapley values by enumerating all 2^15 coalitions), one forest fit to all seven labels at once (up to 1.27× lower error at 128–256 calls on expression-sofa, 1.01–1.06× on expression-window, higher on both from 512), a forest fit in logit space with its Shapley values by enumerating all 2^15 coalitions (from 1.23× higher to 1.41× lower error than the forest-adjusted candidate; its average with that candidate 1.03–1.40× lower at 256 and 1,024 calls; as a sixth candidate in the mix, 1.02–1.14× lower error than the mix in every classifier cell at 128–2,048 calls, 1.075× in geometric mean, at 5× the CPU at 256 calls and 1.9× at 2,048), coalitions drawn balanced within each size so that every segment is in about equally many (plain Kernel SHAP from 1.26× higher to 1.65× lower error, the mix from 1.69× higher to 1.31× lower), a softmax over all seven labels whose log-probabilities are fit by additive or pairwise terms (about 1.9× higher error on expression-sofa: the model\'s log-probabilities are far from low-order in the segments), and odd-interaction regressions on the forest\'s residual (within 10 %). ' +
+        "The forest-adjusted candidate is RegressionMSR's own construction (a random forest fit to the sampled coalitions, its exact Shapley values, and a Monte Carlo estimate of what it misses), and on these games the mix improves on it by at most about 15 % (nothing on expression-sofa). Guided sampling adds to that where the forest's doubt points at its misfit: compare the columns \"tree-adjusted (new default)\" and \"tree-adjusted, unguided sampling\" above (in scratch runs of 2026-12-01 with 20–40 seeds, 1.1–1.6× lower error on expression-astronaut, 0.9–1.2× on expression-sofa and expression-window). So both are still limited by how well a forest predicts the model's answer on masks it has not seen, and being 1.5× ahead needs a surrogate whose residual is 1.5× smaller than a forest's. " +
+        'None we tried has one. In scratch runs on these cached games (5–60 seeds, outside this benchmark, 2026-11-27 to 2026-12-01): other forest settings (trees, depth, leaf size, players per split, a bootstrap weighted by Shapley kernel mass), out-of-bag residuals, gradient boosting, kernel ridge regression on Hamming distance, an additive model in logit space, a small neural network (its Shapley values by enumerating all 2^15 coalitions), one forest fit to all seven labels at once (up to 1.27× lower error at 128–256 calls on expression-sofa, 1.01–1.06× on expression-window, higher on both from 512), a forest fit in logit space with its Shapley values by enumerating all 2^15 coalitions (from 1.23× higher to 1.41× lower error than the forest-adjusted candidate; its average with that candidate 1.03–1.40× lower at 256 and 1,024 calls; as a sixth candidate in the mix, 1.02–1.14× lower error than the mix in every classifier cell at 128–2,048 calls, 1.075× in geometric mean, at 5× the CPU at 256 calls and 1.9× at 2,048), coalitions drawn balanced within each size so that every segment is in about equally many (plain Kernel SHAP from 1.26× higher to 1.65× lower error, the mix from 1.69× higher to 1.31× lower), a softmax over all seven labels whose log-probabilities are fit by additive or pairwise terms (about 1.9× higher error on expression-sofa: the model\'s log-probabilities are far from low-order in the segments), and odd-interaction regressions on the forest\'s residual (within 10 %). For the sampling (2026-12-01): coalition sizes allocated by the forest\'s residual per size (Neyman allocation; within ±10 % even with the true residuals), features beyond the segments for the forest (coalition size, shown neighbours; no gain), 2–20 proposals per chosen pair, a pilot of 20–50 %, 2–5 rounds, a floor of 0.1–0.5 (all within the seeds\' noise of each other), and two gates that guide only where it should pay (when the pilot\'s mix leans on the forest; when thinning is predicted to lower the held-out residual\'s variance): neither kept region-photo-50 from losing, and the first gave up much of the detector games\' gain. ' +
         "MSR's correction instead of Kernel SHAP's, and shapiq's sampler instead of ours, each moved the error by a few per cent to about 15 %, in both directions across games. The ratio to shap's sampling is what a forest is worth over sampling alone on these games. " +
         'What would close it: a surrogate that knows more of the model than its answers on masked images (its gradients, say, which an endpoint does not give).',
     );
@@ -317,7 +338,7 @@ export function estimatorSection(results: readonly GameResult[]): string[] {
   lines.push(
     `Error = ‖φ̂ − φ‖² / ‖φ‖², mean over ${seeds} seeds, at each budget of endpoint calls (every distinct coalition a method evaluates, the empty and full images included). ` +
       'Games from the bundled models are exact: all 2^M coalitions evaluated once through the model and cached (`node dist/bench/games/make-games.js`; our SLIC segments, gray masking). ' +
-      'Methods: **tree-adjusted** (new default: a random forest fit to the coalitions, its exact Shapley values, plus our Kernel SHAP on the residual, mixed with Kernel SHAP, odd-interaction regressions and the forest alone at least jackknife variance; src/explain/tree-adjusted.ts); **our Kernel SHAP** (the estimator before); **shap KernelExplainer sampling** (sizes by kernel mass, paired, small sizes enumerated); ' +
+      'Methods: **tree-adjusted** (new default: its coalitions sampled as the job samples them, a pilot and then rounds guided to where a forest is unsure, src/explain/guided-sampling.ts; a random forest fit to the coalitions, its exact Shapley values, plus our Kernel SHAP on the residual, mixed with Kernel SHAP, odd-interaction regressions and the forest alone at least jackknife variance; src/explain/tree-adjusted.ts); **our Kernel SHAP** (the estimator before); **shap KernelExplainer sampling** (sizes by kernel mass, paired, small sizes enumerated); ' +
       '**RegressionMSR** (Witter, Liu & Musco 2025) with a random-forest proxy (100 trees) and with one decision tree, and **OddSHAP** (Fumagalli et al. 2026) with its decision-tree surrogate, both as shapiq 1.4 runs them, reimplemented in bench/anchors/.',
     '',
   );
@@ -341,6 +362,18 @@ export function estimatorSection(results: readonly GameResult[]): string[] {
     lines.push(
       `| ${METHOD_LABELS[method]} | ${ratio(real, method, allBudgets).toFixed(2)} | ${ratio(byKind('classification'), method, allBudgets).toFixed(2)} | ${ratio(byKind('classification'), method, [last]).toFixed(2)} | ${ratio(byKind('detection'), method, [last]).toFixed(2)} | ${ratio(byKind('synthetic'), method, allBudgets).toFixed(2)} |`,
     );
+  }
+  lines.push('');
+  lines.push(
+    '### What guided sampling changes: error with unguided sampling ÷ error with guided sampling',
+    '',
+    'The same tree-adjusted solve on coalitions sampled in one go, and as the job samples them (a pilot of 30 % of the sampled calls, then 3 rounds drawn where the forest\'s trees disagree, src/explain/guided-sampling.ts); > 1 means guiding helps. Where the budget enumerates everything, or gives fewer than 2 calls per segment, the job does not guide and the two are the same.',
+    '',
+  );
+  lines.push(`| game | ${BUDGETS.join(' | ')} | geometric mean |`, `| --- | ${BUDGETS.map(() => '---:').join(' | ')} | ---: |`);
+  for (const r of results) {
+    const gains = BUDGETS.map((_, b) => err(r, 'tree-adjusted-unguided', b) / err(r, 'tree-adjusted', b));
+    lines.push(`| ${r.name} | ${gains.map((g) => `${g.toFixed(2)}×`).join(' | ')} | ${geometricMean(gains).toFixed(2)}× |`);
   }
   lines.push('');
   const classifiers = byKind('classification');
@@ -384,7 +417,7 @@ export function estimatorSection(results: readonly GameResult[]): string[] {
   lines.push('### Standard errors: share of true errors inside ±1.96 SE', '', `Over every player and ${seeds} seeds (goal ${GOAL_TEXT.coverage}). The new estimator's SEs come from a delete-a-fold jackknife that refits everything in each of its 10 replicates (the Fourier screening included), with the jackknife's bias estimate added and a floor of 1e-9·Σ|φ| for the solves' rounding; Kernel SHAP's from its delete-a-group jackknife. The anchors give none. Where the coalitions cannot determine the values' uncertainty (at 64 calls over 50 segments, fewer pairs than segments), both estimators report the SE as unknown (null in out.jsonl, "unknown" in the report): such a cell reads "no SE", and unknown SEs are not counted as misses.`, '');
   lines.push(`| game | method | ${BUDGETS.join(' | ')} |`, `| --- | --- | ${BUDGETS.map(() => '---:').join(' | ')} |`);
   for (const r of results) {
-    for (const method of ['tree-adjusted', 'kernel'] as const) {
+    for (const method of ['tree-adjusted', 'tree-adjusted-unguided', 'kernel'] as const) {
       const cells = r.coverage[method] ?? [];
       lines.push(`| ${r.name} | ${METHOD_LABELS[method]} | ${cells.map(coverageText).join(' | ')} |`);
     }

@@ -5,26 +5,10 @@ import { seededRandom } from '../src/explain/random.js';
 import { fitForest, fitTree, forestPredictor, forestShapley, largestFourierTerms, predictForest, type TreeNode, treeFourier } from '../src/explain/regression-tree.js';
 import { leadingTriples, MAX_ODD_TERMS, mixingWeights, screenedOddTerms, SOLVE_PRECISION, seemUnbiased, solveShapley, solveTreeAdjusted, treeAdjustedSeconds, withoutGroups } from '../src/explain/tree-adjusted.js';
 import { exactShapley, relativeSquaredError } from './support/exact-shapley.js';
+import { bitsOf, imageGame } from './support/image-game.js';
 import { oddShap } from '../bench/anchors/oddshap.js';
 import { regressionMsr } from '../bench/anchors/regression-msr.js';
 
-const bitsOf = (s: number, m: number): Uint8Array => Uint8Array.from({ length: m }, (_, i) => (s >> i) & 1);
-
-/**
- * An image-like game: a saturating score of segments acting jointly (the "face" 0–2 must all show
- * to count fully), plus additive context and one adjacent pair; outputs 2 labels.
- */
-function imageGame(m: number, seed: number): (mask: Uint8Array) => Float64Array {
-  const random = seededRandom(seed);
-  const a = Array.from({ length: m }, () => random() * 0.6 - 0.2);
-  return (mask) => {
-    let z = -3;
-    for (let i = 0; i < m; i++) z += mask[i]! * a[i]!;
-    z += 5 * (mask[0]! & mask[1]! & mask[2]!) + 1.5 * (mask[3]! & mask[4]!);
-    const p = 1 / (1 + Math.exp(-z));
-    return Float64Array.of(p, 1 - p * p);
-  };
-}
 
 function exactOf(m: number, outputs: number, game: (mask: Uint8Array) => Float64Array): Float64Array[] {
   return exactShapley(m, outputs, (s) => Array.from(game(bitsOf(s, m))));

@@ -15,6 +15,7 @@ import { CLI, runCli } from './support/cli.js';
 import { colourShareModel, type DecodedRequest, startEndpointServer, type TestEndpointServer } from './support/endpoint-server.js';
 import * as fx from './support/fixtures.js';
 import type { PredictionRecord } from '../src/output/records.js';
+import { EXPLANATION_REVISION } from '../src/explain/revision.js';
 
 const readRecords = async (out: string): Promise<PredictionRecord[]> =>
   (await readFile(path.join(out, 'predictions.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as PredictionRecord);
@@ -83,6 +84,28 @@ describe('never stale, never stuck, always bounded', () => {
     const again = await runCli(['run', '--config', await config('b', modelB.url), '--dataset-uri', moved, '--output', out]);
     assert.doesNotMatch(again.stdout, /reused/);
     assert.ok((await readRecords(out)).every((r) => r.image.startsWith(moved)));
+  });
+
+  it('results an earlier revision of the explanation computed are explained again, not reused', async () => {
+    const data = path.join(tmp, 'revision-data');
+    await images(data, { 'a.png': [220, 20, 20] });
+    const out = path.join(tmp, 'revision-out');
+    const file = await config('revision', modelA.url);
+    assert.equal((await runCli(['run', '--config', file, '--dataset-uri', data, '--output', out])).code, 0);
+    assert.match((await runCli(['run', '--config', file, '--dataset-uri', data, '--output', out])).stdout, /1 images reused/);
+    // The marker as the code before this revision would have written it.
+    const markers = (await readdir(path.join(out, 'state'))).filter((f) => f.endsWith('.json'));
+    assert.equal(markers.length, 1);
+    const markerPath = path.join(out, 'state', markers[0]!);
+    const marker = JSON.parse(await readFile(markerPath, 'utf8')) as { fingerprint: string };
+    const current = `["explanation_revision",${EXPLANATION_REVISION}]`;
+    assert.ok(marker.fingerprint.includes(current));
+    await writeFile(markerPath, JSON.stringify({ ...marker, fingerprint: marker.fingerprint.replace(current, `["explanation_revision",${EXPLANATION_REVISION - 1}]`) }));
+    const calls = modelA.requests.length;
+    const again = await runCli(['run', '--config', file, '--dataset-uri', data, '--output', out]);
+    assert.equal(again.code, 0);
+    assert.doesNotMatch(again.stdout, /reused/);
+    assert.ok(modelA.requests.length > calls, 'the image was explained again');
   });
 
   it('a run killed over an earlier complete output leaves "running", never the earlier "completed" summary', async () => {

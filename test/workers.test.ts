@@ -83,7 +83,7 @@ describe('CPU-heavy stages on worker threads', () => {
     return file;
   }
 
-  it('the worker stages give what the inline stages give: segments, index, masked images and the solve', async () => {
+  it('the worker stages give what the inline stages give: segments, index, masked images, the solve and the guide', async () => {
     // Larger than INLINE_MASK_PIXELS, so masking goes to a worker too.
     const image = waves(400, 300);
     const stages = new WorkerStages(2);
@@ -112,6 +112,12 @@ describe('CPU-heavy stages on worker threads', () => {
       assert.deepEqual(d.values, c.values);
       assert.deepEqual(d.standardErrors, c.standardErrors);
       assert.notDeepEqual(c.values, a.values);
+      // A guided round's keep probabilities (its forests) are the same on a worker.
+      const request = { evaluated: design.masks, values, full, empty, outputs: [0, 1], proposals: KernelShapDesign.enumerate(m, 300, seededRandom(5)).propose(40).map((p) => p.mask), seed: 3 };
+      const keepHere = await inlineStages.guide(request);
+      assert.deepEqual(await stages.guide(request), keepHere);
+      assert.equal(keepHere.length, 40);
+      assert.ok(new Set(keepHere).size > 1, 'the probabilities follow the forests, not one constant');
     } finally {
       await stages.close();
     }

@@ -1,6 +1,6 @@
 /**
  * The CPU-heavy stages, run on a worker thread (one Piscina task each): SLIC with its segment
- * index, one masked image, one Shapley solve (Kernel SHAP or tree-adjusted). Inputs arrive in shared memory or as flat
+ * index, one masked image, one Shapley solve (Kernel SHAP or tree-adjusted), one guided round's pair weights. Inputs arrive in shared memory or as flat
  * arrays; outputs are moved back, not copied.
  */
 import { Piscina } from 'piscina';
@@ -9,12 +9,24 @@ import { solveShapley, type SolveOptions } from '../explain/tree-adjusted.js';
 import { indexSegments, maskImage, type SegmentIndex, sharedMemory } from '../explain/masking.js';
 import type { RgbImage } from '../image/rgb.js';
 import { slic, type SegmentMap, type SlicOptions } from '../segment/slic.js';
-import { type FlatDesign, unflattenDesign, unflattenValues } from './transfer.js';
+import { type FlatDesign, unflattenDesign, unflattenMasks, unflattenValues } from './transfer.js';
+import { guideWeights } from '../explain/guided-sampling.js';
 
 export type CpuTask =
   | { readonly kind: 'segment'; readonly image: RgbImage; readonly options: SlicOptions }
   | { readonly kind: 'mask'; readonly image: RgbImage; readonly baseline: RgbImage; readonly index: SegmentIndex; readonly mask: Uint8Array }
-  | { readonly kind: 'solve'; readonly design: FlatDesign; readonly values: Float64Array; readonly full: Float64Array; readonly empty: Float64Array; readonly options: SolveOptions };
+  | { readonly kind: 'solve'; readonly design: FlatDesign; readonly values: Float64Array; readonly full: Float64Array; readonly empty: Float64Array; readonly options: SolveOptions }
+  | {
+      readonly kind: 'guide';
+      readonly features: number;
+      readonly evaluated: Uint8Array;
+      readonly values: Float64Array;
+      readonly full: Float64Array;
+      readonly empty: Float64Array;
+      readonly outputs: readonly number[];
+      readonly proposals: Uint8Array;
+      readonly seed: number;
+    };
 
 export interface SegmentResult {
   readonly segments: SegmentMap;
@@ -31,7 +43,7 @@ export function segmentShared(image: RgbImage, options: SlicOptions): SegmentRes
 }
 
 /** A masked image comes back as its pixels alone, moved (not copied) to the main thread. */
-export default function run(task: CpuTask): SegmentResult | Uint8Array | ShapSolution {
+export default function run(task: CpuTask): SegmentResult | Uint8Array | ShapSolution | Float64Array {
   switch (task.kind) {
     case 'segment':
       return segmentShared(task.image, task.options);
@@ -41,5 +53,9 @@ export default function run(task: CpuTask): SegmentResult | Uint8Array | ShapSol
     }
     case 'solve':
       return solveShapley(unflattenDesign(task.design), unflattenValues(task.values, task.full.length), task.full, task.empty, task.options);
+    case 'guide': {
+      const keep = guideWeights(unflattenMasks(task.evaluated, task.features), unflattenValues(task.values, task.full.length), task.full, task.empty, task.outputs, unflattenMasks(task.proposals, task.features), task.seed);
+      return Piscina.move(keep) as unknown as Float64Array;
+    }
   }
 }

@@ -13,7 +13,21 @@ import { createRgbImage, type RgbImage } from '../image/rgb.js';
 import { StopError } from '../predictor/invoker.js';
 import { slic, type SegmentMap, type SlicOptions } from '../segment/slic.js';
 import type { CpuTask, SegmentResult } from './cpu-worker.js';
-import { flattenDesign, flattenValues, inSharedMemory } from './transfer.js';
+import { flattenDesign, flattenMasks, flattenValues, inSharedMemory } from './transfer.js';
+import { guideWeights } from '../explain/guided-sampling.js';
+
+/** What a guided sampling round asks of the CPU: see `guideWeights`. */
+export interface GuideRequest {
+  /** The coalitions evaluated so far, with their values. */
+  readonly evaluated: readonly Uint8Array[];
+  readonly values: readonly Float64Array[];
+  readonly full: Float64Array;
+  readonly empty: Float64Array;
+  /** Outputs whose forests guide. */
+  readonly outputs: readonly number[];
+  readonly proposals: readonly Uint8Array[];
+  readonly seed: number;
+}
 
 export interface CpuStages {
   /** Superpixels and the pixel list of each. */
@@ -22,6 +36,8 @@ export interface CpuStages {
   mask(image: RgbImage, baseline: RgbImage, index: SegmentIndex, mask: Uint8Array): Promise<RgbImage>;
   /** Shapley values from the evaluated coalitions, by the estimator the options name. */
   solve(design: CoalitionDesign, values: readonly Float64Array[], full: Float64Array, empty: Float64Array, options?: SolveOptions): Promise<ShapSolution>;
+  /** Weights of proposed pairs for a guided round, from forests fit to the evaluated coalitions (`guideWeights`). */
+  guide(request: GuideRequest): Promise<Float64Array>;
   close(): Promise<void>;
 }
 
@@ -35,6 +51,9 @@ export const inlineStages: CpuStages = {
   },
   async solve(design, values, full, empty, options = KERNEL_SOLVE) {
     return solveShapley(design, values, full, empty, options);
+  },
+  async guide(request) {
+    return guideWeights(request.evaluated, request.values, request.full, request.empty, request.outputs, request.proposals, request.seed);
   },
   async close() {},
 };
@@ -101,6 +120,21 @@ export class WorkerStages implements CpuStages {
 
   solve(design: CoalitionDesign, values: readonly Float64Array[], full: Float64Array, empty: Float64Array, options: SolveOptions = KERNEL_SOLVE): Promise<ShapSolution> {
     return this.run<ShapSolution>({ kind: 'solve', design: flattenDesign(design), values: flattenValues(values, full.length), full, empty, options });
+  }
+
+  guide(request: GuideRequest): Promise<Float64Array> {
+    const outputs = request.full.length;
+    return this.run<Float64Array>({
+      kind: 'guide',
+      features: request.proposals[0]?.length ?? 0,
+      evaluated: flattenMasks(request.evaluated),
+      values: flattenValues(request.values, outputs),
+      full: request.full,
+      empty: request.empty,
+      outputs: request.outputs,
+      proposals: flattenMasks(request.proposals),
+      seed: request.seed,
+    });
   }
 
   close(): Promise<void> {

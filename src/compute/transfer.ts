@@ -30,8 +30,7 @@ export interface FlatDesign {
 export function flattenDesign(design: CoalitionDesign): FlatDesign {
   const m = design.features;
   const count = design.masks.length;
-  const masks = new Uint8Array(count * m);
-  design.masks.forEach((mask, c) => masks.set(mask, c * m));
+  const masks = flattenMasks(design.masks);
   const sampled = design.sampledWeights();
   const sampledOffsets = new Int32Array(sampled.length + 1);
   sampled.forEach((entries, i) => (sampledOffsets[i + 1] = sampledOffsets[i]! + entries.size));
@@ -60,7 +59,7 @@ export function flattenDesign(design: CoalitionDesign): FlatDesign {
 
 export function unflattenDesign(flat: FlatDesign): CoalitionDesign {
   const m = flat.features;
-  const masks = Array.from({ length: flat.count }, (_, c) => flat.masks.subarray(c * m, (c + 1) * m));
+  const masks = unflattenMasks(flat.masks, m);
   const sampled = Array.from({ length: flat.sampledOffsets.length - 1 }, (_, i) => {
     const entries = new Map<number, number>();
     for (let k = flat.sampledOffsets[i]!; k < flat.sampledOffsets[i + 1]!; k++) entries.set(flat.sampledGroups[k]!, flat.sampledWeights[k]!);
@@ -76,6 +75,18 @@ export function unflattenDesign(flat: FlatDesign): CoalitionDesign {
     sampledWeights: () => sampled,
     unitsPerGroup: () => units,
   };
+}
+
+/** Masks of one length, row by row. */
+export function flattenMasks(masks: readonly Uint8Array[]): Uint8Array {
+  const m = masks[0]?.length ?? 0;
+  const flat = new Uint8Array(masks.length * m);
+  masks.forEach((mask, c) => flat.set(mask, c * m));
+  return flat;
+}
+
+export function unflattenMasks(flat: Uint8Array, m: number): Uint8Array[] {
+  return Array.from({ length: m === 0 ? 0 : flat.length / m }, (_, c) => flat.subarray(c * m, (c + 1) * m));
 }
 
 /** Per-coalition model outputs, concatenated. */

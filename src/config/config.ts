@@ -12,6 +12,7 @@ import jmespath from 'jmespath';
 import { ConfigError, type ConfigProblem, errorMessage } from '../errors.js';
 import { defaultBudget } from '../explain/kernel-shap.js';
 import { MIN_CALLS_PER_PLAYER, adjustedOutputCount, treeAdjustedSeconds } from '../explain/tree-adjusted.js';
+import { EXPLANATION_REVISION } from '../explain/revision.js';
 import { locationProblem } from '../storage/location.js';
 
 export type ModelType = 'IMAGE_CLASSIFICATION' | 'OBJECT_DETECTION';
@@ -116,6 +117,7 @@ export interface ExtensionConfig {
   shadow_endpoint_timeout_seconds: number;
   shap_tolerance?: number;
   estimator: 'tree-adjusted' | 'kernel';
+  guided_sampling: boolean;
 }
 
 /** The effective config: what was given plus every default, as written to the output. */
@@ -274,7 +276,7 @@ function feasibilityProblems(config: AnalysisConfig): ConfigProblem[] {
   return [
     {
       path: samples === undefined ? 'methods.shap.image_config.num_segments' : 'methods.shap.num_samples',
-      message: `${work.given} would keep the tree-adjusted estimator busy for about ${Math.round(work.seconds / 60)} min of CPU per image (at most ${MAX_TREE_ADJUSTED_SECONDS / 60} min): set clarify_images.estimator to "kernel" (the same calls, solved by Kernel SHAP alone)${work.mostSamples === undefined ? '' : `, or use num_samples ≤ ${work.mostSamples}`}`,
+      message: `${work.given} would keep the tree-adjusted estimator busy for about ${Math.round(work.seconds / 60)} min of CPU per image (at most ${MAX_TREE_ADJUSTED_SECONDS / 60} min): set clarify_images.estimator to "kernel" (as many calls, solved by Kernel SHAP alone)${work.mostSamples === undefined ? '' : `, or use num_samples ≤ ${work.mostSamples}`}`,
     },
   ];
 }
@@ -534,6 +536,7 @@ export const RESULT_SHAPING_FIELDS: readonly string[] = [
   'clarify_images.baseline_fill',
   'clarify_images.shap_tolerance',
   'clarify_images.estimator',
+  'clarify_images.guided_sampling',
   'clarify_images.jpeg_quality',
   'clarify_images.detection_format',
   'clarify_images.detection_fields',
@@ -578,7 +581,12 @@ export function configForWriting(config: AnalysisConfig): AnalysisConfig {
   return { ...config, predictor: { ...config.predictor, custom_attributes: `[redacted: ${attributes.length} characters, sha256 ${hash}…]` } };
 }
 
-/** A stable fingerprint of everything that shapes a result (for resume): the fields, the endpoint, the dataset. */
+/** A stable fingerprint of everything that shapes a result (for resume): the fields, the endpoint, the dataset, this code's way of explaining. */
 export function resultFingerprint(config: AnalysisConfig): string {
-  return JSON.stringify([...RESULT_SHAPING_FIELDS.map((p) => [p, configValue(config, p) ?? null]), ['endpoint', endpointIdentity(config)], ['dataset_uri', config.dataset_uri ?? null]]);
+  return JSON.stringify([
+    ...RESULT_SHAPING_FIELDS.map((p) => [p, configValue(config, p) ?? null]),
+    ['endpoint', endpointIdentity(config)],
+    ['dataset_uri', config.dataset_uri ?? null],
+    ['explanation_revision', EXPLANATION_REVISION],
+  ]);
 }

@@ -53,7 +53,7 @@ export class ExplanationGroundwork {
    */
   solveOptionsFor(ranked: readonly number[]): SolveOptions {
     const estimator = this.config.clarify_images.estimator;
-    return estimator === 'kernel' ? KERNEL_SOLVE : { estimator, adjusted: ranked.slice(0, adjustedOutputCount(ranked.length)) };
+    return estimator === 'kernel' ? KERNEL_SOLVE : { estimator, adjusted: ranked.slice(0, adjustedOutputCount(ranked.length)), guided: this.config.clarify_images.guided_sampling };
   }
 
   budgetFor(players: number): number {

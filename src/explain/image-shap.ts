@@ -7,7 +7,8 @@ import pLimit from 'p-limit';
 import { type CpuStages, inlineStages } from '../compute/stages.js';
 import type { RgbImage } from '../image/rgb.js';
 import { KernelShapDesign } from './kernel-shap.js';
-import { KERNEL_SOLVE, type SolveOptions } from './tree-adjusted.js';
+import { guidedWaves, sampleGuided } from './guided-sampling.js';
+import { KERNEL_SOLVE, MIN_CALLS_PER_PLAYER, type SolveOptions } from './tree-adjusted.js';
 import { indexSegments, type SegmentIndex } from './masking.js';
 import type { Random } from './random.js';
 import type { SegmentMap } from '../segment/slic.js';
@@ -56,6 +57,97 @@ export interface ImageShapResult {
 const FIRST_ROUND_SHARE = 0.25;
 const MIN_ROUND = 64;
 
+/**
+ * Calls per wave after enumeration (the first joins the enumerated coalitions). Guided: the pilot,
+ * then the guided rounds. Else with a tolerance: nothing, then rounds of a quarter of what is
+ * left until the budget. Else: everything at once.
+ */
+export function samplingWaves(sampled: number, guided: boolean, withTolerance: boolean): number[] {
+  if (guided) return guidedWaves(sampled);
+  if (!withTolerance) return [sampled];
+  const round = Math.max(MIN_ROUND, Math.ceil(sampled * FIRST_ROUND_SHARE));
+  const waves = [0];
+  for (let left = sampled; left > 0; left -= round) waves.push(Math.min(round, left));
+  return waves;
+}
+
+/**
+ * The outputs whose forests guide the sampling: those a tree-adjusted solve adjusts, when it will
+ * (enough calls per segment, and not every coalition) and guiding is not turned off; none for
+ * Kernel SHAP, whose own law is best for it.
+ */
+export function guidedOutputs(options: SolveOptions, m: number, budget: number, outputs: number): readonly number[] | undefined {
+  if (options.estimator !== 'tree-adjusted' || options.guided === false || budget < MIN_CALLS_PER_PLAYER * m || (m < 31 && budget >= 2 ** m - 2)) return undefined;
+  const adjusted = options.adjusted ?? Array.from({ length: outputs }, (_, o) => o);
+  return adjusted.length > 0 ? adjusted : undefined;
+}
+
+export interface CoalitionInput {
+  readonly players: number;
+  readonly budget: number;
+  readonly random: Random;
+  readonly full: Float64Array;
+  /** Outputs on the empty coalition, when already known. */
+  readonly empty?: Float64Array;
+  readonly tolerance?: number;
+  /** The solve to come, with its seed: a tree-adjusted one guides the sampling. */
+  readonly solveOptions: SolveOptions;
+  readonly cpu: CpuStages;
+  evaluate(mask: Uint8Array): Promise<Float64Array>;
+}
+
+export interface EvaluatedCoalitions {
+  readonly design: KernelShapDesign;
+  /** Outputs per coalition of the design, in its order. */
+  readonly values: Float64Array[];
+  readonly empty: Float64Array;
+  readonly stoppedEarly: boolean;
+}
+
+/**
+ * Plan the coalitions, evaluate them in waves and stop at the budget or the tolerance. Without a
+ * guide or a tolerance, everything goes in one wave with the empty coalition, so the endpoint
+ * limiter never waits on this image between phases. A tree-adjusted solve guides the sampling:
+ * a pilot wave, then rounds thinned by its forests (guided-sampling.ts).
+ */
+export async function evaluateCoalitions(input: CoalitionInput): Promise<EvaluatedCoalitions> {
+  const { players: m, budget, cpu, tolerance, solveOptions } = input;
+  const values: Float64Array[] = [];
+  const evaluateFrom = async (design: KernelShapDesign, start: number): Promise<void> => {
+    const fresh = design.masks.slice(start);
+    const results = await Promise.all(fresh.map((mask) => input.evaluate(mask)));
+    results.forEach((r, i) => (values[start + i] = r));
+  };
+  const guide = guidedOutputs(solveOptions, m, budget, input.full.length);
+  const design = KernelShapDesign.enumerate(m, budget, input.random);
+  const waves = design.canSample ? samplingWaves(budget - design.masks.length, guide !== undefined, tolerance !== undefined) : [0];
+  design.sampleMore(waves[0]!);
+  const [empty] = await Promise.all([input.empty ?? input.evaluate(new Uint8Array(m)), evaluateFrom(design, 0)]);
+  let stoppedEarly = false;
+  for (let wave = 1; ; wave++) {
+    if (tolerance !== undefined && design.sampledCount > 0) {
+      // Rounds check Kernel SHAP's errors (cheap); the adjusted estimate mixes Kernel SHAP in at
+      // least variance, so its own errors are no larger and the final solve keeps the stop honest.
+      const { standardErrors } = await cpu.solve(design, values, input.full, empty);
+      const largest = Math.max(...standardErrors.map((se) => Math.max(...se)));
+      if (largest < tolerance) {
+        stoppedEarly = design.masks.length < budget;
+        break;
+      }
+    }
+    if (wave >= waves.length || !design.canSample || design.masks.length >= budget) break;
+    const before = design.masks.length;
+    // The last wave takes what is left, should draws have repeated before it.
+    const count = wave === waves.length - 1 ? budget - before : Math.min(waves[wave]!, budget - before);
+    const start = guide
+      ? await sampleGuided(design, count, (proposals) => cpu.guide({ evaluated: design.masks.slice(0, values.length), values, full: input.full, empty, outputs: guide, proposals, seed: (solveOptions.seed ?? 0) + wave }))
+      : design.sampleMore(count);
+    await evaluateFrom(design, start);
+    if (design.masks.length === before) break; // the sizes left cannot give new coalitions
+  }
+  return { design, values, empty, stoppedEarly };
+}
+
 export async function explainImage(input: ImageShapInput): Promise<ImageShapResult> {
   const players = input.players ?? Array.from({ length: input.segments.count }, (_, j) => j);
   const m = players.length;
@@ -85,39 +177,20 @@ export async function explainImage(input: ImageShapInput): Promise<ImageShapResu
     };
   }
 
-  const values: Float64Array[] = [];
   const chosen = input.solveOptions ?? KERNEL_SOLVE;
   // The surrogate's seed comes from the image's own random stream, so a run repeats exactly.
   const solveOptions: SolveOptions = chosen.estimator === 'kernel' ? chosen : { ...chosen, seed: Math.floor(input.random() * 2 ** 31) };
-  const evaluateFrom = async (design: KernelShapDesign, start: number): Promise<void> => {
-    const fresh = design.masks.slice(start);
-    const results = await Promise.all(fresh.map(evaluateMask));
-    results.forEach((r, i) => (values[start + i] = r));
-  };
-  // Without a tolerance the whole budget is planned up front: the all-baseline image and every
-  // coalition go out in one wave, so the endpoint limiter never waits on this image between phases.
-  // With one, the first wave is what enumeration justifies, then sampling goes in rounds.
-  const tolerance = input.tolerance;
-  const adaptive = tolerance !== undefined;
-  const design = adaptive ? KernelShapDesign.enumerate(m, input.budget, input.random) : KernelShapDesign.plan(m, input.budget, input.random);
-  const [empty] = await Promise.all([input.empty ?? evaluateMask(new Uint8Array(m)), evaluateFrom(design, 0)]);
-  let stoppedEarly = false;
-  if (tolerance !== undefined) {
-    const round = Math.max(MIN_ROUND, Math.ceil((input.budget - design.masks.length) * FIRST_ROUND_SHARE));
-    while (design.canSample && design.masks.length < input.budget) {
-      const before = design.masks.length;
-      await evaluateFrom(design, design.sampleMore(Math.min(round, input.budget - design.masks.length)));
-      if (design.masks.length === before) break; // the sizes left cannot give new coalitions
-      // Rounds check Kernel SHAP's errors (cheap); the adjusted estimate mixes Kernel SHAP in at
-      // least variance, so its own errors are no larger and the final solve keeps the stop honest.
-      const { standardErrors } = await cpu.solve(design, values, input.full, empty);
-      const largest = Math.max(...standardErrors.map((se) => Math.max(...se)));
-      if (largest < tolerance) {
-        stoppedEarly = design.masks.length < input.budget;
-        break;
-      }
-    }
-  }
+  const { design, values, empty, stoppedEarly } = await evaluateCoalitions({
+    players: m,
+    budget: input.budget,
+    random: input.random,
+    full: input.full,
+    ...(input.empty ? { empty: input.empty } : {}),
+    ...(input.tolerance !== undefined ? { tolerance: input.tolerance } : {}),
+    solveOptions,
+    cpu,
+    evaluate: evaluateMask,
+  });
   const solution = await cpu.solve(design, values, input.full, empty, solveOptions);
   return {
     values: solution.values,

@@ -77,6 +77,12 @@ export interface CoalitionDesign {
   unitsPerGroup(): readonly number[];
 }
 
+/** A pair drawn from a design's sampling law: the coalition (its complement comes with it) and the importance weight of one draw. */
+export interface Proposal {
+  readonly mask: Uint8Array;
+  readonly importance: number;
+}
+
 /**
  * Which coalitions to evaluate, and with what regression weight. Enumerated coalitions come first
  * (fixed weights); sampled ones follow, each remembering how often it was drawn and its group.
@@ -171,53 +177,106 @@ export class KernelShapDesign implements CoalitionDesign {
   sampleMore(count: number): number {
     const start = this.masks.length;
     if (!this.canSample) return start;
-    const m = this.features;
     let added = 0;
     let attempts = 0;
     const maxAttempts = 100 * count + 1000;
     while (added + 2 <= count && attempts < maxAttempts) {
       attempts += 1;
-      let u = this.random();
-      let p = this.rest.length - 1;
-      for (let i = 0; i < this.rest.length; i++) {
-        if (u < this.restProbability[i]!) {
-          p = i;
-          break;
-        }
-        u -= this.restProbability[i]!;
-      }
-      const pair = this.rest[p]!;
-      const size = pair.sizes[0]!;
-      const mask = new Uint8Array(m);
-      const order = Array.from({ length: m }, (_, i) => i);
-      for (let i = 0; i < size; i++) {
-        // Partial Fisher–Yates: the first `size` positions of a random permutation are on.
-        const j = i + Math.floor(this.random() * (m - i));
-        [order[i], order[j]] = [order[j]!, order[i]!];
-        mask[order[i]!] = 1;
-      }
-      const group = this.pairsDrawn % JACKKNIFE_GROUPS;
-      this.pairsDrawn += 1;
-      this.units[group] = (this.units[group] ?? 0) + 1;
-      // Importance weight of one draw of a given coalition of size s from this pair:
-      // kernel(s) · C(M, s) / P(pair), halved when both members come from the one middle size.
-      const importance = (shapleyKernelWeight(m, size) * binomial(m, size)) / (this.restProbability[p]! * (pair.sizes.length === 1 ? 2 : 1));
-      for (const member of [mask, mask.map((v) => 1 - v)]) {
-        const key = keyOf(member);
-        const at = this.seen.get(key);
-        if (at === undefined) {
-          this.seen.set(key, this.masks.length);
-          this.masks.push(member);
-          this.sampled.push(new Map([[group, importance]]));
-          added += 1;
-        } else if (at >= this.enumeratedCount) {
-          // A repeat adds weight, credited to the group of the pair that drew it.
-          const byGroup = this.sampled[at - this.enumeratedCount]!;
-          byGroup.set(group, (byGroup.get(group) ?? 0) + importance);
-        }
-      }
+      const proposal = this.draw();
+      added += this.admit(proposal.mask, proposal.importance, this.nextUnit());
     }
     return start;
+  }
+
+  /**
+   * Draw `count` pairs from the sampling law without admitting any: a guide weighs them, then
+   * `sampleSystematic` admits some. The random stream moves as `sampleMore`'s draws move it.
+   */
+  propose(count: number): Proposal[] {
+    return this.canSample ? Array.from({ length: count }, () => this.draw()) : [];
+  }
+
+  /**
+   * Admit some of `proposals`, proposal i with probability `inclusion[i]` (in (0, 1]; they sum to
+   * the number of pairs wanted), chosen by systematic sampling: exactly that many pairs, each with
+   * its stated probability. Every proposal is a sampling unit, chosen or not, and a chosen pair's
+   * importance is divided by its probability (Horvitz–Thompson), so the weights stay unbiased for
+   * the kernel's whatever the probabilities: a guide may favour the pairs a surrogate is unsure of
+   * without leaning the estimate. Returns how many coalitions were added (fewer than twice the
+   * pairs where a chosen pair repeats earlier ones).
+   */
+  sampleSystematic(proposals: readonly Proposal[], inclusion: ArrayLike<number>): number {
+    let added = 0;
+    let reached = this.random();
+    let cumulative = 0;
+    proposals.forEach(({ mask, importance }, i) => {
+      const probability = inclusion[i]!;
+      if (!(probability > 0 && probability <= 1)) throw new RangeError(`inclusion probability ${probability} is not in (0, 1]`);
+      const group = this.nextUnit();
+      cumulative += probability;
+      // Chosen when the running sum passes the next point u, u + 1, u + 2, …
+      if (cumulative > reached) {
+        reached += 1;
+        added += this.admit(mask, importance / probability, group);
+      }
+    });
+    return added;
+  }
+
+  /** One pair from the sampling law: a size pair, then a coalition of its first size. */
+  private draw(): Proposal {
+    const m = this.features;
+    let u = this.random();
+    let p = this.rest.length - 1;
+    for (let i = 0; i < this.rest.length; i++) {
+      if (u < this.restProbability[i]!) {
+        p = i;
+        break;
+      }
+      u -= this.restProbability[i]!;
+    }
+    const pair = this.rest[p]!;
+    const size = pair.sizes[0]!;
+    const mask = new Uint8Array(m);
+    const order = Array.from({ length: m }, (_, i) => i);
+    for (let i = 0; i < size; i++) {
+      // Partial Fisher–Yates: the first `size` positions of a random permutation are on.
+      const j = i + Math.floor(this.random() * (m - i));
+      [order[i], order[j]] = [order[j]!, order[i]!];
+      mask[order[i]!] = 1;
+    }
+    // Importance weight of one draw of a given coalition of size s from this pair:
+    // kernel(s) · C(M, s) / P(pair), halved when both members come from the one middle size.
+    const importance = (shapleyKernelWeight(m, size) * binomial(m, size)) / (this.restProbability[p]! * (pair.sizes.length === 1 ? 2 : 1));
+    return { mask, importance };
+  }
+
+  /** A new sampling unit: its jackknife group. */
+  private nextUnit(): number {
+    const group = this.pairsDrawn % JACKKNIFE_GROUPS;
+    this.pairsDrawn += 1;
+    this.units[group] = (this.units[group] ?? 0) + 1;
+    return group;
+  }
+
+  /** The pair's two coalitions with their weight; returns how many of them are new. */
+  private admit(mask: Uint8Array, importance: number, group: number): number {
+    let added = 0;
+    for (const member of [mask, mask.map((v) => 1 - v)]) {
+      const key = keyOf(member);
+      const at = this.seen.get(key);
+      if (at === undefined) {
+        this.seen.set(key, this.masks.length);
+        this.masks.push(member);
+        this.sampled.push(new Map([[group, importance]]));
+        added += 1;
+      } else if (at >= this.enumeratedCount) {
+        // A repeat adds weight, credited to the group of the pair that drew it.
+        const byGroup = this.sampled[at - this.enumeratedCount]!;
+        byGroup.set(group, (byGroup.get(group) ?? 0) + importance);
+      }
+    }
+    return added;
   }
 
   enumeratedWeights(): readonly number[] {

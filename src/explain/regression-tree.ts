@@ -182,11 +182,8 @@ export function predictForest(forest: readonly TreeNode[], mask: ArrayLike<numbe
   return sum / forest.length;
 }
 
-/**
- * `predictForest` for many masks: the trees laid out once in typed arrays, which a prediction
- * walks without chasing node objects (the same sum in the same order, so the same value).
- */
-export function forestPredictor(forest: readonly TreeNode[]): (mask: ArrayLike<number>) => number {
+/** The trees laid out once in typed arrays: `leaf(t, mask)` walks tree t without chasing node objects. */
+function flatForest(forest: readonly TreeNode[]): { readonly trees: number; leaf(t: number, mask: ArrayLike<number>): number } {
   const players: number[] = [];
   const values: number[] = [];
   const outs: number[] = [];
@@ -208,15 +205,47 @@ export function forestPredictor(forest: readonly TreeNode[]): (mask: ArrayLike<n
   const value = Float64Array.from(values);
   const out = Int32Array.from(outs);
   const inside = Int32Array.from(ins);
-  return (mask) => {
-    let sum = 0;
-    for (let t = 0; t < roots.length; t++) {
+  return {
+    trees: roots.length,
+    leaf(t, mask) {
       let k = roots[t]!;
       while (player[k]! >= 0) k = mask[player[k]!] ? inside[k]! : out[k]!;
-      sum += value[k]!;
-    }
-    return sum / roots.length;
+      return value[k]!;
+    },
   };
+}
+
+/** `predictForest` for many masks (the same sum in the same order, so the same value). */
+export function forestPredictor(forest: readonly TreeNode[]): (mask: ArrayLike<number>) => number {
+  const flat = flatForest(forest);
+  return (mask) => {
+    let sum = 0;
+    for (let t = 0; t < flat.trees; t++) sum += flat.leaf(t, mask);
+    return sum / flat.trees;
+  };
+}
+
+/** How far the trees disagree on a mask: the standard deviation of their predictions. */
+export function forestSpread(forest: readonly TreeNode[]): (mask: ArrayLike<number>) => number {
+  const flat = flatForest(forest);
+  return (mask) => {
+    let sum = 0;
+    let squares = 0;
+    for (let t = 0; t < flat.trees; t++) {
+      const v = flat.leaf(t, mask);
+      sum += v;
+      squares += v * v;
+    }
+    const mean = sum / flat.trees;
+    return Math.sqrt(Math.max(0, squares / flat.trees - mean * mean));
+  };
+}
+
+/** Coalitions as rows of 0/1, n × m. */
+export function coalitionRows(masks: readonly Uint8Array[], m: number): Uint8Array {
+  const rows = new Uint8Array(masks.length * m);
+  masks.forEach((mask, r) => rows.set(mask, r * m));
+  return rows;
 }
 
 /**

@@ -22,12 +22,14 @@
  * them, `solveKernelShapByFold`). So a game a forest fits gets the forest, a sparse one the
  * Fourier terms, and a nearly additive one falls back toward Kernel SHAP instead of losing to it.
  *
- * Kept from Kernel SHAP: the same coalitions and calls (one set for every output), efficiency held
- * exactly, an exact answer when every coalition was evaluated, determinism per seed.
+ * Kept from Kernel SHAP: the same solve on any design with unbiased weights (one set of calls for
+ * every output), efficiency held exactly, an exact answer when every coalition was evaluated,
+ * determinism per seed. The job samples its coalitions guided by forests (guided-sampling.ts);
+ * this solve takes them as they come.
  */
 import { binomial, type CoalitionDesign, jackknifeSpread, type OddTerm, type ShapSolution, solveKernelShap, solveKernelShapByFold } from './kernel-shap.js';
 import { seededRandom } from './random.js';
-import { fitForest, fitTree, forestPredictor, forestShapley, largestFourierTerms } from './regression-tree.js';
+import { coalitionRows, fitForest, fitTree, forestPredictor, forestShapley, largestFourierTerms } from './regression-tree.js';
 
 export type Estimator = 'kernel' | 'tree-adjusted';
 
@@ -40,6 +42,11 @@ export interface SolveOptions {
    * model's every label would cost a thousand forests, and the report shows the top few.
    */
   readonly adjusted?: readonly number[];
+  /**
+   * Whether the job samples the coalitions guided by the forests (image-shap.ts; default true).
+   * The solve itself takes any design as it comes.
+   */
+  readonly guided?: boolean;
 }
 
 export const KERNEL_SOLVE: SolveOptions = { estimator: 'kernel' };
@@ -70,8 +77,8 @@ export const MIN_CALLS_PER_PLAYER = 2;
 export const SOLVE_PRECISION = 1e-9;
 
 /**
- * About how many seconds of one core the tree-adjusted solve of `outputs` adjusted outputs takes,
- * for the config's up-front bound. Per output its work is the forests (30 trees, fit 11 times,
+ * About how many seconds of one core the tree-adjusted estimate of `outputs` adjusted outputs
+ * takes (its guided sampling and its solve), for the config's up-front bound. Per output its work is the forests (30 trees, fit 11 times,
  * each about n·M·log₂ n, n the calls) and the regressions with odd terms (rows of M plus K terms,
  * K = the Fourier terms the calls allow, at most `MAX_ODD_TERMS`: about n·(M + K)² for the normal
  * equations and n·(M + K) for the rows themselves; the Fourier screening's trees and spectra are
@@ -81,8 +88,11 @@ export const SOLVE_PRECISION = 1e-9;
  * the forests' share took 0.78–1.47× its term, the whole solve 0.79–1.49× the estimate, except
  * the smallest (1,000 calls over 16 segments: 0.95 s, 2.0×). Those timings and the benchmark run
  * of 2026-12-01 share one machine; the one before it did the same solves about 1.5× slower, so a
- * slow core may take that much more than the estimate. BENCHMARKS.md compares a few with the
- * estimate in each run.
+ * slow core may take that much more than the estimate. The guided sampling before the solve
+ * (guided-sampling.ts: a forest per output in each of its 3 rounds, fit to part of the calls, and
+ * the spread of its trees on the proposals) adds a quarter of the forests' term: measured, it took
+ * 0.09–0.18× the solve at 16–100 segments and 2,080–10,000 calls. BENCHMARKS.md compares a few
+ * with the estimate, sampling and solve together, in each run.
  */
 export function treeAdjustedSeconds(calls: number, segments: number, outputs: number): number {
   if (calls < MIN_CALLS_PER_PLAYER * segments || (segments < 31 && calls >= 2 ** segments - 2)) return 0;
@@ -90,7 +100,8 @@ export function treeAdjustedSeconds(calls: number, segments: number, outputs: nu
   const columns = segments + fourierTerms;
   const forests = 1.13e-6 * calls * segments * Math.log2(calls);
   const regressions = 1.81e-9 * calls * columns ** 2 + 2.72e-6 * calls * columns;
-  return outputs * (forests + regressions);
+  const guide = 0.25 * forests;
+  return outputs * (forests + regressions + guide);
 }
 
 /** Every coalition was evaluated: Kernel SHAP alone is already exact. */
@@ -165,13 +176,6 @@ export function screenedOddTerms(design: CoalitionDesign, targets: Float64Array,
   if (most <= 0) return [];
   const tree = fitTree({ players: m, rows, targets }, new Float64Array(targets.length).fill(1), seededRandom(seed), { maxDepth: SCREENING_DEPTH });
   return largestFourierTerms(tree, (order) => order >= 3 && order % 2 === 1, most).map((t) => t.players);
-}
-
-/** Coalitions as rows of 0/1, n × m. */
-function coalitionRows(masks: readonly Uint8Array[], m: number): Uint8Array {
-  const rows = new Uint8Array(masks.length * m);
-  masks.forEach((mask, r) => rows.set(mask, r * m));
-  return rows;
 }
 
 /**
