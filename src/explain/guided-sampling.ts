@@ -21,7 +21,7 @@ import { SURROGATE_TREES } from './tree-adjusted.js';
 export const GUIDED_PILOT_SHARE = 0.3;
 /** Guided rounds after the pilot, each with a forest refit on everything in hand. */
 export const GUIDED_ROUNDS = 3;
-/** Part of every pair's weight that ignores the forest: no importance grows more than PROPOSALS_PER_PAIR / this. */
+/** Part of every pair's weight that ignores the forest: no chosen pair weighs more than 1 / this times what plain sampling gives it. */
 export const GUIDE_FLOOR = 0.3;
 /** Pairs proposed per pair chosen: how selective a round is. */
 export const PROPOSALS_PER_PAIR = 4;
@@ -38,10 +38,10 @@ export function guidedWaves(sampled: number): number[] {
 
 /**
  * Per proposed pair (a coalition and its complement), its weight in the choice: floor + (1 − floor)
- * · score, which averages 1 over the proposals. For each guided output a forest is fit to the
- * evaluated coalitions (the empty and full ones added), and a pair scores its trees' spread on both
- * members over the mean of that on all proposals; the outputs' scores are averaged, so that each
- * label or object counts alike. Where no forest disagrees anywhere every weight is 1: there is
+ * · score, which averages 1 over the proposals of each coalition size. For each guided output a
+ * forest is fit to the evaluated coalitions (the empty and full ones added), and a pair scores its
+ * trees' spread on both members over the mean of that on the proposals of its size; the outputs'
+ * scores are averaged, so that each label or object counts alike. Where no forest disagrees anywhere every weight is 1: there is
  * nothing to guide by.
  */
 export function guideWeights(evaluated: readonly Uint8Array[], values: readonly Float64Array[], full: Float64Array, empty: Float64Array, outputs: readonly number[], proposals: readonly Uint8Array[], seed: number): Float64Array {
