@@ -331,6 +331,9 @@ describe('the up-front cost estimate', () => {
       assert.equal(treeAdjustedSeconds(5000, m, 3), 3 * at(5000));
     }
     assert.ok(treeAdjustedSeconds(5000, 200, 1) > treeAdjustedSeconds(5000, 100, 1));
+    // Without guided sampling its forests are not counted.
+    assert.ok(treeAdjustedSeconds(5000, 100, 3, false) < treeAdjustedSeconds(5000, 100, 3));
+    assert.ok(treeAdjustedSeconds(5000, 100, 3, false) > 0.75 * treeAdjustedSeconds(5000, 100, 3));
   });
 });
 

@@ -294,11 +294,12 @@ function treeAdjustedWork(config: AnalysisConfig): { seconds: number; given: str
   // whole image as context, each object is solved on its own (over fewer segments).
   const { model_type, context, max_objects } = image_config;
   const outputs = model_type === 'OBJECT_DETECTION' ? (context < 1 ? max_objects : adjustedOutputCount(max_objects)) : adjustedOutputCount(Number.POSITIVE_INFINITY);
-  const seconds = treeAdjustedSeconds(calls, segments, outputs);
+  const guided = config.clarify_images.guided_sampling;
+  const seconds = treeAdjustedSeconds(calls, segments, outputs, guided);
   const each = model_type === 'OBJECT_DETECTION' && context < 1 ? `, for each of up to ${max_objects} objects,` : '';
   const given = (samples === undefined ? `the default num_samples (${calls}) over ${segments} segments` : `${samples} samples over ${segments} segments`) + each;
   let most = calls;
-  while (most > 0 && treeAdjustedSeconds(most, segments, outputs) > MAX_TREE_ADJUSTED_SECONDS) most = Math.floor(most * 0.98);
+  while (most > 0 && treeAdjustedSeconds(most, segments, outputs, guided) > MAX_TREE_ADJUSTED_SECONDS) most = Math.floor(most * 0.98);
   return { seconds, given, ...(most >= MIN_CALLS_PER_PLAYER * segments ? { mostSamples: most } : {}) };
 }
 

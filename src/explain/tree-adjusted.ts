@@ -90,17 +90,18 @@ export const SOLVE_PRECISION = 1e-9;
  * of 2026-12-01 share one machine; the one before it did the same solves about 1.5× slower, so a
  * slow core may take that much more than the estimate. The guided sampling before the solve
  * (guided-sampling.ts: a forest per output in each of its 3 rounds, fit to part of the calls, and
- * the spread of its trees on the proposals) adds a quarter of the forests' term: measured, it took
+ * the spread of its trees on the proposals) adds a quarter of the forests' term, unless `guided` is
+ * false (`clarify_images.guided_sampling`): measured, it took
  * 0.09–0.18× the solve at 16–100 segments and 2,080–10,000 calls. BENCHMARKS.md compares a few
  * with the estimate, sampling and solve together, in each run.
  */
-export function treeAdjustedSeconds(calls: number, segments: number, outputs: number): number {
+export function treeAdjustedSeconds(calls: number, segments: number, outputs: number, guided = true): number {
   if (calls < MIN_CALLS_PER_PLAYER * segments || (segments < 31 && calls >= 2 ** segments - 2)) return 0;
   const fourierTerms = Math.min(MAX_ODD_TERMS, Math.max(0, Math.ceil(calls / CALLS_PER_FOURIER_TERM) - segments));
   const columns = segments + fourierTerms;
   const forests = 1.13e-6 * calls * segments * Math.log2(calls);
   const regressions = 1.81e-9 * calls * columns ** 2 + 2.72e-6 * calls * columns;
-  const guide = 0.25 * forests;
+  const guide = guided ? 0.25 * forests : 0;
   return outputs * (forests + regressions + guide);
 }
 
