@@ -1,7 +1,8 @@
 /**
  * The CPU-heavy stages, run on a worker thread (one Piscina task each): SLIC with its segment
- * index, one masked image, one Shapley solve (Kernel SHAP or tree-adjusted), one guided round's pair weights. Inputs arrive in shared memory or as flat
- * arrays; outputs are moved back, not copied.
+ * index, one masked image, one Shapley solve (Kernel SHAP or tree-adjusted), one guided round's
+ * pair weights. Inputs arrive in shared memory or as flat arrays; outputs are moved back, not
+ * copied.
  */
 import { Piscina } from 'piscina';
 import type { ShapSolution } from '../explain/kernel-shap.js';
@@ -54,8 +55,8 @@ export default function run(task: CpuTask): SegmentResult | Uint8Array | ShapSol
     case 'solve':
       return solveShapley(unflattenDesign(task.design), unflattenValues(task.values, task.full.length), task.full, task.empty, task.options);
     case 'guide': {
-      const keep = guideWeights(unflattenMasks(task.evaluated, task.features), unflattenValues(task.values, task.full.length), task.full, task.empty, task.outputs, unflattenMasks(task.proposals, task.features), task.seed);
-      return Piscina.move(keep) as unknown as Float64Array;
+      const weights = guideWeights(unflattenMasks(task.evaluated, task.features), unflattenValues(task.values, task.full.length), task.full, task.empty, task.outputs, unflattenMasks(task.proposals, task.features), task.seed);
+      return Piscina.move(weights) as unknown as Float64Array;
     }
   }
 }

@@ -41,8 +41,8 @@ export function guidedWaves(sampled: number): number[] {
  * · score, which averages 1 over the proposals of each coalition size. For each guided output a
  * forest is fit to the evaluated coalitions (the empty and full ones added), and a pair scores its
  * trees' spread on both members over the mean of that on the proposals of its size; the outputs'
- * scores are averaged, so that each label or object counts alike. Where no forest disagrees anywhere every weight is 1: there is
- * nothing to guide by.
+ * scores are averaged, so that each label or object counts alike. Where no forest disagrees
+ * anywhere every weight is 1: there is nothing to guide by.
  */
 export function guideWeights(evaluated: readonly Uint8Array[], values: readonly Float64Array[], full: Float64Array, empty: Float64Array, outputs: readonly number[], proposals: readonly Uint8Array[], seed: number): Float64Array {
   const m = proposals[0]?.length ?? 0;
@@ -60,6 +60,8 @@ export function guideWeights(evaluated: readonly Uint8Array[], values: readonly 
     const targets = Float64Array.from(masks, (_, r) => (r < n ? values[r]![o]! : r === n ? empty[o]! : full[o]!));
     const spread = forestSpread(fitForest({ players: m, rows, targets }, seededRandom(seed * 1009 + o), SURROGATE_TREES));
     const pairSpread = proposals.map((mask, i) => spread(mask) + spread(complements[i]!));
+    if (!pairSpread.some((s) => s > 0)) continue;
+    guiding += 1;
     // Over the mean of its own size pair: the guide picks within sizes, and the sizes keep the
     // design's law (the leverage scores Kernel SHAP and its odd-term regressions rely on).
     const sum = new Float64Array(m + 1);
@@ -68,8 +70,6 @@ export function guideWeights(evaluated: readonly Uint8Array[], values: readonly 
       sum[sizes[i]!] = sum[sizes[i]!]! + s;
       count[sizes[i]!] = count[sizes[i]!]! + 1;
     });
-    if (!pairSpread.some((s) => s > 0)) continue;
-    guiding += 1;
     pairSpread.forEach((s, i) => {
       const mean = sum[sizes[i]!]! / count[sizes[i]!]!;
       score[i] = score[i]! + (mean > 0 ? s / mean : 1);

@@ -8,7 +8,7 @@ import { type CpuStages, inlineStages } from '../compute/stages.js';
 import type { RgbImage } from '../image/rgb.js';
 import { KernelShapDesign } from './kernel-shap.js';
 import { guidedWaves, sampleGuided } from './guided-sampling.js';
-import { KERNEL_SOLVE, MIN_CALLS_PER_PLAYER, type SolveOptions } from './tree-adjusted.js';
+import { forestsAnswer, KERNEL_SOLVE, type SolveOptions } from './tree-adjusted.js';
 import { indexSegments, type SegmentIndex } from './masking.js';
 import type { Random } from './random.js';
 import type { SegmentMap } from '../segment/slic.js';
@@ -77,7 +77,7 @@ export function samplingWaves(sampled: number, guided: boolean, withTolerance: b
  * Kernel SHAP, whose own law is best for it.
  */
 export function guidedOutputs(options: SolveOptions, m: number, budget: number, outputs: number): readonly number[] | undefined {
-  if (options.estimator !== 'tree-adjusted' || options.guided === false || budget < MIN_CALLS_PER_PLAYER * m || (m < 31 && budget >= 2 ** m - 2)) return undefined;
+  if (options.estimator !== 'tree-adjusted' || options.guided === false || !forestsAnswer(budget, m)) return undefined;
   const adjusted = options.adjusted ?? Array.from({ length: outputs }, (_, o) => o);
   return adjusted.length > 0 ? adjusted : undefined;
 }

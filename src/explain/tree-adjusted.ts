@@ -78,8 +78,8 @@ export const SOLVE_PRECISION = 1e-9;
 
 /**
  * About how many seconds of one core the tree-adjusted estimate of `outputs` adjusted outputs
- * takes (its guided sampling and its solve), for the config's up-front bound. Per output its work is the forests (30 trees, fit 11 times,
- * each about n·M·log₂ n, n the calls) and the regressions with odd terms (rows of M plus K terms,
+ * takes (its guided sampling and its solve), for the config's up-front bound. Per output its work
+ * is the forests (30 trees, fit 11 times, each about n·M·log₂ n, n the calls) and the regressions with odd terms (rows of M plus K terms,
  * K = the Fourier terms the calls allow, at most `MAX_ODD_TERMS`: about n·(M + K)² for the normal
  * equations and n·(M + K) for the rows themselves; the Fourier screening's trees and spectra are
  * a few per cent beside them). The coefficients were fit to 23 timings of one output of
@@ -96,13 +96,21 @@ export const SOLVE_PRECISION = 1e-9;
  * with the estimate, sampling and solve together, in each run.
  */
 export function treeAdjustedSeconds(calls: number, segments: number, outputs: number, guided = true): number {
-  if (calls < MIN_CALLS_PER_PLAYER * segments || (segments < 31 && calls >= 2 ** segments - 2)) return 0;
+  if (!forestsAnswer(calls, segments)) return 0;
   const fourierTerms = Math.min(MAX_ODD_TERMS, Math.max(0, Math.ceil(calls / CALLS_PER_FOURIER_TERM) - segments));
   const columns = segments + fourierTerms;
   const forests = 1.13e-6 * calls * segments * Math.log2(calls);
   const regressions = 1.81e-9 * calls * columns ** 2 + 2.72e-6 * calls * columns;
   const guide = guided ? 0.25 * forests : 0;
   return outputs * (forests + regressions + guide);
+}
+
+/**
+ * Whether a budget of `calls` over `segments` gets the forests: at least 2 calls per segment, and
+ * not every coalition (then Kernel SHAP alone is exact).
+ */
+export function forestsAnswer(calls: number, segments: number): boolean {
+  return calls >= MIN_CALLS_PER_PLAYER * segments && !(segments < 31 && calls >= 2 ** segments - 2);
 }
 
 /** Every coalition was evaluated: Kernel SHAP alone is already exact. */
