@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { inlineStages } from '../src/compute/stages.js';
-import { GUIDE_FLOOR, guidedWaves, guideWeights, inclusionProbabilities, sampleGuided } from '../src/explain/guided-sampling.js';
+import { GUIDE_FLOOR, GuidedRounds, guidedWaves, guideWeights, inclusionProbabilities } from '../src/explain/guided-sampling.js';
 import { evaluateCoalitions, guidedOutputs } from '../src/explain/image-shap.js';
 import { binomial, KernelShapDesign, shapleyKernelWeight } from '../src/explain/kernel-shap.js';
 import { seededRandom } from '../src/explain/random.js';
@@ -51,25 +51,22 @@ function weightOnPlayer0(design: KernelShapDesign, m: number, size: number, hold
 }
 
 describe('guided sampling', () => {
-  it('pairs chosen by weight keep the weights unbiased whatever the weights; dropping 1/probability would not', async () => {
+  it('pairs chosen by weight keep the weights unbiased whatever the weights; plain importance would not', async () => {
     const m = 8;
     const seeds = 400;
-    // Pairs whose drawn coalition holds player 0 weigh six times as much as others.
-    const weightOf = (mask: Uint8Array): number => (mask[0] ? 0.9 : 0.15);
+    // After a plain pilot, a round where pairs whose drawn coalition holds player 0 weigh six
+    // times as much as others, and one that favours those without it three to one.
+    const rounds: ((mask: Uint8Array) => number)[] = [(mask) => (mask[0] ? 0.9 : 0.15), (mask) => (mask[0] ? 0.3 : 0.9)];
     const sizes = [2, 3, 4];
     const perSeed = { chosen: sizes.flatMap(() => [[] as number[], [] as number[]]), naive: sizes.flatMap(() => [[] as number[], [] as number[]]) };
     for (let seed = 0; seed < seeds; seed++) {
       for (const kind of ['chosen', 'naive'] as const) {
-        const design = KernelShapDesign.enumerate(m, 60, seededRandom(seed));
-        await sampleGuided(design, 60 - design.masks.length, async (proposals) => Float64Array.from(proposals, weightOf));
-        if (kind === 'naive') {
-          // The same draws with their 1/probability undone (up to a constant): forgetting Horvitz–Thompson.
-          design.sampledWeights().forEach((byGroup, i) => {
-            const mask = design.masks[design.enumeratedCount + i]!;
-            const drawn = mask.reduce((a, b) => a + b, 0) <= m / 2 ? mask : mask.map((v) => 1 - v);
-            for (const [g, w] of byGroup) (byGroup as Map<number, number>).set(g, w * weightOf(drawn));
-          });
-        }
+        const design = KernelShapDesign.enumerate(m, 80, seededRandom(seed));
+        design.sampleMore(20);
+        const guided = GuidedRounds.plan(design, [30, 30]);
+        for (const [r, weightOf] of rounds.entries()) await guided.run(r, async (pairs) => Float64Array.from(pairs, weightOf));
+        // The same draws at their plain importance: forgetting the mixture's density.
+        if (kind === 'naive') design.picks().forEach((_, p) => design.reweigh(p, 1));
         sizes.forEach((size, k) => {
           perSeed[kind][2 * k]!.push(weightOnPlayer0(design, m, size, true));
           perSeed[kind][2 * k + 1]!.push(weightOnPlayer0(design, m, size, false));
@@ -83,11 +80,31 @@ describe('guided sampling', () => {
       assert.ok(se < 0.05, `the check can see a bias of 0.2 (SE ${se})`);
       assert.ok(Math.abs(mean - 1) < 4 * se, `weight ratio ${mean.toFixed(3)} ± ${se.toFixed(3)}: biased`);
     }
-    // Forgetting the probabilities gives coalitions holding player 0 about 6× the weight of the others.
-    sizes.forEach((_, k) => {
+    // At plain importance, coalitions holding player 0 get about 1.4 times the weight of the others
+    // (below half the players: at 4 of 8 a pair's two members split them evenly).
+    sizes.forEach((size, k) => {
       const lean = meanOf(perSeed.naive[2 * k]!) / meanOf(perSeed.naive[2 * k + 1]!);
-      assert.ok(lean > 3, `naive lean ${lean}`);
+      if (size < m / 2) assert.ok(lean > 1.25, `naive lean ${lean}`);
     });
+  });
+
+  it('a flat guide weighs every pair as plain sampling does, and a round counts its pairs as units', async () => {
+    const m = 10;
+    const design = KernelShapDesign.enumerate(m, 200, seededRandom(3));
+    design.sampleMore(40);
+    const pilotUnits = design.unitsPerGroup().reduce((a, b) => a + b, 0);
+    const guided = GuidedRounds.plan(design, [60, 60]);
+    for (const r of [0, 1]) await guided.run(r, async (pairs) => new Float64Array(pairs.length).fill(1));
+    assert.ok(design.picks().every((p) => Math.abs(p.factor - 1) < 1e-12));
+    assert.ok(Math.abs(design.unitsPerGroup().reduce((a, b) => a + b, 0) - (pilotUnits + 60)) < 1e-9);
+    // A guide that favours some pairs moves their weights, within what the floor allows.
+    const skewed = KernelShapDesign.enumerate(m, 200, seededRandom(3));
+    skewed.sampleMore(40);
+    const skewedRounds = GuidedRounds.plan(skewed, [60, 60]);
+    for (const r of [0, 1]) await skewedRounds.run(r, async (pairs) => Float64Array.from(pairs, (mask) => (mask[0] ? GUIDE_FLOOR + 1.4 : GUIDE_FLOOR)));
+    const factors = skewed.picks().map((p) => p.factor);
+    assert.ok(Math.max(...factors) > 1.2 * Math.min(...factors));
+    assert.ok(factors.every((f) => f > 0 && f < 1 / GUIDE_FLOOR));
   });
 
   it('inclusion probabilities follow the weights, sum to the pairs wanted and stay within 1', () => {

@@ -26,6 +26,7 @@ export type CpuTask =
       readonly empty: Float64Array;
       readonly outputs: readonly number[];
       readonly proposals: Uint8Array;
+      readonly own: number;
       readonly seed: number;
     };
 
@@ -55,7 +56,7 @@ export default function run(task: CpuTask): SegmentResult | Uint8Array | ShapSol
     case 'solve':
       return solveShapley(unflattenDesign(task.design), unflattenValues(task.values, task.full.length), task.full, task.empty, task.options);
     case 'guide': {
-      const weights = guideWeights(unflattenMasks(task.evaluated, task.features), unflattenValues(task.values, task.full.length), task.full, task.empty, task.outputs, unflattenMasks(task.proposals, task.features), task.seed);
+      const weights = guideWeights(unflattenMasks(task.evaluated, task.features), unflattenValues(task.values, task.full.length), task.full, task.empty, task.outputs, unflattenMasks(task.proposals, task.features), task.seed, task.own);
       return Piscina.move(weights) as unknown as Float64Array;
     }
   }

@@ -25,7 +25,9 @@ export interface GuideRequest {
   readonly empty: Float64Array;
   /** Outputs whose forests guide. */
   readonly outputs: readonly number[];
+  /** The pairs to weigh, the round's own proposals first (`own` of them). */
   readonly proposals: readonly Uint8Array[];
+  readonly own: number;
   readonly seed: number;
 }
 
@@ -53,7 +55,7 @@ export const inlineStages: CpuStages = {
     return solveShapley(design, values, full, empty, options);
   },
   async guide(request) {
-    return guideWeights(request.evaluated, request.values, request.full, request.empty, request.outputs, request.proposals, request.seed);
+    return guideWeights(request.evaluated, request.values, request.full, request.empty, request.outputs, request.proposals, request.seed, request.own);
   },
   async close() {},
 };
@@ -133,6 +135,7 @@ export class WorkerStages implements CpuStages {
       empty: request.empty,
       outputs: request.outputs,
       proposals: flattenMasks(request.proposals),
+      own: request.own,
       seed: request.seed,
     });
   }

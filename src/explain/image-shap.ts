@@ -7,7 +7,7 @@ import pLimit from 'p-limit';
 import { type CpuStages, inlineStages } from '../compute/stages.js';
 import type { RgbImage } from '../image/rgb.js';
 import { KernelShapDesign } from './kernel-shap.js';
-import { guidedWaves, sampleGuided } from './guided-sampling.js';
+import { GuidedRounds, guidedWaves } from './guided-sampling.js';
 import { forestsAnswer, KERNEL_SOLVE, type SolveOptions } from './tree-adjusted.js';
 import { indexSegments, type SegmentIndex } from './masking.js';
 import type { Random } from './random.js';
@@ -122,6 +122,8 @@ export async function evaluateCoalitions(input: CoalitionInput): Promise<Evaluat
   const design = KernelShapDesign.enumerate(m, budget, input.random);
   const waves = design.canSample ? samplingWaves(budget - design.masks.length, guide !== undefined, tolerance !== undefined) : [0];
   design.sampleMore(waves[0]!);
+  // Every guided round's proposals are drawn now, after the pilot's draws (guided-sampling.ts).
+  const rounds = guide && design.canSample ? GuidedRounds.plan(design, waves.slice(1)) : undefined;
   const [empty] = await Promise.all([input.empty ?? input.evaluate(new Uint8Array(m)), evaluateFrom(design, 0)]);
   let stoppedEarly = false;
   for (let wave = 1; ; wave++) {
@@ -137,13 +139,17 @@ export async function evaluateCoalitions(input: CoalitionInput): Promise<Evaluat
     }
     if (wave >= waves.length || !design.canSample || design.masks.length >= budget) break;
     const before = design.masks.length;
-    // The last wave takes what is left, should draws have repeated before it.
-    const count = wave === waves.length - 1 ? budget - before : Math.min(waves[wave]!, budget - before);
-    const start = guide
-      ? await sampleGuided(design, count, (proposals) => cpu.guide({ evaluated: design.masks.slice(0, values.length), values, full: input.full, empty, outputs: guide, proposals, seed: (solveOptions.seed ?? 0) + wave }))
-      : design.sampleMore(count);
-    await evaluateFrom(design, start);
-    if (design.masks.length === before) break; // the sizes left cannot give new coalitions
+    const last = wave === waves.length - 1;
+    if (rounds) {
+      await rounds.run(wave - 1, (pairs, own) => cpu.guide({ evaluated: design.masks.slice(0, values.length), values, full: input.full, empty, outputs: guide!, proposals: pairs, own, seed: (solveOptions.seed ?? 0) + wave }));
+      // Pairs that repeated earlier coalitions leave calls over: the last wave draws them plainly.
+      if (last && design.masks.length < budget) design.sampleMore(budget - design.masks.length);
+    } else {
+      // The last wave takes what is left, should draws have repeated before it.
+      design.sampleMore(last ? budget - before : Math.min(waves[wave]!, budget - before));
+    }
+    await evaluateFrom(design, before);
+    if (design.masks.length === before && !rounds) break; // the sizes left cannot give new coalitions
   }
   return { design, values, empty, stoppedEarly };
 }

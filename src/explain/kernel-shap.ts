@@ -83,6 +83,19 @@ export interface Proposal {
   readonly importance: number;
 }
 
+/** A sampled pair as admitted: its drawn coalition, the importance of one draw, its group. */
+export interface Pick {
+  readonly mask: Uint8Array;
+  readonly importance: number;
+  readonly group: number;
+  /** Its weight over its importance (1 but where `reweigh` set it). */
+  readonly factor: number;
+}
+
+interface MutablePick extends Pick {
+  factor: number;
+}
+
 /**
  * Which coalitions to evaluate, and with what regression weight. Enumerated coalitions come first
  * (fixed weights); sampled ones follow, each remembering how often it was drawn and its group.
@@ -96,6 +109,7 @@ export class KernelShapDesign implements CoalitionDesign {
   private readonly enumerated: number[] = [];
   private readonly sampled: Map<number, number>[] = [];
   private readonly units: number[] = [];
+  private readonly drawn: MutablePick[] = [];
   private readonly seen = new Map<string, number>();
   private readonly rest: readonly SizePair[];
   /** Probability of drawing each size pair left to sample (kernel mass, or uniform over sizes). */
@@ -199,28 +213,47 @@ export class KernelShapDesign implements CoalitionDesign {
   /**
    * Admit some of `proposals`, proposal i with probability `inclusion[i]` (in (0, 1]; they sum to
    * the number of pairs wanted), chosen by systematic sampling: exactly that many pairs, each with
-   * its stated probability. Every proposal is a sampling unit, chosen or not, and a chosen pair's
-   * importance is divided by its probability (Horvitz–Thompson), so the weights stay unbiased for
-   * the kernel's whatever the probabilities: a guide may favour the pairs a surrogate is unsure of
-   * without leaning the estimate. Returns how many coalitions were added (fewer than twice the
-   * pairs where a chosen pair repeats earlier ones).
+   * its stated probability. A chosen pair enters at its plain importance: its weight as one draw
+   * of a mixture of laws is the caller's to settle (`reweigh`, guided-sampling.ts). Every proposal,
+   * chosen or not, is `share` of a sampling unit, so that a round counts as many units as the
+   * pairs it chooses. Returns, per chosen proposal, its index and the index of its pick (`picks`).
    */
-  sampleSystematic(proposals: readonly Proposal[], inclusion: ArrayLike<number>): number {
-    let added = 0;
+  sampleSystematic(proposals: readonly Proposal[], inclusion: ArrayLike<number>, share: number): { proposal: number; pick: number }[] {
+    const chosen: { proposal: number; pick: number }[] = [];
     let reached = this.random();
     let cumulative = 0;
     proposals.forEach(({ mask, importance }, i) => {
       const probability = inclusion[i]!;
       if (!(probability > 0 && probability <= 1)) throw new RangeError(`inclusion probability ${probability} is not in (0, 1]`);
-      const group = this.nextUnit();
+      const group = this.nextUnit(share);
       cumulative += probability;
       // Chosen when the running sum passes the next point u, u + 1, u + 2, …
       if (cumulative > reached) {
         reached += 1;
-        added += this.admit(mask, importance / probability, group);
+        this.admit(mask, importance, group);
+        chosen.push({ proposal: i, pick: this.drawn.length - 1 });
       }
     });
-    return added;
+    return chosen;
+  }
+
+  /** Every sampled pair admitted so far, in order: its drawn coalition, importance and group. */
+  picks(): readonly Pick[] {
+    return this.drawn;
+  }
+
+  /**
+   * Set pick `index`'s weight to `factor` times its importance, on both its coalitions (in its
+   * group): a pair drawn from a mixture of laws weighs its importance over the mixture's density.
+   */
+  reweigh(index: number, factor: number): void {
+    const pick = this.drawn[index]!;
+    const change = (factor - pick.factor) * pick.importance;
+    for (const member of [pick.mask, pick.mask.map((v) => 1 - v)]) {
+      const byGroup = this.sampled[this.seen.get(keyOf(member))! - this.enumeratedCount]!;
+      byGroup.set(pick.group, byGroup.get(pick.group)! + change);
+    }
+    pick.factor = factor;
   }
 
   /** One pair from the sampling law: a size pair, then a coalition of its first size. */
@@ -251,16 +284,17 @@ export class KernelShapDesign implements CoalitionDesign {
     return { mask, importance };
   }
 
-  /** A new sampling unit: its jackknife group. */
-  private nextUnit(): number {
+  /** A new sampling unit (or `share` of one): its jackknife group. */
+  private nextUnit(share = 1): number {
     const group = this.pairsDrawn % JACKKNIFE_GROUPS;
     this.pairsDrawn += 1;
-    this.units[group] = (this.units[group] ?? 0) + 1;
+    this.units[group] = (this.units[group] ?? 0) + share;
     return group;
   }
 
   /** The pair's two coalitions with their weight; returns how many of them are new. */
   private admit(mask: Uint8Array, importance: number, group: number): number {
+    this.drawn.push({ mask, importance, group, factor: 1 });
     let added = 0;
     for (const member of [mask, mask.map((v) => 1 - v)]) {
       const key = keyOf(member);
