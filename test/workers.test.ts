@@ -113,7 +113,7 @@ describe('CPU-heavy stages on worker threads', () => {
       assert.deepEqual(d.standardErrors, c.standardErrors);
       assert.notDeepEqual(c.values, a.values);
       // A guided round's keep probabilities (its forests) are the same on a worker.
-      const request = { evaluated: design.masks, values, full, empty, outputs: [0, 1], proposals: KernelShapDesign.enumerate(m, 300, seededRandom(5)).propose(40).map((p) => p.mask), own: 25, seed: 3 };
+      const request = { evaluated: design.masks, values, full, empty, outputs: [0, 1], proposals: KernelShapDesign.enumerate(m, 300, seededRandom(5)).propose(40).map((p) => p.mask), own: { start: 5, end: 30 }, seed: 3 };
       const keepHere = await inlineStages.guide(request);
       assert.deepEqual(await stages.guide(request), keepHere);
       assert.equal(keepHere.length, 40);

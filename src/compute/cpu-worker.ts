@@ -11,7 +11,7 @@ import { indexSegments, maskImage, type SegmentIndex, sharedMemory } from '../ex
 import type { RgbImage } from '../image/rgb.js';
 import { slic, type SegmentMap, type SlicOptions } from '../segment/slic.js';
 import { type FlatDesign, unflattenDesign, unflattenMasks, unflattenValues } from './transfer.js';
-import { guideWeights } from '../explain/guided-sampling.js';
+import { guideWeights, type PairRange } from '../explain/guided-sampling.js';
 
 export type CpuTask =
   | { readonly kind: 'segment'; readonly image: RgbImage; readonly options: SlicOptions }
@@ -26,7 +26,7 @@ export type CpuTask =
       readonly empty: Float64Array;
       readonly outputs: readonly number[];
       readonly proposals: Uint8Array;
-      readonly own: number;
+      readonly own: PairRange;
       readonly seed: number;
     };
 

@@ -13,8 +13,9 @@ import { createRgbImage, type RgbImage } from '../image/rgb.js';
 import { StopError } from '../predictor/invoker.js';
 import { slic, type SegmentMap, type SlicOptions } from '../segment/slic.js';
 import type { CpuTask, SegmentResult } from './cpu-worker.js';
-import { flattenDesign, flattenMasks, flattenValues, inSharedMemory } from './transfer.js';
-import { guideWeights } from '../explain/guided-sampling.js';
+import { flattenDesign, flattenValues, inSharedMemory } from './transfer.js';
+import { guideWeights, type PairRange } from '../explain/guided-sampling.js';
+import { coalitionRows } from '../explain/regression-tree.js';
 
 /** What a guided sampling round asks of the CPU: see `guideWeights`. */
 export interface GuideRequest {
@@ -25,9 +26,9 @@ export interface GuideRequest {
   readonly empty: Float64Array;
   /** Outputs whose forests guide. */
   readonly outputs: readonly number[];
-  /** The pairs to weigh, the round's own proposals first (`own` of them). */
+  /** The pairs to weigh; the round's own proposals are those in `own`. */
   readonly proposals: readonly Uint8Array[];
-  readonly own: number;
+  readonly own: PairRange;
   readonly seed: number;
 }
 
@@ -126,15 +127,16 @@ export class WorkerStages implements CpuStages {
 
   guide(request: GuideRequest): Promise<Float64Array> {
     const outputs = request.full.length;
+    const features = request.proposals[0]?.length ?? 0;
     return this.run<Float64Array>({
       kind: 'guide',
-      features: request.proposals[0]?.length ?? 0,
-      evaluated: flattenMasks(request.evaluated),
+      features,
+      evaluated: coalitionRows(request.evaluated, features),
       values: flattenValues(request.values, outputs),
       full: request.full,
       empty: request.empty,
       outputs: request.outputs,
-      proposals: flattenMasks(request.proposals),
+      proposals: coalitionRows(request.proposals, features),
       own: request.own,
       seed: request.seed,
     });

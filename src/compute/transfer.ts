@@ -4,6 +4,7 @@
  */
 import type { RgbImage } from '../image/rgb.js';
 import type { CoalitionDesign } from '../explain/kernel-shap.js';
+import { coalitionRows } from '../explain/regression-tree.js';
 
 /** The image with its pixels in shared memory (itself when they already are). */
 export function inSharedMemory(image: RgbImage): RgbImage {
@@ -30,7 +31,7 @@ export interface FlatDesign {
 export function flattenDesign(design: CoalitionDesign): FlatDesign {
   const m = design.features;
   const count = design.masks.length;
-  const masks = flattenMasks(design.masks);
+  const masks = coalitionRows(design.masks, m);
   const sampled = design.sampledWeights();
   const sampledOffsets = new Int32Array(sampled.length + 1);
   sampled.forEach((entries, i) => (sampledOffsets[i + 1] = sampledOffsets[i]! + entries.size));
@@ -77,14 +78,7 @@ export function unflattenDesign(flat: FlatDesign): CoalitionDesign {
   };
 }
 
-/** Masks of one length, row by row. */
-export function flattenMasks(masks: readonly Uint8Array[]): Uint8Array {
-  const m = masks[0]?.length ?? 0;
-  const flat = new Uint8Array(masks.length * m);
-  masks.forEach((mask, c) => flat.set(mask, c * m));
-  return flat;
-}
-
+/** `coalitionRows`' rows back as masks (views, not copies). */
 export function unflattenMasks(flat: Uint8Array, m: number): Uint8Array[] {
   return Array.from({ length: m === 0 ? 0 : flat.length / m }, (_, c) => flat.subarray(c * m, (c + 1) * m));
 }

@@ -42,16 +42,22 @@ export function guidedWaves(sampled: number): number[] {
   return [pilot, ...Array.from({ length: GUIDED_ROUNDS }, (_, r) => (r === GUIDED_ROUNDS - 1 ? sampled - pilot - round * (GUIDED_ROUNDS - 1) : round))];
 }
 
+/** Pairs `start` to `end` (not included) of those weighed: a round's own proposals. */
+export interface PairRange {
+  readonly start: number;
+  readonly end: number;
+}
+
 /**
  * Per pair (a coalition and its complement), its weight in a round's choice: floor + (1 − floor)
- * · score, which averages 1 over the round's own proposals (the first `own` pairs) of each
+ * · score, which averages 1 over the round's own proposals (the pairs in `own`) of each
  * coalition size. For each guided output a forest is fit to the evaluated coalitions (the empty
  * and full ones added), and a pair scores its trees' spread on both members over the mean of that
  * on the own proposals of its size (1 for a size they lack); the outputs' scores are averaged, so
  * that each label or object counts alike. Where no forest disagrees anywhere every weight is 1:
  * there is nothing to guide by.
  */
-export function guideWeights(evaluated: readonly Uint8Array[], values: readonly Float64Array[], full: Float64Array, empty: Float64Array, outputs: readonly number[], proposals: readonly Uint8Array[], seed: number, own = proposals.length): Float64Array {
+export function guideWeights(evaluated: readonly Uint8Array[], values: readonly Float64Array[], full: Float64Array, empty: Float64Array, outputs: readonly number[], proposals: readonly Uint8Array[], seed: number, own: PairRange = { start: 0, end: proposals.length }): Float64Array {
   const m = proposals[0]?.length ?? 0;
   const n = evaluated.length;
   const masks = [...evaluated, new Uint8Array(m), new Uint8Array(m).fill(1)];
@@ -67,15 +73,17 @@ export function guideWeights(evaluated: readonly Uint8Array[], values: readonly 
     const targets = Float64Array.from(masks, (_, r) => (r < n ? values[r]![o]! : r === n ? empty[o]! : full[o]!));
     const spread = forestSpread(fitForest({ players: m, rows, targets }, seededRandom(seed * 1009 + o), SURROGATE_TREES));
     const pairSpread = proposals.map((mask, i) => spread(mask) + spread(complements[i]!));
-    if (!pairSpread.slice(0, own).some((s) => s > 0)) continue;
+    const ownSpread = pairSpread.slice(own.start, own.end);
+    if (!ownSpread.some((s) => s > 0)) continue;
     guiding += 1;
     // Over the mean of its own size pair: the guide picks within sizes, and the sizes keep the
     // design's law (the leverage scores Kernel SHAP and its odd-term regressions rely on).
     const sum = new Float64Array(m + 1);
     const count = new Float64Array(m + 1);
-    pairSpread.slice(0, own).forEach((s, i) => {
-      sum[sizes[i]!] = sum[sizes[i]!]! + s;
-      count[sizes[i]!] = count[sizes[i]!]! + 1;
+    ownSpread.forEach((s, k) => {
+      const size = sizes[own.start + k]!;
+      sum[size] = sum[size]! + s;
+      count[size] = count[size]! + 1;
     });
     pairSpread.forEach((s, i) => {
       const mean = sum[sizes[i]!]! / count[sizes[i]!]!;
@@ -155,29 +163,22 @@ export class GuidedRounds {
   }
 
   /**
-   * Run round `r`: `weigh` gets the pairs to weigh, the round's own proposals first (see
-   * `guideWeights`' `own`), and returns a weight per pair. Returns the index of the first new mask.
+   * Run round `r`: `weigh` gets every pair to weigh and where the round's own proposals are among
+   * them (see `guideWeights`' `own`), and returns a weight per pair.
    */
-  async run(r: number, weigh: (pairs: readonly Uint8Array[], own: number) => Promise<Float64Array>): Promise<number> {
-    const start = this.design.masks.length;
+  async run(r: number, weigh: (pairs: readonly Uint8Array[], own: PairRange) => Promise<Float64Array>): Promise<void> {
     const round = this.rounds[r]!;
-    if (round.pairs === 0 || round.proposals.length === 0) return start;
-    const own = round.proposals.length;
-    const order = [...round.proposals.map((p) => p.mask), ...this.weighed.slice(0, round.offset), ...this.weighed.slice(round.offset + own)];
-    const weights = await weigh(order, own);
-    const inclusion = inclusionProbabilities(weights.subarray(0, own), round.pairs);
+    if (round.pairs === 0 || round.proposals.length === 0) return;
+    const own = { start: round.offset, end: round.offset + round.proposals.length };
+    const weights = await weigh(this.weighed, own);
+    const ownWeights = weights.subarray(own.start, own.end);
+    const inclusion = inclusionProbabilities(ownWeights, round.pairs);
     // The same law on every other pair: proportional to its weight at the round's scale, within 1.
-    let scale = round.pairs / weights.subarray(0, own).reduce((a, b) => a + b, 0);
-    for (let i = 0; i < own; i++) if (inclusion[i]! < 1) scale = inclusion[i]! / weights[i]!;
-    const all = new Float64Array(this.weighed.length);
-    order.forEach((_, k) => {
-      const pair = k < own ? round.offset + k : k < own + round.offset ? k - own : k;
-      all[pair] = k < own ? inclusion[k]! : Math.min(1, weights[k]! * scale);
-    });
-    round.inclusion = all;
-    for (const { proposal, pick } of this.design.sampleSystematic(round.proposals, inclusion, round.pairs / own)) round.chosen.push({ pick, pair: round.offset + proposal });
+    let scale = round.pairs / ownWeights.reduce((a, b) => a + b, 0);
+    for (let i = 0; i < ownWeights.length; i++) if (inclusion[i]! < 1) scale = inclusion[i]! / ownWeights[i]!;
+    round.inclusion = weights.map((w, pair) => (pair >= own.start && pair < own.end ? inclusion[pair - own.start]! : Math.min(1, w * scale)));
+    for (const { proposal, pick } of this.design.sampleSystematic(round.proposals, inclusion, round.pairs / round.proposals.length)) round.chosen.push({ pick, pair: round.offset + proposal });
     this.settle();
-    return start;
   }
 
   /**
