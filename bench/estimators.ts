@@ -15,7 +15,7 @@ import { createRgbImage } from '../src/image/rgb.js';
 import { type CoalitionDesign, KernelShapDesign, type ShapSolution, solveKernelShap } from '../src/explain/kernel-shap.js';
 import { indexSegments, maskImage } from '../src/explain/masking.js';
 import { seededRandom } from '../src/explain/random.js';
-import { solveShapley, type SolveOptions } from '../src/explain/tree-adjusted.js';
+import { SOLVE_PRECISION, solveShapley, type SolveOptions } from '../src/explain/tree-adjusted.js';
 import { evaluateCoalitions } from '../src/explain/image-shap.js';
 import { inlineStages } from '../src/compute/stages.js';
 import { slic } from '../src/segment/slic.js';
@@ -151,7 +151,7 @@ async function solveTreeAdjustedLikeTheJob(game: EstimatorGame, calls: number, s
 }
 
 /** One estimate, with standard errors where the method has them. */
-export async function estimate(method: Method, game: EstimatorGame, calls: number, seed: number): Promise<{ values: Float64Array; standardErrors?: Float64Array }> {
+export async function estimate(method: Method, game: EstimatorGame, calls: number, seed: number): Promise<{ values: Float64Array; standardErrors?: Float64Array; spreadErrors?: Float64Array }> {
   const m = game.players;
   switch (method) {
     case 'regression-msr':
@@ -162,7 +162,11 @@ export async function estimate(method: Method, game: EstimatorGame, calls: numbe
       return { values: oddShap(m, calls, (mask) => game.value(mask), seededRandom(seed)).values };
     default: {
       const solution = method === 'tree-adjusted' ? await solveTreeAdjustedLikeTheJob(game, calls, seed) : solveWith(method, game, calls, seed);
-      return { values: solution.values[0]!, standardErrors: solution.standardErrors[0]! };
+      const values = solution.values[0]!;
+      const spread = solution.errorParts?.spread[0];
+      // The jackknife's spread alone, floored as the reported SEs are (the bias estimate left out).
+      const floor = SOLVE_PRECISION * values.reduce((sum, v) => sum + Math.abs(v), 0);
+      return { values, standardErrors: solution.standardErrors[0]!, ...(spread ? { spreadErrors: spread.map((se) => Math.max(floor, se)) } : {}) };
     }
   }
 }
@@ -178,6 +182,8 @@ export interface GameResult {
   readonly errors: Record<Method, number[][]>;
   /** |φ̂ − φ| ≤ 1.96 SE over players and seeds, per budget, for the methods with SEs. */
   readonly coverage: Partial<Record<Method, CoverageCell[]>>;
+  /** The same for the new estimator with the jackknife's spread alone as its SE (no bias estimate). */
+  readonly spreadAloneCoverage: CoverageCell[];
   readonly seconds: Record<Method, number>;
 }
 
@@ -192,36 +198,47 @@ export interface CoverageCell {
   readonly unknown: number;
 }
 
+/** Counts, over seeds and players, the errors inside ±1.96 SE; a NaN SE is unknown, not a miss. */
+class CoverageCount {
+  readonly cell = { inside: 0, known: 0, unknown: 0 };
+
+  add(values: Float64Array, reference: Float64Array, standardErrors: Float64Array): void {
+    for (let i = 0; i < values.length; i++) {
+      const se = standardErrors[i]!;
+      if (Number.isNaN(se)) {
+        this.cell.unknown += 1;
+        continue;
+      }
+      this.cell.known += 1;
+      if (Math.abs(values[i]! - reference[i]!) <= 1.96 * se) this.cell.inside += 1;
+    }
+  }
+}
+
 export async function runEstimatorGame(name: string, seeds: number): Promise<GameResult> {
   const game = await loadEstimatorGame(name);
   const errors = Object.fromEntries(METHODS.map((method) => [method, BUDGETS.map(() => [] as number[])])) as unknown as Record<Method, number[][]>;
   const seconds = Object.fromEntries(METHODS.map((method) => [method, 0])) as Record<Method, number>;
   const coverage: Partial<Record<Method, CoverageCell[]>> = {};
+  const spreadAloneCoverage: CoverageCell[] = [];
   for (const method of METHODS) {
     for (const [b, calls] of BUDGETS.entries()) {
-      let inside = 0;
-      let known = 0;
-      let unknown = 0;
+      const reported = new CoverageCount();
+      const spreadAlone = new CoverageCount();
       for (let seed = 0; seed < seeds; seed++) {
         const started = process.hrtime.bigint();
         const result = await estimate(method, game, calls, seed);
         seconds[method] += Number(process.hrtime.bigint() - started) / 1e9;
         errors[method][b]!.push(relativeSquaredError(result.values, game.reference));
-        if (!result.standardErrors) continue;
-        for (let i = 0; i < game.players; i++) {
-          const se = result.standardErrors[i]!;
-          if (Number.isNaN(se)) {
-            unknown += 1;
-            continue;
-          }
-          known += 1;
-          if (Math.abs(result.values[i]! - game.reference[i]!) <= 1.96 * se) inside += 1;
-        }
+        if (result.standardErrors) reported.add(result.values, game.reference, result.standardErrors);
+        // A design too small for the jackknife has no spread: its SEs are unknown either way.
+        if (method === 'tree-adjusted') spreadAlone.add(result.values, game.reference, result.spreadErrors ?? result.values.map(() => Number.NaN));
       }
-      if (known + unknown > 0) (coverage[method] ??= []).push({ inside, known, unknown });
+      if (reported.cell.known + reported.cell.unknown > 0) (coverage[method] ??= []).push(reported.cell);
+      if (method === 'tree-adjusted') spreadAloneCoverage.push(spreadAlone.cell);
     }
   }
-  return { name, kind: game.kind, players: game.players, description: game.description, referenceError: game.referenceError, seeds, errors, coverage, seconds };
+  return { name, kind: game.kind, players: game.players, description: game.description, referenceError: game.referenceError, seeds, errors, coverage, spreadAloneCoverage, seconds };
 }
 
 /** Every game, each in its own process, as many at once as there are cores. */
@@ -313,6 +330,7 @@ function whyGoalsMissed(results: readonly GameResult[], classifierGain: number, 
       `- **Classifier games: ${classifierGain.toFixed(2)}× the best anchor, not ${GOAL_TEXT.bestAnchorRatio}; ${shapGain.toFixed(2)}× shap's sampling, not ${GOAL_TEXT.shapRatio}.** ` +
         "The forest-adjusted candidate is RegressionMSR's own construction (a random forest fit to the sampled coalitions, its exact Shapley values, and a Monte Carlo estimate of what it misses), and on these games the mix improves on it by at most about 15 % (nothing on expression-sofa). Guided sampling adds to that where the forest's doubt points at its misfit: compare the columns \"tree-adjusted (new default)\" and \"tree-adjusted, unguided sampling\" above (in scratch runs of 2026-12-01 with 20–40 seeds, 1.1–1.6× lower error on expression-astronaut, 0.9–1.2× on expression-sofa and expression-window). So both are still limited by how well a forest predicts the model's answer on masks it has not seen, and being 1.5× ahead needs a surrogate whose residual is 1.5× smaller than a forest's. " +
         'None we tried has one. In scratch runs on these cached games (5–60 seeds, outside this benchmark, 2026-11-27 to 2026-12-01): other forest settings (trees, depth, leaf size, players per split, a bootstrap weighted by Shapley kernel mass), out-of-bag residuals, gradient boosting, kernel ridge regression on Hamming distance, an additive model in logit space, a small neural network (its Shapley values by enumerating all 2^15 coalitions), one forest fit to all seven labels at once (up to 1.27× lower error at 128–256 calls on expression-sofa, 1.01–1.06× on expression-window, higher on both from 512), a forest fit in logit space with its Shapley values by enumerating all 2^15 coalitions (from 1.23× higher to 1.41× lower error than the forest-adjusted candidate; its average with that candidate 1.03–1.40× lower at 256 and 1,024 calls; as a sixth candidate in the mix, 1.02–1.14× lower error than the mix in every classifier cell at 128–2,048 calls, 1.075× in geometric mean, at 5× the CPU at 256 calls and 1.9× at 2,048), coalitions drawn balanced within each size so that every segment is in about equally many (plain Kernel SHAP from 1.26× higher to 1.65× lower error, the mix from 1.69× higher to 1.31× lower), a softmax over all seven labels whose log-probabilities are fit by additive or pairwise terms (about 1.9× higher error on expression-sofa: the model\'s log-probabilities are far from low-order in the segments), and odd-interaction regressions on the forest\'s residual (within 10 %). For the sampling (2026-12-01): coalition sizes allocated by the forest\'s residual per size (Neyman allocation; within ±10 % even with the true residuals), features beyond the segments for the forest (coalition size, shown neighbours; no gain), 2–20 proposals per chosen pair, a pilot of 20–50 %, 2–5 rounds, a floor of 0.1–0.5 (all within the seeds\' noise of each other), and two gates that guide only where it should pay (when the pilot\'s mix leans on the forest; when thinning is predicted to lower the held-out residual\'s variance): neither kept region-photo-50 from losing, and the first gave up much of the detector games\' gain. Each pair now weighs its importance over the mixture of the pilot\'s and all rounds\' laws (the balance heuristic) instead of over its own round\'s probability: in paired scratch runs (12 seeds) Kernel SHAP on the guided designs had 10–40 % lower error and the mix 5–25 % lower on most games, but the classifier games moved by about 2 % in geometric mean. A cross-fitted forest (each half\'s residual corrected by the forest fit to the other half) had about 2× the error at 128 calls and more error at every budget. ' +
+        'Scratch runs of 2026-12-01 (12 seeds, unguided sampling, 128–2,048 calls): a forest fit to what Kernel SHAP\'s additive fit leaves (so that its splits go to the interactions) had 1.04–1.9× higher error on expression-astronaut and expression-sofa; a forest fit to each complement pair\'s odd part (v(S) − v(N∖S))/2, the only part Shapley values depend on, was within ±11 % (2 % higher in geometric mean: paired sampling already cancels the even part); 100 trees instead of 30 had 1.01–1.10× lower error on expression-sofa at 3× the forests\' CPU. ' +
         "MSR's correction instead of Kernel SHAP's, and shapiq's sampler instead of ours, each moved the error by a few per cent to about 15 %, in both directions across games. The ratio to shap's sampling is what a forest is worth over sampling alone on these games. " +
         'What would close it: a surrogate that knows more of the model than its answers on masked images (its gradients, say, which an endpoint does not give).',
     );
@@ -322,10 +340,30 @@ function whyGoalsMissed(results: readonly GameResult[], classifierGain: number, 
       `- **Standard errors outside ${GOAL_TEXT.coverage}: ${outside.join('; ')}.** ` +
         "Above 98 % the SEs are wide: the jackknife's bias estimate is added to its spread, which errs on the safe side; and where a detector's answer is exact to the solves' precision (about 1e-9, at 1,024 calls and more on these games), the SE's floor of 1e-9·Σ|φ| is above every error. " +
         "Below 90 % (detector-sofa at 128–256 calls in the runs of 2026-11-29 to 2026-12-01), the fold jackknife's SE varies from seed to seed more than the error does; it is not low on average (its mean square is above the mean squared error). " +
-        'In scratch runs, 20 or 40 folds reached 86–89 % there at 2–4× the CPU, and each rescaling of the SEs tried moved one game into the goal and another out. On the classifier games the replicates\' spread alone covers 90–96 % (scratch, 2026-12-01) and the bias estimate multiplies the SE² by 3–5×, but the detector games\' near-exact cells need it (72 % coverage without it); the low cells come from a few seeds whose SE is about 3× too small, which the bias estimate does not fix.',
+        'In scratch runs, 20 or 40 folds reached 86–89 % there at 2–4× the CPU; the low cells come from a few seeds whose SE is about 3× too small, which the bias estimate does not fix. ' +
+        `The bias estimate is what the games disagree on: with the jackknife's spread alone as the SE (the rows "${SPREAD_ALONE_LABEL}" above, measured in this run), ${spreadAloneSummary(results)}. ` +
+        'In scratch runs of 2026-12-01 (12 seeds, every game and budget), adding only the part of the bias estimate beyond one or two spreads (SE² = s² + max(0, b² − c²·s²)), a quarter of it, or taking max(s, |b|) left 19–21 cells outside the goal, against 19 as reported: each moved the classifier games in and the region games out.',
     );
   }
   return lines.length === 0 ? [] : [`### ${MISSED_GOALS_HEADING}`, '', ...lines, ''];
+}
+
+/** The coverage table's row for the new estimator's SEs without the bias estimate. */
+const SPREAD_ALONE_LABEL = 'tree-adjusted, jackknife spread alone (not reported)';
+
+/** Per kind of game, the range of the spread-alone coverage over its cells with known SEs. */
+function spreadAloneSummary(results: readonly GameResult[]): string {
+  const kinds: readonly [EstimatorGame['kind'], string][] = [
+    ['classification', 'the classifier games'],
+    ['detection', 'the detector games'],
+    ['synthetic', 'the region games'],
+  ];
+  return kinds
+    .flatMap(([kind, said]) => {
+      const shares = results.filter((r) => r.kind === kind).flatMap((r) => r.spreadAloneCoverage.map(coverageShare).filter((x) => !Number.isNaN(x)));
+      return shares.length === 0 ? [] : [`${said} cover ${percent(Math.min(...shares))} to ${percent(Math.max(...shares))}`];
+    })
+    .join(', ');
 }
 
 /** The BENCHMARKS.md section: per-game tables, the summary ratios, the goals, coverage and CPU. */
@@ -414,12 +452,13 @@ export function estimatorSection(results: readonly GameResult[]): string[] {
     lines.push(`| ${r.name} | ${targets.map((t) => t.toExponential(2)).join(' | ')} | ${targets.map((t) => callsToReach(r, t) ?? '> 2048').join(' | ')} |`);
   }
   lines.push('');
-  lines.push('### Standard errors: share of true errors inside ±1.96 SE', '', `Over every player and ${seeds} seeds (goal ${GOAL_TEXT.coverage}). The new estimator's SEs come from a delete-a-fold jackknife that refits everything in each of its 10 replicates (the Fourier screening included), with the jackknife's bias estimate added and a floor of 1e-9·Σ|φ| for the solves' rounding; Kernel SHAP's from its delete-a-group jackknife. The anchors give none. Where the coalitions cannot determine the values' uncertainty (at 64 calls over 50 segments, fewer pairs than segments), both estimators report the SE as unknown (null in out.jsonl, "unknown" in the report): such a cell reads "no SE", and unknown SEs are not counted as misses.`, '');
+  lines.push('### Standard errors: share of true errors inside ±1.96 SE', '', `Over every player and ${seeds} seeds (goal ${GOAL_TEXT.coverage}). The new estimator's SEs come from a delete-a-fold jackknife that refits everything in each of its 10 replicates (the Fourier screening included), with the jackknife's bias estimate added and a floor of 1e-9·Σ|φ| for the solves' rounding; Kernel SHAP's from its delete-a-group jackknife. The anchors give none. Where the coalitions cannot determine the values' uncertainty (at 64 calls over 50 segments, fewer pairs than segments), both estimators report the SE as unknown (null in out.jsonl, "unknown" in the report): such a cell reads "no SE", and unknown SEs are not counted as misses. The row "${SPREAD_ALONE_LABEL}" is the new estimator's same estimates with the replicates' spread alone as the SE (floored alike), which the job does not report: it shows what adding the bias estimate does on each game.`, '');
   lines.push(`| game | method | ${BUDGETS.join(' | ')} |`, `| --- | --- | ${BUDGETS.map(() => '---:').join(' | ')} |`);
   for (const r of results) {
     for (const method of ['tree-adjusted', 'tree-adjusted-unguided', 'kernel'] as const) {
       const cells = r.coverage[method] ?? [];
       lines.push(`| ${r.name} | ${METHOD_LABELS[method]} | ${cells.map(coverageText).join(' | ')} |`);
+      if (method === 'tree-adjusted') lines.push(`| ${r.name} | ${SPREAD_ALONE_LABEL} | ${r.spreadAloneCoverage.map(coverageText).join(' | ')} |`);
     }
   }
   lines.push('');

@@ -309,6 +309,28 @@ describe('tree-adjusted estimator', () => {
     }
   });
 
+  it("reports its SEs' two parts: each SE is √(spread² + bias²), floored at the solves' precision", () => {
+    const m = 12;
+    const { solution } = run(m, 400, 3, imageGame(m, 2), 'tree-adjusted');
+    const parts = solution.errorParts;
+    assert.ok(parts, 'a tree-adjusted solve with a jackknife gives the parts');
+    let biasSeen = false;
+    solution.values.forEach((phi, o) => {
+      const floor = SOLVE_PRECISION * phi.reduce((a, v) => a + Math.abs(v), 0);
+      for (let i = 0; i < m; i++) {
+        const spread: number = parts.spread[o]![i]!;
+        const bias: number = parts.bias[o]![i]!;
+        assert.ok(spread >= 0 && Number.isFinite(bias));
+        if (Math.abs(bias) > 1e-3 * spread) biasSeen = true;
+        assert.equal(solution.standardErrors[o]![i], Math.max(floor, Math.sqrt(spread ** 2 + bias ** 2)), `output ${o}, player ${i}`);
+      }
+    });
+    // The bias estimate is not zero throughout: a forest fit to its own samples leans them.
+    assert.ok(biasSeen);
+    // Kernel SHAP's SEs are its jackknife's alone: it gives no parts.
+    assert.equal(run(m, 400, 3, imageGame(m, 2), 'kernel').solution.errorParts, undefined);
+  });
+
   it('only the outputs it is told to adjust get a forest; the rest are Kernel SHAP', () => {
     const m = 10;
     const { design, values, full, empty } = sampled(m, 200, 6, imageGame(m, 11));
