@@ -15,7 +15,7 @@ import { createRgbImage } from '../src/image/rgb.js';
 import { type CoalitionDesign, KernelShapDesign, type ShapSolution, solveKernelShap } from '../src/explain/kernel-shap.js';
 import { indexSegments, maskImage } from '../src/explain/masking.js';
 import { seededRandom } from '../src/explain/random.js';
-import { SOLVE_PRECISION, solveShapley, type SolveOptions } from '../src/explain/tree-adjusted.js';
+import { precisionFloor, solveShapley, type SolveOptions } from '../src/explain/tree-adjusted.js';
 import { evaluateCoalitions } from '../src/explain/image-shap.js';
 import { inlineStages } from '../src/compute/stages.js';
 import { slic } from '../src/segment/slic.js';
@@ -165,7 +165,7 @@ export async function estimate(method: Method, game: EstimatorGame, calls: numbe
       const values = solution.values[0]!;
       const spread = solution.errorParts?.spread[0];
       // The jackknife's spread alone, floored as the reported SEs are (the bias estimate left out).
-      const floor = SOLVE_PRECISION * values.reduce((sum, v) => sum + Math.abs(v), 0);
+      const floor = precisionFloor(values);
       return { values, standardErrors: solution.standardErrors[0]!, ...(spread ? { spreadErrors: spread.map((se) => Math.max(floor, se)) } : {}) };
     }
   }

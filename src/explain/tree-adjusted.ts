@@ -76,6 +76,13 @@ export const MIN_CALLS_PER_PLAYER = 2;
  */
 export const SOLVE_PRECISION = 1e-9;
 
+/** The smallest uncertainty the solves can claim for values `phi`: SOLVE_PRECISION · Σ|φ|. */
+export function precisionFloor(phi: ArrayLike<number>): number {
+  let sum = 0;
+  for (let i = 0; i < phi.length; i++) sum += Math.abs(phi[i]!);
+  return SOLVE_PRECISION * sum;
+}
+
 /**
  * About how many seconds of one core the tree-adjusted estimate of `outputs` adjusted outputs
  * takes (its guided sampling and its solve), for the config's up-front bound. Per output its work
@@ -371,7 +378,7 @@ export function solveTreeAdjusted(design: CoalitionDesign, values: readonly Floa
     // brings it back into the error bars (coverage on a near-exact game: 72 % → 81–99 %). The
     // region games need it most; on the classifier games it is mostly noise and widens the bars
     // (BENCHMARKS.md measures the coverage with the spread alone too, from `errorParts`).
-    const floor = SOLVE_PRECISION * point.reduce((sum, v) => sum + Math.abs(v), 0);
+    const floor = precisionFloor(point);
     const bias = spread.mean.map((mean, i) => (folds - 1) * (mean - centre[i]!));
     const standardErrors = spread.standardErrors.map((se, i) => Math.max(floor, Math.sqrt(se ** 2 + bias[i]! ** 2)));
     return { values: point, standardErrors, spread: spread.standardErrors, bias };
@@ -418,7 +425,7 @@ export function seemUnbiased(candidates: readonly Float64Array[], replicates: re
  */
 function distanceFromKernel(candidate: Float64Array, candidateReplicates: readonly Float64Array[], reference: Float64Array, referenceReplicates: readonly Float64Array[]): number {
   const spread = jackknifeSpread(candidateReplicates.map((rep, k) => rep.map((v, i) => v - referenceReplicates[k]![i]!))).standardErrors;
-  const floor = SOLVE_PRECISION * reference.reduce((sum, v) => sum + Math.abs(v), 0);
+  const floor = precisionFloor(reference);
   let distance = 0;
   for (let i = 0; i < candidate.length; i++) {
     const d = Math.abs(candidate[i]! - reference[i]!);
