@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { KernelShapDesign, solveKernelShap, solveKernelShapByFold } from '../src/explain/kernel-shap.js';
 import { seededRandom } from '../src/explain/random.js';
-import { fitForest, fitTree, forestPredictor, forestShapley, largestFourierTerms, predictForest, type TreeNode, treeFourier } from '../src/explain/regression-tree.js';
+import { fitBaggedForest, fitForest, fitTree, forestPredictor, forestShapley, largestFourierTerms, outOfBagPredictions, predictForest, predictTree, type TreeNode, treeFourier } from '../src/explain/regression-tree.js';
 import { leadingTriples, MAX_ODD_TERMS, mixingWeights, screenedOddTerms, SOLVE_PRECISION, seemUnbiased, solveShapley, solveTreeAdjusted, treeAdjustedSeconds, withoutGroups } from '../src/explain/tree-adjusted.js';
 import { exactShapley, relativeSquaredError } from './support/exact-shapley.js';
 import { bitsOf, imageGame } from './support/image-game.js';
@@ -53,6 +53,41 @@ describe('regression trees over coalitions', () => {
     // One leaf alone: a forest of stumps that never split.
     const constant = forestPredictor([{ feature: -1, value: 0.25 }, { feature: -1, value: 0.75 }]);
     assert.equal(constant(bitsOf(5, m)), 0.5);
+  });
+
+  it("out of bag: each row is predicted by the trees that did not see it, which are not shrunk toward it as the whole forest's are", () => {
+    const m = 10;
+    const random = seededRandom(12);
+    const n = 300;
+    const rows = Uint8Array.from({ length: n * m }, () => (random() < 0.5 ? 1 : 0));
+    // Pure noise: no tree can predict a row it did not see, and a fully grown tree copies one it did.
+    const targets = Float64Array.from({ length: n }, () => random());
+    const data = { players: m, rows, targets };
+    const bagged = fitBaggedForest(data, seededRandom(3), 30);
+    assert.deepEqual(bagged.trees, fitForest(data, seededRandom(3), 30), 'the same trees as fitForest');
+    const outOfBag = outOfBagPredictions(bagged, rows, m, n);
+    let leftOut = 0;
+    for (let r = 0; r < n; r++) {
+      const mask = rows.subarray(r * m, (r + 1) * m);
+      const unseen = bagged.trees.filter((_, t) => bagged.outOfBag[t]![r] === 1);
+      leftOut += unseen.length;
+      const expected = unseen.reduce((sum, tree) => sum + predictTree(tree, mask), 0) / unseen.length;
+      assert.ok(Math.abs(outOfBag[r]! - expected) < 1e-12, `row ${r}: ${outOfBag[r]} vs ${expected}`);
+    }
+    // A bootstrap leaves out about 1/e of the rows.
+    const share = leftOut / (n * 30);
+    assert.ok(share > 0.33 && share < 0.41, `out-of-bag share ${share}`);
+    const mean = targets.reduce((a, b) => a + b, 0) / n;
+    const variance = targets.reduce((a, t) => a + (t - mean) ** 2, 0) / n;
+    const predict = forestPredictor(bagged.trees);
+    let inBagSquares = 0;
+    let outOfBagSquares = 0;
+    for (let r = 0; r < n; r++) {
+      inBagSquares += (targets[r]! - predict(rows.subarray(r * m, (r + 1) * m))) ** 2 / n;
+      outOfBagSquares += (targets[r]! - outOfBag[r]!) ** 2 / n;
+    }
+    assert.ok(outOfBagSquares > 0.9 * variance, `out-of-bag residuals ${outOfBagSquares} against the noise's variance ${variance}`);
+    assert.ok(inBagSquares < 0.6 * outOfBagSquares, `whole-forest residuals ${inBagSquares} against out-of-bag ${outOfBagSquares}`);
   });
 
   it('a tree keeps minSamplesLeaf rows in every leaf, and splits down to single rows without it', () => {
@@ -325,7 +360,7 @@ describe('tree-adjusted estimator', () => {
         assert.equal(solution.standardErrors[o]![i], Math.max(floor, Math.sqrt(spread ** 2 + bias ** 2)), `output ${o}, player ${i}`);
       }
     });
-    // The bias estimate is not zero throughout: a forest fit to its own samples leans them.
+    // The bias part is not zero throughout: the mix gives the forest alone a share, and its misfit.
     assert.ok(biasSeen);
     // Kernel SHAP's SEs are its jackknife's alone: it gives no parts.
     assert.equal(run(m, 400, 3, imageGame(m, 2), 'kernel').solution.errorParts, undefined);

@@ -338,8 +338,9 @@ export interface ShapSolution {
   readonly identified: boolean;
   /**
    * The tree-adjusted solve's two parts of each standard error (SE² = spread² + bias², floored):
-   * the jackknife replicates' spread and its bias estimate, per output and feature. For the
-   * benchmark's account of what each part does to the coverage; nothing else reads them.
+   * the jackknife replicates' spread, and the forest-alone candidate's estimated misfit weighted
+   * by its share of the mix, per output and feature. For the benchmark's account of what each part
+   * does to the coverage; nothing else reads them.
    */
   readonly errorParts?: { readonly spread: Float64Array[]; readonly bias: Float64Array[] };
 }

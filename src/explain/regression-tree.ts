@@ -161,13 +161,51 @@ function membersOf(data: CoalitionRows): RowMembers {
 
 /** Random forest (Breiman): bootstrap-weighted trees, averaged. scikit-learn's defaults: 100 trees, all players per split. */
 export function fitForest(data: CoalitionRows, random: Random, trees = 100, options: TreeOptions = {}): TreeNode[] {
+  return fitBaggedForest(data, random, trees, options).trees;
+}
+
+/** A forest with, per tree, which rows its bootstrap left out (1: out of that tree's bag). */
+export interface BaggedForest {
+  readonly trees: TreeNode[];
+  readonly outOfBag: Uint8Array[];
+}
+
+/** `fitForest` (the same trees from the same random stream), keeping each tree's out-of-bag rows. */
+export function fitBaggedForest(data: CoalitionRows, random: Random, trees = 100, options: TreeOptions = {}): BaggedForest {
   const n = data.targets.length;
   const rowMembers = membersOf(data);
-  return Array.from({ length: trees }, () => {
+  const outOfBag: Uint8Array[] = [];
+  const grown = Array.from({ length: trees }, () => {
     const weights = new Float64Array(n);
     for (let i = 0; i < n; i++) weights[Math.floor(random() * n)]! += 1;
+    outOfBag.push(Uint8Array.from(weights, (w) => (w === 0 ? 1 : 0)));
     return growTree(data, rowMembers, weights, random, options);
   });
+  return { trees: grown, outOfBag };
+}
+
+/**
+ * Each of the first `count` rows predicted by the trees that did not see it (Breiman's out-of-bag
+ * estimate): a residual against these is what the forest misses on a coalition it was not fit to,
+ * where one against the whole forest is shrunk by its fit to that very row. About a third of the
+ * trees leave out any one row; a row every tree saw (chance 0.63^trees) gets the whole forest's.
+ */
+export function outOfBagPredictions(forest: BaggedForest, rows: Uint8Array, players: number, count: number): Float64Array {
+  const flat = flatForest(forest.trees);
+  const predictions = new Float64Array(count);
+  for (let r = 0; r < count; r++) {
+    const mask = rows.subarray(r * players, (r + 1) * players);
+    let sum = 0;
+    let trees = 0;
+    for (let t = 0; t < flat.trees; t++) {
+      if (forest.outOfBag[t]![r] === 0) continue;
+      sum += flat.leaf(t, mask);
+      trees += 1;
+    }
+    if (trees === 0) for (let t = 0; t < flat.trees; t++) sum += flat.leaf(t, mask);
+    predictions[r] = sum / (trees === 0 ? flat.trees : trees);
+  }
+  return predictions;
 }
 
 export function predictTree(tree: TreeNode, mask: ArrayLike<number>): number {
