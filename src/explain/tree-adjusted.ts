@@ -32,7 +32,7 @@
  */
 import { binomial, type CoalitionDesign, jackknifeSpread, type OddTerm, type ShapSolution, solveKernelShap, solveKernelShapByFold } from './kernel-shap.js';
 import { seededRandom } from './random.js';
-import { coalitionRows, fitBaggedForest, fitTree, forestPredictor, forestShapley, largestFourierTerms, outOfBagPredictions } from './regression-tree.js';
+import { coalitionRows, fitBaggedForest, fitTree, forestShapley, largestFourierTerms, outOfBagPredictions, predictForest } from './regression-tree.js';
 
 export type Estimator = 'kernel' | 'tree-adjusted';
 
@@ -227,7 +227,6 @@ function candidateEstimates(design: CoalitionDesign, values: readonly Float64Arr
     const targets = Float64Array.from(masks, (_, r) => (r < design.masks.length ? values[r]![o]! : r === design.masks.length ? empty[o]! : full[o]!));
     const forest = fitBaggedForest({ players: m, rows, targets }, seededRandom(seed * 1009 + o), SURROGATE_TREES);
     surrogateValues.push(forestShapley(forest.trees, m));
-    const predict = forestPredictor(forest.trees);
     // Residuals against the trees that did not see each coalition: against the whole forest they
     // are shrunk by its fit to that very coalition, and the correction with them, leaning the
     // estimate toward the forest alike in every jackknife replicate (region-photo-50, 1,024
@@ -235,8 +234,9 @@ function candidateEstimates(design: CoalitionDesign, values: readonly Float64Arr
     const outOfBag = outOfBagPredictions(forest, rows, m, design.masks.length);
     design.masks.forEach((_, c) => (residuals[c]![o] = values[c]![o]! - outOfBag[c]!));
     // The whole forest at N and ∅: its Shapley values sum to f(N) − f(∅), so efficiency holds.
-    residualFull[o] = full[o]! - predict(masks.at(-1)!);
-    residualEmpty[o] = empty[o]! - predict(masks.at(-2)!);
+    // Two masks only, so the trees are walked as they are (outOfBagPredictions flattens them).
+    residualFull[o] = full[o]! - predictForest(forest.trees, masks.at(-1)!);
+    residualEmpty[o] = empty[o]! - predictForest(forest.trees, masks.at(-2)!);
   }
   // Values only: the jackknife over these candidates is the caller's.
   const correction = solveKernelShap(design, residuals, residualFull, residualEmpty, [], false);
