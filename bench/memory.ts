@@ -71,7 +71,9 @@ export async function runLargeImages(work: string): Promise<LargeImageRow[]> {
       { name: '1 × 36 MP, max_memory_mb 4096 (full size)', dir: thirtySix, extra: { clarify_images: { max_memory_mb: 4096 } } },
     ];
     for (const c of cases) {
-      const out = await mkdtemp(path.join(os.tmpdir(), 'clarify-large-'));
+      const scratch = await mkdtemp(path.join(os.tmpdir(), 'clarify-large-'));
+      // A subfolder, so that the staging folder the job makes beside it goes with it.
+      const out = path.join(scratch, 'out');
       const started = performance.now();
       // The default budget and segment count; few samples, since memory, not calls, is measured.
       const result = await runChild(c.dir, out, endpoint.url, {}, { shap: { num_samples: 16 }, image_config: { num_segments: 20, segment_compactness: 5 }, ...c.extra });
@@ -83,7 +85,7 @@ export async function runLargeImages(work: string): Promise<LargeImageRow[]> {
         seconds: (performance.now() - started) / 1000,
         note: result.failures[0] ?? '',
       });
-      await rm(out, { recursive: true, force: true });
+      await rm(scratch, { recursive: true, force: true });
     }
   } finally {
     await endpoint.stop();
@@ -105,12 +107,14 @@ export async function runMemory(sizes: readonly number[] = [100, 1000, 10_000]):
       const keys = Array.from({ length: size - uploaded }, (_, i) => ({ key: `set/${String(uploaded + i).padStart(6, '0')}.png`, body: image }));
       await s3.putMany('memory', keys);
       uploaded = size;
-      const out = await mkdtemp(path.join(os.tmpdir(), 'clarify-mem-'));
+      const scratch = await mkdtemp(path.join(os.tmpdir(), 'clarify-mem-'));
+      // A subfolder, so that the staging folder the job makes beside it goes with it.
+      const out = path.join(scratch, 'out');
       const started = performance.now();
       const result = await runChild('s3://memory/set/', out, endpoint.url, s3.env());
       if (result.images !== size) throw new Error(`${result.images} of ${size} images explained`);
       rows.push({ images: size, maxRssMb: result.maxRssMb, seconds: (performance.now() - started) / 1000 });
-      await rm(out, { recursive: true, force: true });
+      await rm(scratch, { recursive: true, force: true });
     }
   } finally {
     await endpoint.stop();

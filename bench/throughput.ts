@@ -75,13 +75,15 @@ async function measureJob(
       ...(options.cpuWorkers ? { cpu_workers: options.cpuWorkers } : {}),
     },
   });
-  const out = await mkdtemp(path.join(os.tmpdir(), 'clarify-bench-out-'));
+  // A subfolder, so that the staging folder the job makes beside it goes with it.
+  const work = await mkdtemp(path.join(os.tmpdir(), 'clarify-bench-out-'));
+  const out = path.join(work, 'out');
   const cpu = process.cpuUsage();
   const started = performance.now();
   const { summary } = await runJob(config, { datasetUri: dataset, outputUri: out, force: true });
   const seconds = (performance.now() - started) / 1000;
   const used = process.cpuUsage(cpu);
-  await rm(out, { recursive: true, force: true });
+  await rm(work, { recursive: true, force: true });
   const calls = summary.explanations?.calls ?? 0;
   return { calls, requests: summary.endpoint_calls.calls, seconds, cpuSeconds: (used.user + used.system) / 1e6, attempts: summary.endpoint_calls.attempts };
 }

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import sharp from 'sharp';
@@ -13,6 +12,7 @@ import { decodeNpy } from '../src/image/npy.js';
 import { encodeNpyBatch } from '../src/image/encode.js';
 import { startEndpointServer, type TestEndpointServer } from './support/endpoint-server.js';
 import { blockImage, REGION_LABELS, regionModel } from './support/region-model.js';
+import { scratchDir } from './support/scratch-dir.js';
 
 const bytes = (text: string): Uint8Array => Buffer.from(text);
 
@@ -59,7 +59,7 @@ describe('NPY batching through a real endpoint', () => {
 
   const image = blockImage(2, 3, 20); // 60×40: 7,200 bytes per frame
   async function run(endpoint: TestEndpointServer, batchSize: number, accept: 'application/json' | 'application/jsonlines', extra: Record<string, unknown> = {}): Promise<{ out: string; logs: string[] }> {
-    const tmp = await mkdtemp(path.join(os.tmpdir(), 'clarify-batch-'));
+    const tmp = await scratchDir('clarify-batch-');
     await mkdir(path.join(tmp, 'data'));
     await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } }).png().toFile(path.join(tmp, 'data', 'blocks.png'));
     const config = validateConfig({

@@ -7,8 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
@@ -20,6 +19,7 @@ import { colourShareModel, startEndpointServer, type TestEndpointServer, type Te
 import { startControlPlane, type ControlPlane } from './support/sagemaker-control-plane.js';
 import { detectSquares, squaresImage } from './support/square-detector.js';
 import { startS3Server, type TestS3Server } from './support/s3-server.js';
+import { scratchDir } from './support/scratch-dir.js';
 
 /** The Caltech-256 categories the classification notebook passes as label_headers (257 with clutter). */
 const CALTECH = Array.from({ length: 257 }, (_, i) => `${String(i + 1).padStart(3, '0')}.${['ak47', 'american-flag', 'backpack'][i] ?? `category-${i + 1}`}`);
@@ -87,7 +87,7 @@ describe('Coming from SageMaker Clarify: the notebooks run unchanged', () => {
   let detector: TestEndpointServer;
 
   before(async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), 'ci-dropin-'));
+    tmp = await scratchDir('ci-dropin-');
     s3 = await startS3Server();
     control = await startControlPlane({ creatingDescribes: 2, models: ['ic-caltech-257', 'yolo3-darknet53-coco-1a2b3c4d', 'failing-model'], failingModels: { 'failing-model': 'The primary container for production variant AllTraffic did not pass the ping health check.' } });
     classifier = await startEndpointServer({ model: caltechClassifier, endpointInService: control.inService });

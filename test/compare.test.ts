@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
@@ -11,6 +10,7 @@ import { spearman, topOverlap } from '../src/compare/stats.js';
 import { runCli } from './support/cli.js';
 import { startEndpointServer, type TestEndpointServer } from './support/endpoint-server.js';
 import { blockImage, REGION_LABELS, regionMeans, regionScores } from './support/region-model.js';
+import { scratchDir } from './support/scratch-dir.js';
 
 const SCIPY_SPEARMAN = 0.19885368120992467; // scipy.stats.spearmanr([3,1,4,1,5,9,2,6], [2,7,1,8,2,8,1,8])
 type Variant = 'normal' | 'swap' | 'ignore-region';
@@ -24,7 +24,7 @@ describe('clarify-images compare', () => {
   let variant: Variant = 'normal';
 
   before(async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), 'clarify-compare-'));
+    tmp = await scratchDir('clarify-compare-');
     endpoint = await startEndpointServer({
       model: (r) => {
         const means = regionMeans(r.pixels, r.width, r.height);

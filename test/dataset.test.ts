@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, symlink, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type DatasetCounts, type DatasetSource, listImages, openDataset } from '../src/dataset/dataset.js';
 import { ConfigError } from '../src/errors.js';
 import { openStorage } from '../src/storage/storage.js';
 import { startS3Server, type TestS3Server } from './support/s3-server.js';
+import { scratchDir } from './support/scratch-dir.js';
 
 async function collect(uri: string, s3?: TestS3Server, source: DatasetSource = openStorage(uri, { s3Client: s3?.client })): Promise<{ keys: string[]; uris: string[]; counts: DatasetCounts }> {
   const counts: DatasetCounts = { imagesFound: 0, filesSkipped: 0 };
@@ -55,7 +55,7 @@ describe('dataset listing', () => {
   });
 
   it('lists a local folder in the same order S3 would', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'clarify-ds-'));
+    const dir = await scratchDir('clarify-ds-');
     const files = [...special, ...skipped, 'a/b.jpg', 'a-b.jpg', 'a.jpg'];
     for (const file of files) {
       await mkdir(path.dirname(path.join(dir, file)), { recursive: true });
@@ -68,7 +68,7 @@ describe('dataset listing', () => {
   });
 
   it('writes started together to a fresh local output never share a staging file: each key gets its own bytes', async () => {
-    const out = path.join(await mkdtemp(path.join(os.tmpdir(), 'clarify-writes-')), 'out');
+    const out = path.join(await scratchDir('clarify-writes-'), 'out');
     const storage = openStorage(out);
     const keys = Array.from({ length: 50 }, (_, i) => `dir${i % 3}/file-${i}.txt`);
     await Promise.all(keys.map((key) => storage.write(key, `content of ${key}`)));
@@ -76,7 +76,7 @@ describe('dataset listing', () => {
   });
 
   it('follows symbolic links to files and folders, ends a loop, and lists a broken link so that reading it says so', async () => {
-    const root = await mkdtemp(path.join(os.tmpdir(), 'clarify-links-'));
+    const root = await scratchDir('clarify-links-');
     const dir = path.join(root, 'data');
     await mkdir(path.join(root, 'outside', 'more'), { recursive: true });
     await mkdir(dir);

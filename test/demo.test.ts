@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, readdir } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import sharp from 'sharp';
@@ -8,6 +7,7 @@ import { chromium } from 'playwright-core';
 import type { DetectionExplanationRecord, ExplanationRecord } from '../src/output/explanations.js';
 import { CHROMIUM_ARGS, ensureChromium } from './support/chromium.js';
 import { runCli } from './support/cli.js';
+import { scratchDir } from './support/scratch-dir.js';
 
 async function readLabels(file: string): Promise<{ labels: Uint16Array; width: number }> {
   const { data, info } = await sharp(file).pipelineColourspace('grey16').toColourspace('grey16').raw({ depth: 'ushort' }).toBuffer({ resolveWithObject: true });
@@ -31,7 +31,7 @@ describe('npm run demo: a real classifier and a real detector, offline', () => {
   let stdout: string;
 
   before(async () => {
-    out = await mkdtemp(path.join(os.tmpdir(), 'clarify-demo-'));
+    out = await scratchDir('clarify-demo-');
     const run = await runCli(['demo', '--output', out]);
     stdout = run.stdout;
     assert.equal(run.code, 0, run.stderr);

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, readdir } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
@@ -12,6 +11,7 @@ import type { AnalysisSummary, PredictionRecord } from '../src/output/records.js
 import { startEndpointServer, type TestEndpointServer } from './support/endpoint-server.js';
 import { exactShapley } from './support/exact-shapley.js';
 import { clarifyRows, detectSquares, maskRcnnAnswer, SQUARE_CLASSES, squaresImage, type SquareDetection } from './support/square-detector.js';
+import { scratchDir } from './support/scratch-dir.js';
 
 const GRAY = 128;
 type Image = ReturnType<typeof squaresImage>;
@@ -52,7 +52,7 @@ describe('object detection explanations', () => {
   let grayBaseline: string;
 
   before(async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), 'clarify-od-'));
+    tmp = await scratchDir('clarify-od-');
     endpoint = await startEndpointServer({
       model: (r) => {
         const found = detectSquares(r.pixels, r.width, r.height);

@@ -6,9 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CLI, runCli } from './support/cli.js';
@@ -18,6 +17,7 @@ import { startFaultProxy } from './support/fault-proxy.js';
 import * as fx from './support/fixtures.js';
 import { startS3Server, type TestS3Server } from './support/s3-server.js';
 import type { AnalysisSummary } from '../src/output/records.js';
+import { scratchDir } from './support/scratch-dir.js';
 
 const readSummary = async (out: string): Promise<AnalysisSummary> => JSON.parse(await readFile(path.join(out, 'analysis.json'), 'utf8')) as AnalysisSummary;
 
@@ -39,7 +39,7 @@ describe('faults are surfaced fast and clearly', () => {
   let tmp: string;
   let healthy: TestEndpointServer;
   before(async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), 'ci-faults-'));
+    tmp = await scratchDir('ci-faults-');
     healthy = await startEndpointServer({ model: (r) => ({ prediction: colourShareModel(r) }) });
   });
   after(async () => {
@@ -208,7 +208,7 @@ describe('S3 outages and stalls are ridden out', () => {
   let s3: TestS3Server;
   let endpoint: TestEndpointServer;
   before(async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), 'ci-s3-faults-'));
+    tmp = await scratchDir('ci-s3-faults-');
     s3 = await startS3Server();
     endpoint = await startEndpointServer({ model: (r) => ({ prediction: colourShareModel(r) }), faults: () => ({ delayMs: 10 }) });
     await s3.createBucket('data');

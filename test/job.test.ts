@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
@@ -9,6 +8,7 @@ import * as fx from './support/fixtures.js';
 import { runCli } from './support/cli.js';
 import { startS3Server, type TestS3Server } from './support/s3-server.js';
 import type { AnalysisSummary, PredictionRecord } from '../src/output/records.js';
+import { scratchDir } from './support/scratch-dir.js';
 
 const near = (a: readonly number[], b: readonly number[], t: number): boolean => a.every((v, i) => Math.abs(v - b[i]!) <= t);
 const YELLOW = [250, 250, 0] as const; // first call throttled (429), then fine
@@ -74,7 +74,7 @@ describe('the job end to end: CLI, S3 in and out, faulty endpoint', () => {
   }
 
   before(async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), 'clarify-job-'));
+    tmp = await scratchDir('clarify-job-');
     s3 = await startS3Server();
     endpoint = await startEndpointServer({ model: (r) => ({ prediction: colourShareModel(r) }), faults });
     await s3.createBucket('data');

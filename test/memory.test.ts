@@ -4,8 +4,7 @@
  * max_image_side explains it shrunk and records its own size.
  */
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
@@ -16,6 +15,7 @@ import type { PredictionRecord } from '../src/output/records.js';
 import { runCli } from './support/cli.js';
 import { writeColourShareConfig } from './support/configs.js';
 import { colourShareModel, startEndpointServer, type TestEndpointServer } from './support/endpoint-server.js';
+import { scratchDir } from './support/scratch-dir.js';
 
 const MiB = 1024 * 1024;
 
@@ -64,7 +64,7 @@ describe('big images in a run', () => {
   let tmp: string;
   let endpoint: TestEndpointServer;
   before(async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), 'ci-memory-'));
+    tmp = await scratchDir('ci-memory-');
     endpoint = await startEndpointServer({ model: (r) => ({ prediction: colourShareModel(r) }) });
     await mkdir(path.join(tmp, 'data'), { recursive: true });
     const big = await sharp({ create: { width: 1600, height: 1200, channels: 3, background: { r: 200, g: 30, b: 30 } } })

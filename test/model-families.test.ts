@@ -4,8 +4,7 @@
  * SageMaker Runtime route (the real SDK client) and the container route.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
@@ -21,6 +20,7 @@ import {
   jumpStartContentType,
   jumpStartDetector,
 } from './support/model-families.js';
+import { scratchDir } from './support/scratch-dir.js';
 import { squaresImage } from './support/square-detector.js';
 import type { AnalysisSummary, PredictionRecord } from '../src/output/records.js';
 
@@ -53,7 +53,7 @@ describe('JumpStart and Hugging Face endpoints (examples/model-families)', () =>
   const datasets = { classification: '', detection: '' };
 
   before(async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), 'ci-families-'));
+    tmp = await scratchDir('ci-families-');
     datasets.classification = path.join(tmp, 'faces');
     datasets.detection = path.join(tmp, 'scenes');
     await writeFile(path.join(tmp, 'placeholder'), '');

@@ -3,14 +3,14 @@
  * into an empty folder as a user would (`npm install clarify-images`), and run the CLI from there.
  */
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { colourShareModel, startEndpointServer, type TestEndpointServer } from './support/endpoint-server.js';
 import { runProcess } from './support/process.js';
 import * as fx from './support/fixtures.js';
+import { scratchDir } from './support/scratch-dir.js';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -42,7 +42,7 @@ describe('production install from the packed tarball (npm install clarify-images
   let cli: string;
 
   before(async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), 'ci-package-'));
+    tmp = await scratchDir('ci-package-');
     const packed = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', tmp], repo);
     assert.equal(packed.code, 0, packed.stderr);
     const tarball = path.join(tmp, (JSON.parse(packed.stdout) as { filename: string }[])[0]!.filename);

@@ -4,7 +4,7 @@
  * for a look in the session that changes them.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
@@ -18,6 +18,7 @@ import { ensureAptPackage } from './support/debian.js';
 import { runProcess as run } from './support/process.js';
 import { blockImage } from './support/region-model.js';
 import { colourShareModel, startEndpointServer } from './support/endpoint-server.js';
+import { scratchDir } from './support/scratch-dir.js';
 
 
 /** RGBA pixels of an SVG text layer. */
@@ -158,7 +159,7 @@ describe('reports a person can read', () => {
       return;
     }
     const pdf = await renderPdf(facts(), await images());
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'ci-pdf-'));
+    const dir = await scratchDir('ci-pdf-');
     const file = path.join(dir, 'report.pdf');
     await writeFile(file, pdf);
     const text = (await run('pdftotext', ['-layout', file, '-'])).stdout;
@@ -194,7 +195,7 @@ describe('a command line that says what is wrong', () => {
     }
     const endpoint = await startEndpointServer({ model: colourShareModel });
     try {
-      const dir = await mkdtemp(path.join(os.tmpdir(), 'ci-notice-'));
+      const dir = await scratchDir('ci-notice-');
       const img = path.join(dir, 'red.png');
       await writeFile(img, await sharp({ create: { width: 16, height: 16, channels: 3, background: '#d02020' } }).png().toBuffer());
       const config = path.join(dir, 'config.json');

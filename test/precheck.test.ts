@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { colourShareModel, startEndpointServer, type TestEndpointServer } from './support/endpoint-server.js';
 import { solidPng } from './support/fixtures.js';
 import { runCli } from './support/cli.js';
+import { scratchDir } from './support/scratch-dir.js';
 
 describe('clarify-images precheck', () => {
   let endpoint: TestEndpointServer;
@@ -14,7 +14,7 @@ describe('clarify-images precheck', () => {
   let mode: 'ok' | 'short' | 'fail' = 'ok';
 
   before(async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), 'clarify-precheck-'));
+    tmp = await scratchDir('clarify-precheck-');
     image = path.join(tmp, 'red.png');
     await writeFile(image, await solidPng(20, 10, [200, 30, 30]));
     endpoint = await startEndpointServer({
@@ -89,7 +89,7 @@ describe('precheck sends the shapes the run sends; validate checks the baseline'
   let tmp: string;
   let image: string;
   before(async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), 'clarify-precheck-batch-'));
+    tmp = await scratchDir('clarify-precheck-batch-');
     image = path.join(tmp, 'red.png');
     await writeFile(image, await solidPng(20, 10, [200, 30, 30]));
   });

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
@@ -11,13 +10,14 @@ import { startEndpointServer, type TestEndpointServer } from './support/endpoint
 import { blockImage, REGION_LABELS, regionModel } from './support/region-model.js';
 import { CLI } from './support/cli.js';
 import { runProcess } from './support/process.js';
+import { scratchDir } from './support/scratch-dir.js';
 
 describe('progress', () => {
   let endpoint: TestEndpointServer;
   let data: string;
   before(async () => {
     endpoint = await startEndpointServer({ model: (r) => ({ prediction: regionModel(r.pixels, r.width, r.height) }), faults: () => ({ delayMs: 2 }) });
-    data = await mkdtemp(path.join(os.tmpdir(), 'clarify-progress-'));
+    data = await scratchDir('clarify-progress-');
     await mkdir(path.join(data, 'in'));
     for (let i = 0; i < 4; i++) {
       const image = blockImage(2, 3, 20 + i);
@@ -34,7 +34,7 @@ describe('progress', () => {
       predictor: { content_type: 'application/x-npy', probability: 'prediction', label_headers: REGION_LABELS },
       clarify_images: { endpoint_url: endpoint.url, max_concurrency: 2 },
     });
-    await runJob(config, { datasetUri: path.join(data, 'in'), outputUri: await mkdtemp(path.join(os.tmpdir(), 'clarify-progress-out-')), force: true, progress: { isTTY, write: (t) => (text += t) }, progressIntervalMs: 15 });
+    await runJob(config, { datasetUri: path.join(data, 'in'), outputUri: path.join(await scratchDir('clarify-progress-out-'), 'out'), force: true, progress: { isTTY, write: (t) => (text += t) }, progressIntervalMs: 15 });
     return text;
   }
 
@@ -53,7 +53,7 @@ describe('progress', () => {
       t.skip('tmux is not installed');
       return;
     }
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'clarify-progress-tty-'));
+    const dir = await scratchDir('clarify-progress-tty-');
     await mkdir(path.join(dir, 'in'));
     for (let i = 0; i < 3; i++) {
       const image = blockImage(2, 3, 24 + i);

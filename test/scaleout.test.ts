@@ -2,8 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { watch } from 'node:fs';
-import { cp, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { cp, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +12,7 @@ import { CLI, runCli } from './support/cli.js';
 import { type DecodedRequest, startEndpointServer, type TestEndpointServer } from './support/endpoint-server.js';
 import { blockImage, REGION_LABELS, regionModel } from './support/region-model.js';
 import { startS3Server, type TestS3Server } from './support/s3-server.js';
+import { scratchDir } from './support/scratch-dir.js';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -61,7 +61,7 @@ describe('SageMaker Processing, scale-out, resume and graceful stop', () => {
   let delayMs = 0;
 
   before(async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), 'clarify-scale-'));
+    tmp = await scratchDir('clarify-scale-');
     endpoint = await startEndpointServer({
       model: (r) => ({ prediction: regionModel(r.pixels, r.width, r.height) }),
       faults: (r: DecodedRequest) => {

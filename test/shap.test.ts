@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { copyFile, mkdir, mkdtemp, readFile, readdir } from 'node:fs/promises';
-import os from 'node:os';
+import { copyFile, mkdir, readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +16,7 @@ import { regionGame } from '../bench/accuracy.js';
 import { coalitionBits, exactShapley, relativeSquaredError } from './support/exact-shapley.js';
 import { startEndpointServer, type TestEndpointServer } from './support/endpoint-server.js';
 import { blockImage, REGION_LABELS, regionModel, regionScores } from './support/region-model.js';
+import { scratchDir } from './support/scratch-dir.js';
 
 const GRAY = 128;
 
@@ -53,7 +53,7 @@ describe('image SHAP explanations', () => {
   const natural = fileURLToPath(new URL('../../test/fixtures/slic/astronaut.png', import.meta.url));
 
   before(async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), 'clarify-shap-'));
+    tmp = await scratchDir('clarify-shap-');
     endpoint = await startEndpointServer({ model: (r) => ({ prediction: regionModel(r.pixels, r.width, r.height) }) });
     grayBaseline = path.join(tmp, 'gray-baseline.png');
     // A different size than the images: the job must resize it (solid, so the result stays gray).

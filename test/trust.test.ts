@@ -5,10 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CLI, runCli } from './support/cli.js';
@@ -16,6 +15,7 @@ import { colourShareModel, type DecodedRequest, startEndpointServer, type TestEn
 import * as fx from './support/fixtures.js';
 import type { PredictionRecord } from '../src/output/records.js';
 import { EXPLANATION_REVISION } from '../src/explain/revision.js';
+import { scratchDir } from './support/scratch-dir.js';
 
 const readRecords = async (out: string): Promise<PredictionRecord[]> =>
   (await readFile(path.join(out, 'predictions.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as PredictionRecord);
@@ -25,7 +25,7 @@ describe('never stale, never stuck, always bounded', () => {
   let modelA: TestEndpointServer;
   let modelB: TestEndpointServer;
   before(async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), 'ci-trust-'));
+    tmp = await scratchDir('ci-trust-');
     modelA = await startEndpointServer({ model: (r) => ({ prediction: colourShareModel(r) }) });
     // Model B sees the colours the other way round.
     modelB = await startEndpointServer({ model: (r: DecodedRequest) => ({ prediction: [...(colourShareModel(r) as number[])].reverse() }) });
@@ -278,7 +278,7 @@ describe('never stale, never stuck, always bounded', () => {
 
 describe('configs read the way users save them', () => {
   it('a UTF-8 BOM is read; a deeply nested config and an over-long report.name exit 2 with a message', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'ci-config-read-'));
+    const dir = await scratchDir('ci-config-read-');
     const body = {
       dataset_type: 'application/x-image',
       methods: { shap: { image_config: { model_type: 'IMAGE_CLASSIFICATION' } } },
@@ -300,7 +300,7 @@ describe('configs read the way users save them', () => {
   });
 
   it('infeasible work, a compactness that breaks SLIC, a malformed endpoint_url and unusable URIs exit 2 naming the field', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'ci-config-bounds-'));
+    const dir = await scratchDir('ci-config-bounds-');
     const body = {
       dataset_type: 'application/x-image',
       methods: { shap: { image_config: { model_type: 'IMAGE_CLASSIFICATION' } } },

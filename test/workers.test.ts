@@ -6,8 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
@@ -20,6 +19,7 @@ import { inlineStages, WorkerStages } from '../src/compute/stages.js';
 import { KernelShapDesign } from '../src/explain/kernel-shap.js';
 import { seededRandom } from '../src/explain/random.js';
 import type { AnalysisSummary } from '../src/output/records.js';
+import { scratchDir } from './support/scratch-dir.js';
 
 /** Smooth colour waves: SLIC finds about as many segments as asked. */
 function waves(width: number, height: number): RgbImage {
@@ -44,7 +44,7 @@ describe('CPU-heavy stages on worker threads', () => {
   /** When each call reached the endpoint. */
   const arrivals: number[] = [];
   before(async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), 'ci-workers-'));
+    tmp = await scratchDir('ci-workers-');
     endpoint = await startEndpointServer({
       model: (r) => {
         arrivals.push(performance.now());
