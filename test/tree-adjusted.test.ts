@@ -344,7 +344,7 @@ describe('tree-adjusted estimator', () => {
     }
   });
 
-  it("reports its SEs' two parts: each SE is √(spread² + bias²), floored at the solves' precision", () => {
+  it("reports its SEs' two parts (each SE is √(spread² + bias²), floored at the solves' precision) and the candidates it mixes", () => {
     const m = 12;
     const { solution } = run(m, 400, 3, imageGame(m, 2), 'tree-adjusted');
     const parts = solution.errorParts;
@@ -363,7 +363,28 @@ describe('tree-adjusted estimator', () => {
     // The bias part is not zero throughout: the mix gives the forest alone a share, and its misfit.
     assert.ok(biasSeen);
     // Kernel SHAP's SEs are its jackknife's alone: it gives no parts.
-    assert.equal(run(m, 400, 3, imageGame(m, 2), 'kernel').solution.errorParts, undefined);
+    const kernel = run(m, 400, 3, imageGame(m, 2), 'kernel').solution;
+    assert.equal(kernel.errorParts, undefined);
+    // The answer is the mix of the five candidates it reports, with the weights it reports; the
+    // second candidate is Kernel SHAP on the same coalitions.
+    let mixed = 0;
+    solution.values.forEach((phi, o) => {
+      const candidates = parts.candidates[o]!;
+      const weights = parts.weights[o]!;
+      assert.equal(candidates.length, 5);
+      assert.equal(weights.length, 5);
+      assert.ok(weights.every((w) => w >= 0));
+      assert.ok(Math.abs(weights.reduce((a, w) => a + w, 0) - 1) < 1e-12);
+      if (weights.filter((w) => w > 0).length > 1) mixed += 1;
+      const scale = phi.reduce((a, v) => a + Math.abs(v), 0);
+      for (let i = 0; i < m; i++) {
+        const combined = candidates.reduce((a, c, j) => a + weights[j]! * c[i]!, 0);
+        assert.ok(Math.abs(combined - phi[i]!) <= 1e-12 * scale, `output ${o}, player ${i}: ${combined} against ${phi[i]}`);
+        assert.ok(Math.abs(candidates[1]![i]! - kernel.values[o]![i]!) <= 1e-9 * scale, `output ${o}, player ${i}: Kernel SHAP candidate`);
+      }
+    });
+    // At least one output mixes more than one candidate: the weights are not a bare choice.
+    assert.ok(mixed > 0);
   });
 
   it('only the outputs it is told to adjust get a forest; the rest are Kernel SHAP', () => {

@@ -337,12 +337,20 @@ export interface ShapSolution {
   /** Whether the coalitions determine every value (full-rank design). */
   readonly identified: boolean;
   /**
-   * The tree-adjusted solve's two parts of each standard error (SE² = spread² + bias², floored):
-   * the jackknife replicates' spread, and the forest-alone candidate's estimated misfit weighted
-   * by its share of the mix, per output and feature. For the benchmark's account of what each part
-   * does to the coverage; nothing else reads them.
+   * The tree-adjusted solve's workings, per output: the two parts of each standard error (SE² =
+   * spread² + bias², floored), the jackknife replicates' spread and the forest-alone candidate's
+   * estimated misfit weighted by its share of the mix, per feature; and the candidate estimates
+   * with the mix's weights on them (values = Σ_j weights[j]·candidates[j]). For the benchmark's
+   * account of what each part does to the coverage and the mix to the error; nothing else reads them.
    */
-  readonly errorParts?: { readonly spread: Float64Array[]; readonly bias: Float64Array[] };
+  readonly errorParts?: {
+    readonly spread: Float64Array[];
+    readonly bias: Float64Array[];
+    /** candidates[output][candidate][feature], in tree-adjusted.ts's order ([0] forest-adjusted … [4] the forest alone). */
+    readonly candidates: Float64Array[][];
+    /** weights[output][candidate]: ≥ 0, summing to 1. */
+    readonly weights: number[][];
+  };
 }
 
 /**

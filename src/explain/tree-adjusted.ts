@@ -392,13 +392,13 @@ export function solveTreeAdjusted(design: CoalitionDesign, values: readonly Floa
     const floor = precisionFloor(point);
     const bias = onAll[FOREST_ALONE]!.map((v, i) => weights[FOREST_ALONE]! * (v - onAll[FOREST_ADJUSTED]![i]!));
     const standardErrors = spread.standardErrors.map((se, i) => Math.max(floor, Math.sqrt(se ** 2 + bias[i]! ** 2)));
-    return { values: point, standardErrors, spread: spread.standardErrors, bias };
+    return { values: point, standardErrors, spread: spread.standardErrors, bias, candidates: onAll, weights };
   });
   return {
     values: mixed.map((x) => x.values),
     standardErrors: mixed.map((x) => x.standardErrors),
     identified: estimate.identified,
-    errorParts: { spread: mixed.map((x) => x.spread), bias: mixed.map((x) => x.bias) },
+    errorParts: { spread: mixed.map((x) => x.spread), bias: mixed.map((x) => x.bias), candidates: mixed.map((x) => x.candidates), weights: mixed.map((x) => x.weights) },
   };
 }
 
