@@ -405,7 +405,7 @@ export function solveTreeAdjusted(design: CoalitionDesign, values: readonly Floa
 /** Where Kernel SHAP, the one candidate unbiased at every budget, sits among the candidates. */
 const KERNEL_CANDIDATE = 1;
 /** The forest-adjusted candidate and the forest alone, whose difference is the forest's misfit. */
-const FOREST_ADJUSTED = 0;
+export const FOREST_ADJUSTED = 0;
 const FOREST_ALONE = 4;
 
 /**
