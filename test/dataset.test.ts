@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type DatasetCounts, type DatasetSource, listImages, openDataset } from '../src/dataset/dataset.js';
@@ -73,6 +73,35 @@ describe('dataset listing', () => {
     const keys = Array.from({ length: 50 }, (_, i) => `dir${i % 3}/file-${i}.txt`);
     await Promise.all(keys.map((key) => storage.write(key, `content of ${key}`)));
     for (const key of keys) assert.equal((await storage.read(key)).toString(), `content of ${key}`);
+  });
+
+  it('leaves no staging folder beside a local output once its writes are done, though writers sharing it remove it under each other', async () => {
+    const parent = await scratchDir('clarify-staging-');
+    const out = path.join(parent, 'out');
+    const staging = path.join(parent, '.out.staging');
+    const first = openStorage(out);
+    const second = openStorage(out);
+    // Writers to one output share its staging folder: while the first has a file in it (an open
+    // sink), the second's remove fails and leaves the folder standing, and its path remembered.
+    const sink = await first.openTextSink('log.jsonl');
+    await sink.write('{"a":1}\n');
+    await second.write('b.txt', 'b');
+    assert.deepEqual(await readdir(staging).then((names) => names.length), 1, 'the sink\'s file alone is left in it');
+    // The first's last file moves in and it removes the folder: the second's next write finds its
+    // remembered folder gone and makes it again.
+    await sink.close();
+    await assert.rejects(stat(staging), { code: 'ENOENT' });
+    await second.write('c.txt', 'c');
+    await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? first : second).write(`many/${i}.txt`, `${i}`)));
+    const aborted = await second.openTextSink('gone.txt');
+    await aborted.write('x');
+    await aborted.abort();
+    assert.equal((await first.read('log.jsonl')).toString(), '{"a":1}\n');
+    assert.equal((await first.read('b.txt')).toString(), 'b');
+    assert.equal((await first.read('c.txt')).toString(), 'c');
+    for (let i = 0; i < 20; i++) assert.equal((await second.read(`many/${i}.txt`)).toString(), `${i}`);
+    assert.equal(await first.exists('gone.txt'), false);
+    assert.deepEqual(await readdir(parent), ['out'], 'nothing beside the output');
   });
 
   it('follows symbolic links to files and folders, ends a loop, and lists a broken link so that reading it says so', async () => {

@@ -45,6 +45,7 @@ describe('npm run demo: a real classifier and a real detector, offline', () => {
       assert.ok(pdfPages(await readFile(path.join(out, kind, 'report.pdf'))) > 0);
     }
     assert.match(stdout, /report: .*classification\/report\.html/);
+    assert.deepEqual((await readdir(out)).sort(), ['classification', 'detection'], 'no staging folder left beside them');
     const classified = await records<ExplanationRecord>(path.join(out, 'classification'));
     assert.deepEqual(classified.map((r) => r.predicted_label), ['happy', 'neutral', 'sad']);
   });

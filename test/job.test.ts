@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
@@ -177,6 +177,8 @@ describe('the job end to end: CLI, S3 in and out, faulty endpoint', () => {
     const files = (await readdir(out)).sort();
     assert.deepEqual(files.filter((f) => !f.startsWith('shap_')), ['analysis.json', 'analysis_config.json', 'explanations_shap', 'predictions.jsonl', 'report.html', 'report.ipynb', 'report.pdf', 'state']);
     assert.equal(files.filter((f) => /^shap_.+\.jpeg$/.test(f)).length, 3, 'one heatmap per image');
+    // Every file was staged beside the folder and moved in; the staging folder went with the last.
+    await assert.rejects(stat(path.join(tmp, '.local-out.staging')), { code: 'ENOENT' });
     const records = (await readFile(path.join(out, 'predictions.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as PredictionRecord);
     assert.deepEqual(new Set(records.map((r) => r.predicted_label)), new Set(['red', 'green', 'blue']));
     const summary = JSON.parse(await readFile(path.join(out, 'analysis.json'), 'utf8')) as AnalysisSummary;

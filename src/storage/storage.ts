@@ -2,8 +2,7 @@
  * Reading and writing objects below a root location, the same way for S3 and local folders.
  * Keys are relative to the root and use `/`.
  */
-import { createWriteStream } from 'node:fs';
-import { copyFile, lstat, mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, type FileHandle, lstat, mkdir, open, readdir, readFile, realpath, rename, rm, rmdir, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, type Writable } from 'node:stream';
@@ -170,13 +169,21 @@ function compareBytes(a: string, b: string): number {
 /**
  * Where local files are written before they are moved into place: beside the output folder, never
  * in it, so a watcher of the folder (SageMaker Processing's S3UploadMode Continuous uploads every
- * file that appears there) never sees a temporary or half-written file.
+ * file that appears there) never sees a temporary or half-written file. The folder is removed
+ * whenever this storage has no file in it, so a finished job leaves only its output; other
+ * writers to the same output (other storages, processes or jobs) share it, so a remove fails while
+ * one of their files is in it, and a writer whose folder was removed under it makes it again.
  */
 let stagingCounter = 0;
+
+/** Times a staged file is started again after its folder was removed by another writer. */
+const STAGING_ATTEMPTS = 5;
 
 export class LocalStorage implements Storage {
   readonly location: Location & { kind: 'local' };
   private staging: Promise<string> | undefined;
+  /** Staged files of this storage not yet moved into place or discarded. */
+  private staged = 0;
   constructor(location: Location & { kind: 'local' }) {
     this.location = location;
   }
@@ -197,11 +204,42 @@ export class LocalStorage implements Storage {
     return this.staging;
   }
 
-  private async stagingFile(): Promise<string> {
+  /**
+   * A new file in the staging folder, open for writing. Where another writer removed the folder
+   * between its making and the file's (it was empty then), the folder is made again.
+   */
+  private async stagedFile(): Promise<{ temp: string; handle: FileHandle }> {
     // The number is taken before the await: two writes started together must never share a file.
     stagingCounter += 1;
     const name = `${process.pid}-${stagingCounter}`;
-    return path.join(await this.stagingDir(), name);
+    this.staged += 1;
+    for (let attempt = 1; ; attempt++) {
+      const dir = await this.stagingDir();
+      const temp = path.join(dir, name);
+      try {
+        return { temp, handle: await open(temp, 'w') };
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= STAGING_ATTEMPTS) {
+          await this.unstage();
+          throw error;
+        }
+        if (this.staging !== undefined && (await this.staging) === dir) this.staging = undefined;
+      }
+    }
+  }
+
+  /** One staged file is gone (moved in or discarded): with none left, the folder goes too. */
+  private async unstage(): Promise<void> {
+    this.staged -= 1;
+    if (this.staged > 0 || this.staging === undefined) return;
+    const staging = this.staging;
+    const dir = await staging;
+    // Fails while another writer's file is in it (ENOTEMPTY): that writer removes it after.
+    const removed = await rmdir(dir).then(
+      () => true,
+      () => false,
+    );
+    if (removed && this.staging === staging) this.staging = undefined;
   }
 
   /** Moves a complete staged file to its key: a rename, or a copy where the staging folder is on another disk. */
@@ -289,27 +327,44 @@ export class LocalStorage implements Storage {
 
   /** Written to a staging file outside the folder and moved in, so a reader never sees half an object. */
   async write(key: string, body: Uint8Array | string): Promise<void> {
-    const temp = await this.stagingFile();
+    const { temp, handle } = await this.stagedFile();
     try {
-      await writeFile(temp, body);
+      try {
+        await handle.writeFile(body);
+      } finally {
+        await handle.close();
+      }
       await this.publish(temp, this.pathOf(key));
     } catch (error) {
       await rm(temp, { force: true });
       throw error;
+    } finally {
+      await this.unstage();
     }
   }
 
   async openTextSink(key: string): Promise<TextSink> {
     const file = this.pathOf(key);
-    const temp = await this.stagingFile();
-    const stream = createWriteStream(temp);
+    const { temp, handle } = await this.stagedFile();
+    const stream = handle.createWriteStream();
+    // Once only, though a sink whose close failed may then be aborted.
+    let unstaged = false;
+    const unstage = async (): Promise<void> => {
+      if (unstaged) return;
+      unstaged = true;
+      await this.unstage();
+    };
     return new StreamSink(
       stream,
       async () => {
         await finished(stream);
         await this.publish(temp, file);
+        await unstage();
       },
-      async () => rm(temp, { force: true }),
+      async () => {
+        await rm(temp, { force: true });
+        await unstage();
+      },
     );
   }
 }
