@@ -31,9 +31,13 @@ export interface CoalitionRows {
   readonly targets: Float64Array;
 }
 
+/** Gains closer than this times the node's Σ w·y² are a tie (far above the sums' rounding). */
+const TIE_TOLERANCE = 1e-9;
+
 /**
  * CART with squared error, grown greedily: the split with the largest weighted impurity decrease,
- * ties to the first player in a random order (as scikit-learn permutes features).
+ * ties to the first player in a random order (as scikit-learn permutes features). Weights are
+ * whole numbers (a bootstrap's counts).
  */
 export function fitTree(data: CoalitionRows, weights: Float64Array, random: Random, options: TreeOptions = {}): TreeNode {
   return growTree(data, membersOf(data), weights, random, options);
@@ -49,14 +53,55 @@ function growTree(data: CoalitionRows, rowMembers: RowMembers, weights: Float64A
   // Rows with weight, kept in one array and partitioned in place as the tree grows.
   const index = new Int32Array(data.targets.length);
   let count = 0;
-  for (let r = 0; r < data.targets.length; r++) if (weights[r]! > 0) index[count++] = r;
+  for (let r = 0; r < data.targets.length; r++) {
+    const weight = weights[r]!;
+    // Whole weights (counts, as a bootstrap gives) keep every sum of them exact, so a child's
+    // sums taken from its parent's minus its sibling's (below) see an empty side as exactly 0.
+    if (!Number.isInteger(weight) || weight < 0) throw new RangeError(`tree weights must be whole numbers ≥ 0 (row ${r}: ${weight})`);
+    if (weight > 0) index[count++] = r;
+  }
   const { targets, rows } = data;
   const { members, start } = rowMembers;
-  // Per player: weight, weighted target sum and row count of the node's rows that hold it.
-  const inWeight = new Float64Array(m);
-  const inSum = new Float64Array(m);
-  const inCount = new Int32Array(m);
-  const grow = (from: number, to: number, depth: number): TreeNode => {
+  /**
+   * Per player: weight, weighted target sum and row count of a node's rows that hold it. A node's
+   * children are given theirs in the two slots of the level below (out, in), which hold them until
+   * both children have handed theirs on: the smaller child's are summed over its rows, the larger's
+   * are the parent's minus the smaller's, so each level passes over fewer than half the rows.
+   */
+  interface PlayerSums {
+    readonly weight: Float64Array;
+    readonly sum: Float64Array;
+    readonly count: Int32Array;
+  }
+  const levels: [PlayerSums, PlayerSums][] = [];
+  const slot = (depth: number, side: 0 | 1): PlayerSums => {
+    while (levels.length <= depth) {
+      const make = (): PlayerSums => ({ weight: new Float64Array(m), sum: new Float64Array(m), count: new Int32Array(m) });
+      levels.push([make(), make()]);
+    }
+    return levels[depth]![side];
+  };
+  // One pass over the rows, each adding to the players it holds: every sum adds its rows in order.
+  const sumOver = (from: number, to: number, into: PlayerSums): void => {
+    const { weight: inWeight, sum: inSum, count: inCount } = into;
+    inWeight.fill(0);
+    inSum.fill(0);
+    if (minLeaf > 1) inCount.fill(0);
+    for (let q = from; q < to; q++) {
+      const r = index[q]!;
+      const weight = weights[r]!;
+      const weighted = weight * targets[r]!;
+      for (let k = start[r]!; k < start[r + 1]!; k++) {
+        const f = members[k]!;
+        inWeight[f] = inWeight[f]! + weight;
+        inSum[f] = inSum[f]! + weighted;
+      }
+      // Row counts matter only above one row per leaf: every row here has weight, so a side with
+      // no rows has no weight, which the split test already refuses.
+      if (minLeaf > 1) for (let k = start[r]!; k < start[r + 1]!; k++) inCount[members[k]!] = inCount[members[k]!]! + 1;
+    }
+  };
+  const grow = (from: number, to: number, depth: number, own: PlayerSums): TreeNode => {
     let w = 0;
     let wy = 0;
     let wyy = 0;
@@ -77,35 +122,13 @@ function growTree(data: CoalitionRows, rowMembers: RowMembers, weights: Float64A
       order[i] = order[j]!;
       order[j] = t;
     }
-    // One pass over the rows, each adding to the players it holds: every sum still adds its
-    // rows in order, so the sums are those of one pass per player.
-    inWeight.fill(0);
-    inSum.fill(0);
-    for (let q = from; q < to; q++) {
-      const r = index[q]!;
-      const weight = weights[r]!;
-      const weighted = weight * targets[r]!;
-      for (let k = start[r]!; k < start[r + 1]!; k++) {
-        const f = members[k]!;
-        inWeight[f] = inWeight[f]! + weight;
-        inSum[f] = inSum[f]! + weighted;
-      }
-    }
-    // Row counts matter only above one row per leaf: every row here has weight, so a side with
-    // no rows has no weight, which the split test below already refuses (a forest's third of
-    // the pass saved).
-    if (minLeaf > 1) {
-      inCount.fill(0);
-      for (let q = from; q < to; q++) {
-        const r = index[q]!;
-        for (let k = start[r]!; k < start[r + 1]!; k++) {
-          const f = members[k]!;
-          inCount[f] = inCount[f]! + 1;
-        }
-      }
-    }
+    const { weight: inWeight, sum: inSum, count: inCount } = own;
     let best = -1;
     let bestGain = 1e-12 * Math.max(1, impurity);
+    // Sums taken as a parent's minus a sibling's carry the rounding of larger sums, so players
+    // whose rows here are the same can differ in gain by it: gains this close are ties, and go to
+    // the first player in the random order, as equal sums did.
+    const tie = TIE_TOLERANCE * wyy;
     for (let k = 0; k < maxFeatures; k++) {
       const f = order[k]!;
       const w1 = inWeight[f]!;
@@ -116,7 +139,7 @@ function growTree(data: CoalitionRows, rowMembers: RowMembers, weights: Float64A
       const wy0 = wy - wy1;
       // Impurity decrease = between-group sum of squares.
       const gain = (wy1 * wy1) / w1 + (wy0 * wy0) / w0 - (wy * wy) / w;
-      if (gain > bestGain) {
+      if (gain > bestGain + (best < 0 ? 0 : tie)) {
         bestGain = gain;
         best = f;
       }
@@ -132,9 +155,25 @@ function growTree(data: CoalitionRows, rowMembers: RowMembers, weights: Float64A
         split += 1;
       }
     }
-    return { feature: best, value, out: grow(from, split, depth + 1), in: grow(split, to, depth + 1) };
+    const outSums = slot(depth + 1, 0);
+    const inSums = slot(depth + 1, 1);
+    // Children that cannot split (too deep, too few rows) read no sums.
+    if (depth + 1 < maxDepth && Math.max(split - from, to - split) >= 2 * minLeaf) {
+      const outIsSmaller = split - from <= to - split;
+      const [smaller, larger] = outIsSmaller ? [outSums, inSums] : [inSums, outSums];
+      if (outIsSmaller) sumOver(from, split, smaller);
+      else sumOver(split, to, smaller);
+      for (let f = 0; f < m; f++) {
+        larger.weight[f] = inWeight[f]! - smaller.weight[f]!;
+        larger.sum[f] = inSum[f]! - smaller.sum[f]!;
+      }
+      if (minLeaf > 1) for (let f = 0; f < m; f++) larger.count[f] = inCount[f]! - smaller.count[f]!;
+    }
+    return { feature: best, value, out: grow(from, split, depth + 1, outSums), in: grow(split, to, depth + 1, inSums) };
   };
-  return grow(0, count, 0);
+  const root = slot(0, 0);
+  sumOver(0, count, root);
+  return grow(0, count, 0, root);
 }
 
 /** Each row's players, in order: row r holds members[start[r]] … members[start[r + 1] − 1]. */
