@@ -92,8 +92,7 @@ describe('regression trees over coalitions', () => {
 
   it('a tree is the CART that sums every node over its own rows, splits and values alike, though children take sums from their parent', () => {
     // The reference: per node and player, the rows' sums taken directly (no parent minus sibling).
-    // Ties (players with the same rows in a node, common a few levels down) go to the first player
-    // in the same random order, drawn as the tree draws it.
+    // Ties go to the first player in the same random order, drawn as the tree draws it.
     const reference = (rows: Uint8Array, targets: Float64Array, weights: Float64Array, m: number, minLeaf: number, maxDepth: number): TreeNode => {
       const random = seededRandom(1);
       const order = Array.from({ length: m }, (_, i) => i);
@@ -120,7 +119,7 @@ describe('regression trees over coalitions', () => {
           const wy1 = inside.reduce((a, r) => a + weights[r]! * targets[r]!, 0);
           if (w1 <= 0 || w1 >= w || inside.length < minLeaf || members.length - inside.length < minLeaf) continue;
           const gain = (wy1 * wy1) / w1 + ((wy - wy1) * (wy - wy1)) / (w - w1) - (wy * wy) / w;
-          if (gain > bestGain + (best < 0 ? 0 : 1e-9 * wyy)) [best, bestGain] = [f, gain];
+          if (gain > bestGain) [best, bestGain] = [f, gain];
         }
         if (best < 0) return { feature: -1, value };
         return { feature: best, value, out: grow(members.filter((r) => !rows[r * m + best]), depth + 1), in: grow(members.filter((r) => rows[r * m + best]), depth + 1) };
@@ -139,7 +138,10 @@ describe('regression trees over coalitions', () => {
       const random = seededRandom(m);
       const n = 400;
       const rows = Uint8Array.from({ length: n * m }, () => (random() < 0.5 ? 1 : 0));
-      const targets = Float64Array.from({ length: n }, (_, r) => 3 * rows[r * m]! * rows[r * m + 1]! + rows[r * m + 2]! + random());
+      // Multiples of 2^−20: every sum of them is exact here, as the tree's are (its split search
+      // sums whole multiples of a power of 2), so ties (equal gains, common a few levels down) are
+      // exact in both and go to the random order.
+      const targets = Float64Array.from({ length: n }, (_, r) => Math.round((3 * rows[r * m]! * rows[r * m + 1]! + rows[r * m + 2]! + random()) * 2 ** 20) / 2 ** 20);
       const weights = new Float64Array(n);
       for (let i = 0; i < n; i++) weights[Math.floor(random() * n)]! += 1;
       const tree = fitTree({ players: m, rows, targets }, weights, seededRandom(1), { minSamplesLeaf: minLeaf, maxDepth });
@@ -151,7 +153,8 @@ describe('regression trees over coalitions', () => {
   it('players with the same rows in a node tie, and the random order picks among them, below the root too', () => {
     // Player 5 is the root's split, in 70 % of rows. Where it is in, players 0, 1 and 2 always come
     // together; where it is out, they do not. So the larger child's split is one of 0, 1 and 2,
-    // whose sums there are the root's minus the other child's: different numbers, same rows.
+    // whose sums there are the root's minus the other child's: different sums, the same rows, and
+    // (targets of any precision) the same gain to the last bit.
     const m = 6;
     const random = seededRandom(9);
     const n = 300;

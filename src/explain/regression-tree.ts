@@ -31,9 +31,6 @@ export interface CoalitionRows {
   readonly targets: Float64Array;
 }
 
-/** Gains closer than this times the node's Σ w·y² are a tie (far above the sums' rounding). */
-const TIE_TOLERANCE = 1e-9;
-
 /**
  * CART with squared error, grown greedily: the split with the largest weighted impurity decrease,
  * ties to the first player in a random order (as scikit-learn permutes features). Weights are
@@ -62,6 +59,16 @@ function growTree(data: CoalitionRows, rowMembers: RowMembers, weights: Float64A
   }
   const { targets, rows } = data;
   const { members, start } = rowMembers;
+  // The split search sums weight × target as whole multiples of 2^−k, with k as large as keeps
+  // every sum of them below 2^51 (so about 1e-15 of Σ w·|y| apart): such sums are exact in any
+  // order, so a child's sums taken as its parent's minus its sibling's (below) are the very
+  // numbers its own rows sum to, and players with the same rows in a node tie exactly, as the
+  // random order then decides.
+  let absoluteTotal = 0;
+  for (let q = 0; q < count; q++) absoluteTotal += weights[index[q]!]! * Math.abs(targets[index[q]!]!);
+  const scale = absoluteTotal > 0 ? 2 ** Math.min(1000, Math.floor(50 - Math.log2(absoluteTotal))) : 1;
+  const quantized = new Float64Array(targets.length);
+  for (let q = 0; q < count; q++) quantized[index[q]!] = Math.round(weights[index[q]!]! * targets[index[q]!]! * scale);
   /**
    * Per player: weight, weighted target sum and row count of a node's rows that hold it. A node's
    * children are given theirs in the two slots of the level below (out, in), which hold them until
@@ -90,7 +97,7 @@ function growTree(data: CoalitionRows, rowMembers: RowMembers, weights: Float64A
     for (let q = from; q < to; q++) {
       const r = index[q]!;
       const weight = weights[r]!;
-      const weighted = weight * targets[r]!;
+      const weighted = quantized[r]!;
       for (let k = start[r]!; k < start[r + 1]!; k++) {
         const f = members[k]!;
         inWeight[f] = inWeight[f]! + weight;
@@ -105,6 +112,7 @@ function growTree(data: CoalitionRows, rowMembers: RowMembers, weights: Float64A
     let w = 0;
     let wy = 0;
     let wyy = 0;
+    let wyWhole = 0;
     for (let k = from; k < to; k++) {
       const r = index[k]!;
       const weight = weights[r]!;
@@ -112,6 +120,7 @@ function growTree(data: CoalitionRows, rowMembers: RowMembers, weights: Float64A
       w += weight;
       wy += weight * y;
       wyy += weight * y * y;
+      wyWhole += quantized[r]!;
     }
     const value = w > 0 ? wy / w : 0;
     const impurity = w > 0 ? wyy - (wy * wy) / w : 0;
@@ -125,21 +134,18 @@ function growTree(data: CoalitionRows, rowMembers: RowMembers, weights: Float64A
     const { weight: inWeight, sum: inSum, count: inCount } = own;
     let best = -1;
     let bestGain = 1e-12 * Math.max(1, impurity);
-    // Sums taken as a parent's minus a sibling's carry the rounding of larger sums, so players
-    // whose rows here are the same can differ in gain by it: gains this close are ties, and go to
-    // the first player in the random order, as equal sums did.
-    const tie = TIE_TOLERANCE * wyy;
+    const wyAll = wyWhole / scale;
     for (let k = 0; k < maxFeatures; k++) {
       const f = order[k]!;
       const w1 = inWeight[f]!;
-      const wy1 = inSum[f]!;
+      const wy1 = inSum[f]! / scale;
       const w0 = w - w1;
       if (w1 <= 0 || w0 <= 0) continue;
       if (minLeaf > 1 && (inCount[f]! < minLeaf || to - from - inCount[f]! < minLeaf)) continue;
-      const wy0 = wy - wy1;
+      const wy0 = (wyWhole - inSum[f]!) / scale;
       // Impurity decrease = between-group sum of squares.
-      const gain = (wy1 * wy1) / w1 + (wy0 * wy0) / w0 - (wy * wy) / w;
-      if (gain > bestGain + (best < 0 ? 0 : tie)) {
+      const gain = (wy1 * wy1) / w1 + (wy0 * wy0) / w0 - (wyAll * wyAll) / w;
+      if (gain > bestGain) {
         bestGain = gain;
         best = f;
       }
