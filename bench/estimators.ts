@@ -15,13 +15,12 @@ import { createRgbImage } from '../src/image/rgb.js';
 import { type CoalitionDesign, KernelShapDesign, type ShapSolution, solveKernelShap } from '../src/explain/kernel-shap.js';
 import { indexSegments, maskImage } from '../src/explain/masking.js';
 import { seededRandom } from '../src/explain/random.js';
-import { FOREST_ADJUSTED, precisionFloor, solveShapley, type SolveOptions } from '../src/explain/tree-adjusted.js';
-import { evaluateCoalitions } from '../src/explain/image-shap.js';
-import { inlineStages } from '../src/compute/stages.js';
+import { FOREST_ADJUSTED, precisionFloor, solveShapley } from '../src/explain/tree-adjusted.js';
 import { slic } from '../src/segment/slic.js';
 import { coalitionBits, exactShapley, relativeSquaredError } from '../test/support/exact-shapley.js';
 import { regionModel } from '../test/support/region-model.js';
 import { regionGame } from './accuracy.js';
+import { solveTreeAdjustedLikeTheJob } from './like-the-job.js';
 import { oddShap } from './anchors/oddshap.js';
 import { regressionMsr } from './anchors/regression-msr.js';
 import { GAME_NAMES, loadGame } from './games/games.js';
@@ -133,23 +132,6 @@ function solveWith(method: 'kernel' | 'shap-kernel' | 'tree-adjusted-unguided', 
   return solveKernelShap(design, values, full, empty);
 }
 
-/** The new estimator as the job runs it: coalitions sampled in guided waves, then the tree-adjusted solve. */
-async function solveTreeAdjustedLikeTheJob(game: EstimatorGame, calls: number, seed: number): Promise<ShapSolution> {
-  const m = game.players;
-  const full = Float64Array.of(game.value(new Uint8Array(m).fill(1)));
-  const options: SolveOptions = { estimator: 'tree-adjusted', seed };
-  const { design, values, empty } = await evaluateCoalitions({
-    players: m,
-    budget: calls - 2,
-    random: seededRandom(seed),
-    full,
-    solveOptions: options,
-    cpu: inlineStages,
-    evaluate: async (mask) => Float64Array.of(game.value(mask)),
-  });
-  return solveShapley(design, values, full, empty, options);
-}
-
 /** One estimate, with standard errors where the method has them. */
 export async function estimate(method: Method, game: EstimatorGame, calls: number, seed: number): Promise<{ values: Float64Array; standardErrors?: Float64Array; spreadErrors?: Float64Array; candidates?: Float64Array[] }> {
   const m = game.players;
@@ -161,7 +143,7 @@ export async function estimate(method: Method, game: EstimatorGame, calls: numbe
     case 'oddshap':
       return { values: oddShap(m, calls, (mask) => game.value(mask), seededRandom(seed)).values };
     default: {
-      const solution = method === 'tree-adjusted' ? await solveTreeAdjustedLikeTheJob(game, calls, seed) : solveWith(method, game, calls, seed);
+      const solution = method === 'tree-adjusted' ? await solveTreeAdjustedLikeTheJob(m, (mask) => game.value(mask), calls - 2, seed) : solveWith(method, game, calls, seed);
       const values = solution.values[0]!;
       const spread = solution.errorParts?.spread[0];
       const candidates = solution.errorParts?.candidates[0];

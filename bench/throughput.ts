@@ -60,7 +60,7 @@ interface JobMeasure {
 async function measureJob(
   endpoint: Endpoint,
   dataset: string,
-  options: { contentType: ContentType; concurrency: number; samples: number; segments: number; batch?: number; mode?: 'adaptive' | 'fixed'; cpuWorkers?: number },
+  options: { contentType: ContentType; concurrency: number; samples: number; segments: number; batch?: number; mode?: 'adaptive' | 'fixed'; cpuWorkers?: number; estimator?: 'kernel' },
 ): Promise<JobMeasure> {
   const config = validateConfig({
     dataset_type: 'application/x-image',
@@ -73,6 +73,7 @@ async function measureJob(
       report_max_images: 0,
       batch_size: options.batch ?? 1,
       ...(options.cpuWorkers ? { cpu_workers: options.cpuWorkers } : {}),
+      ...(options.estimator ? { estimator: options.estimator } : {}),
     },
   });
   // A subfolder, so that the staging folder the job makes beside it goes with it.
@@ -91,12 +92,19 @@ async function measureJob(
 export interface SaturationRow {
   readonly latencyMs: number;
   readonly cap: number;
+  /** The job's default estimator, or Kernel SHAP alone (the same calls, less CPU per image). */
+  readonly estimator: 'default' | 'kernel';
   readonly capacity: number;
   readonly achieved: number;
   readonly ratio: number;
+  /** CPU of this process (the job: all its threads) per endpoint call. */
+  readonly cpuSecondsPerCall: number;
 }
 
-/** Achieved calls/s ÷ capacity (cap / latency), the job's client concurrency set to the cap. */
+/**
+ * Achieved calls/s ÷ capacity (cap / latency), the job's client concurrency set to the cap; with
+ * the default estimator and with Kernel SHAP alone, whose difference is the solve's share.
+ */
 export async function runSaturation(work: string): Promise<SaturationRow[]> {
   const dataset = path.join(work, 'saturation');
   await writeImages(dataset, 12, 64, 64);
@@ -107,10 +115,12 @@ export async function runSaturation(work: string): Promise<SaturationRow[]> {
       const capacity = (cap * 1000) / latencyMs;
       // About 4 s of calls at capacity, spread over the 12 images.
       const samples = Math.max(50, Math.round((capacity * 4) / 12));
-      const m = await measureJob(endpoint, dataset, { contentType: 'application/x-npy', concurrency: cap, samples, segments: 30 });
+      for (const estimator of ['default', 'kernel'] as const) {
+        const m = await measureJob(endpoint, dataset, { contentType: 'application/x-npy', concurrency: cap, samples, segments: 30, ...(estimator === 'kernel' ? { estimator } : {}) });
+        const achieved = m.requests / m.seconds;
+        rows.push({ latencyMs, cap, estimator, capacity, achieved, ratio: achieved / capacity, cpuSecondsPerCall: m.cpuSeconds / m.calls });
+      }
       await endpoint.stop();
-      const achieved = m.requests / m.seconds;
-      rows.push({ latencyMs, cap, capacity, achieved, ratio: achieved / capacity });
     }
   }
   return rows;
