@@ -282,6 +282,11 @@ export function callsToReach(result: GameResult, target: number): number | undef
   return undefined;
 }
 
+/** One cell for all budgets of a game: the counts added up. */
+function pooledCell(cells: readonly CoverageCell[]): CoverageCell {
+  return cells.reduce((a, c) => ({ inside: a.inside + c.inside, known: a.known + c.known, unknown: a.unknown + c.unknown }), { inside: 0, known: 0, unknown: 0 });
+}
+
 /** Inside ÷ known; NaN when no SE is known. */
 function coverageShare(cell: CoverageCell): number {
   return cell.known > 0 ? cell.inside / cell.known : Number.NaN;
@@ -309,6 +314,24 @@ const GOAL_TEXT = {
   coverage: `${100 * GOALS.coverageLow}–${100 * GOALS.coverageHigh} %`,
 } as const;
 
+/** Whether a share of errors inside ±1.96 SE meets the goal. */
+const coverageInside = (share: number): boolean => share >= GOALS.coverageLow && share <= GOALS.coverageHigh;
+
+/**
+ * The coverage goal read two ways: per game with its budgets pooled (the issue asks for 90–98 %
+ * "on every game"), and per game and budget, the stricter reading the table shows cell by cell.
+ */
+function coverageGoalLine(results: readonly GameResult[]): string {
+  const byGame = results.map((r) => ({ name: r.name, share: coverageShare(pooledCell(r.coverage['tree-adjusted'] ?? [])) }));
+  const gamesOutside = byGame.filter((g) => !Number.isNaN(g.share) && !coverageInside(g.share));
+  const cells = results.flatMap((r) => (r.coverage['tree-adjusted'] ?? []).map(coverageShare)).filter((share) => !Number.isNaN(share));
+  const cellsInside = cells.filter(coverageInside).length;
+  return (
+    `- Standard errors, share of true errors inside ±1.96 SE (goal ${GOAL_TEXT.coverage} on every game): per game, all budgets pooled, **${byGame.length - gamesOutside.length} of ${byGame.length} games** inside${gamesOutside.length > 0 ? ` (outside: ${gamesOutside.map((g) => `${g.name} ${percent(g.share)}`).join(', ')})` : ''}; ` +
+    `per game and budget, the stricter reading, **${cellsInside} of ${cells.length} cells** inside (${cellsInside === cells.length ? 'met' : '**missed**'}; the cells outside are listed in the account below).`
+  );
+}
+
 /** The heading of `whyGoalsMissed`'s section, which the closing list of missed goals points to. */
 export const MISSED_GOALS_HEADING = 'Why the goals of issue #13 are missed, and what would close them';
 
@@ -320,7 +343,7 @@ function whyGoalsMissed(results: readonly GameResult[], classifierGain: number, 
   const outside = results.flatMap((r) => {
     const cells = (r.coverage['tree-adjusted'] ?? []).flatMap((cell, b) => {
       const share = coverageShare(cell);
-      return share < GOALS.coverageLow || share > GOALS.coverageHigh ? [`${BUDGETS[b]} calls (${percent(share)})`] : [];
+      return !Number.isNaN(share) && !coverageInside(share) ? [`${BUDGETS[b]} calls (${percent(share)})`] : [];
     });
     return cells.length > 0 ? [`${r.name} at ${cells.join(', ')}`] : [];
   });
@@ -508,6 +531,7 @@ export function estimatorSection(results: readonly GameResult[]): string[] {
     `- Classifier games, geometric mean over games and the budgets 128–2048 of (best anchor's error ÷ new error), the best anchor taken per game and budget: **${classifierGain.toFixed(2)}×** (goal ≥ ${GOAL_TEXT.bestAnchorRatio}: ${goal(classifierGain >= GOALS.bestAnchorRatio)}). With 64 calls included: ${bestAnchorRatio(classifiers, allBudgets).toFixed(2)}×; at 64 calls alone: ${bestAnchorRatio(classifiers, [0]).toFixed(2)}×.`,
     `- Classifier games, shap KernelExplainer sampling's error ÷ new error, budgets 128–2048: **${shapGain.toFixed(2)}×** (goal roughly ≥ ${GOAL_TEXT.shapRatio}: ${goal(shapGain >= GOALS.shapRatio)}); with 64 calls: ${ratio(classifiers, 'shap-kernel', allBudgets).toFixed(2)}×.`,
     `- Detector games, largest mean error of the new estimator at 2048 calls: **${detectorWorst.toExponential(2)}** (goal ≤ ${GOAL_TEXT.detectorError}: ${goal(detectorWorst <= GOALS.detectorError)}).`,
+    coverageGoalLine(results),
     '',
   );
   lines.push('### Where the new estimator is ahead of both anchors (budgets ≥ 256)', '');
@@ -532,12 +556,12 @@ export function estimatorSection(results: readonly GameResult[]): string[] {
   }
   lines.push('');
   lines.push('### Standard errors: share of true errors inside ±1.96 SE', '', `Over every player and ${seeds} seeds (goal ${GOAL_TEXT.coverage}). The new estimator's SEs come from a delete-a-fold jackknife that refits everything in each of its 10 replicates (the Fourier screening included), with the forest alone's estimated misfit (its out-of-bag correction) times its share of the mix added, and a floor of 1e-9·Σ|φ| for the solves' rounding; Kernel SHAP's from its delete-a-group jackknife. The anchors give none. Where the coalitions cannot determine the values' uncertainty (at 64 calls over 50 segments, fewer pairs than segments), both estimators report the SE as unknown (null in out.jsonl, "unknown" in the report): such a cell reads "no SE", and unknown SEs are not counted as misses. The row "${SPREAD_ALONE_LABEL}" is the new estimator's same estimates with the replicates' spread alone as the SE (floored alike), which the job does not report: it shows what charging the forest alone's misfit does on each game.`, '');
-  lines.push(`| game | method | ${BUDGETS.join(' | ')} |`, `| --- | --- | ${BUDGETS.map(() => '---:').join(' | ')} |`);
+  lines.push(`| game | method | ${BUDGETS.join(' | ')} | all budgets |`, `| --- | --- | ${BUDGETS.map(() => '---:').join(' | ')} | ---: |`);
+  const coverageRow = (cells: readonly CoverageCell[]): string => [...cells, pooledCell(cells)].map(coverageText).join(' | ');
   for (const r of results) {
     for (const method of ['tree-adjusted', 'tree-adjusted-unguided', 'kernel'] as const) {
-      const cells = r.coverage[method] ?? [];
-      lines.push(`| ${r.name} | ${METHOD_LABELS[method]} | ${cells.map(coverageText).join(' | ')} |`);
-      if (method === 'tree-adjusted') lines.push(`| ${r.name} | ${SPREAD_ALONE_LABEL} | ${r.spreadAloneCoverage.map(coverageText).join(' | ')} |`);
+      lines.push(`| ${r.name} | ${METHOD_LABELS[method]} | ${coverageRow(r.coverage[method] ?? [])} |`);
+      if (method === 'tree-adjusted') lines.push(`| ${r.name} | ${SPREAD_ALONE_LABEL} | ${coverageRow(r.spreadAloneCoverage)} |`);
     }
   }
   lines.push('');
