@@ -384,8 +384,7 @@ function whyGoalsMissed(results: readonly GameResult[], classifierGain: number, 
     lines.push(
       `- **Standard errors outside ${GOAL_TEXT.coverage}: ${outside.join('; ')}.**`,
       "  - **Above 98 %** the SEs are wide: the forest alone's misfit is charged in full to its share of the mix, which errs on the safe side; and where a detector's answer is exact to the solves' precision (about 1e-9, at 1,024 calls and more on these games), the SE's floor of 1e-9·Σ|φ| is above every error.",
-      "  - **Below 90 % on detector-sofa** (at 64–256 calls in the runs of 2026-11-29 to 2026-12-01), the fold jackknife's SE varies from seed to seed more than the error does; it is not low on average (its mean square is above the mean squared error), but a few seeds' SE is about 3× too small. In scratch runs, 20 or 40 folds reached 86–89 % there at 2–4× the CPU. Why (scratch, 20 seeds, 128 and 256 calls, 2026-12-01): on the under-covering seeds all five candidates, Kernel SHAP's included, have nearly the same error (4–8e-4 relative, of the same sign on the same segments), while the four built on a forest or on fitted terms spread 1.2–8× less than that error across the replicates (the forest alone and the fitted terms most, the forest-adjusted one least); Kernel SHAP, whose spread is 1.2–2.2× less than its error, weighs little in the mix for its larger variance. What they all miss is in coalitions that were not drawn, and no resampling of the drawn ones, nor any charge for bias computed from them, can see it.",
-      "  - **Below 90 % on region-blocks** at small budgets, even plain Kernel SHAP's fold jackknife undercovers (86 % at 256 calls in a scratch run of 2026-12-01, against 95 % for its own many-group jackknife), but the new estimator's 20-fold jackknife did no better there.",
+      ...belowGoalAccount(results),
       `  - **What the charge for the forest alone's misfit adds:** with the jackknife's spread alone as the SE (the rows "${SPREAD_ALONE_LABEL}" above, measured in this run), ${spreadAloneSummary(results)}.`,
       '  - **Before, and what was tried:**',
       "    - until 2026-12-01 the forest's correction took its residuals against the whole forest, which fits the very coalitions it corrects, and the SEs added the jackknife's bias estimate to the spread: 96.3–99.7 % on the classifier games, 75–79 % on region-photo-50 with the spread alone and 89.5–92.5 % with the bias estimate, 19 cells outside the goal (bench of 2026-12-01);",
@@ -395,6 +394,32 @@ function whyGoalsMissed(results: readonly GameResult[], classifierGain: number, 
     );
   }
   return lines.length === 0 ? [] : [`### ${MISSED_GOALS_HEADING}`, '', ...lines, ''];
+}
+
+/** The budgets (as text) at which a game's new-estimator SEs cover less than the goal. */
+function budgetsBelowGoal(results: readonly GameResult[], name: string): string | undefined {
+  const cells = results.find((r) => r.name === name)?.coverage['tree-adjusted'] ?? [];
+  const below = cells.flatMap((cell, b) => (coverageShare(cell) < GOALS.coverageLow ? [BUDGETS[b]!] : []));
+  if (below.length === 0) return undefined;
+  return `${below.length === 1 ? below[0] : `${below.slice(0, -1).join(', ')} and ${below.at(-1)}`} calls`;
+}
+
+/** Why the SEs undercover where they do, for the games whose cause was diagnosed (outside the benchmark). */
+function belowGoalAccount(results: readonly GameResult[]): string[] {
+  const lines: string[] = [];
+  const detector = budgetsBelowGoal(results, 'detector-sofa');
+  if (detector) {
+    lines.push(
+      `  - **Below 90 % on detector-sofa** (at ${detector} in this run), the fold jackknife's SE varies from seed to seed more than the error does; it is not low on average (its mean square is above the mean squared error), but a few seeds' SE is about 3× too small. In scratch runs, 20 or 40 folds reached 86–89 % there at 2–4× the CPU. Why (scratch, 20 seeds, 128 and 256 calls, 2026-12-01): on the under-covering seeds all five candidates, Kernel SHAP's included, have nearly the same error (4–8e-4 relative, of the same sign on the same segments), while the four built on a forest or on fitted terms spread 1.2–8× less than that error across the replicates (the forest alone and the fitted terms most, the forest-adjusted one least); Kernel SHAP, whose spread is 1.2–2.2× less than its error, weighs little in the mix for its larger variance. What they all miss is in coalitions that were not drawn, and no resampling of the drawn ones, nor any charge for bias computed from them, can see it.`,
+    );
+  }
+  const blocks = budgetsBelowGoal(results, 'region-blocks');
+  if (blocks) {
+    lines.push(
+      `  - **Below 90 % on region-blocks** (at ${blocks} in this run): a few seeds' SEs are 5–10× too small for every candidate (scratch runs of 2026-12-01 at 128–256 calls), and even plain Kernel SHAP's fold jackknife undercovers (86 % at 256 calls in a scratch run of 2026-12-01, against 95 % for its own many-group jackknife); the new estimator's 20-fold jackknife did no better there.`,
+    );
+  }
+  return lines;
 }
 
 /** The coverage table's row for the new estimator's SEs without the forest alone's misfit. */

@@ -315,8 +315,8 @@ export function withoutGroups(design: CoalitionDesign, dropped: (group: number) 
  * at a few coalitions per player, the forest alone. A candidate whose distance from Kernel SHAP
  * its spread cannot explain is left out (`seemUnbiased`): variance alone cannot see a bias. The
  * replicates cannot see the misfit the forest alone keeps in all of them, so its share of the mix
- * is charged with it; on detector-sofa at 128–256 calls and region-blocks at 256–1,024 (where
- * 20 folds did no better) the error bars still undercover (BENCHMARKS.md).
+ * is charged with it; on detector-sofa at 64–256 calls and region-blocks at small budgets (where
+ * 20 folds did no better) the error bars still undercover (BENCHMARKS.md lists the cells).
  */
 export function solveTreeAdjusted(design: CoalitionDesign, values: readonly Float64Array[], full: Float64Array, empty: Float64Array, seed: number, outputs: readonly number[] = Array.from(full, (_, o) => o)): ShapSolution {
   const adjusted = new Set(outputs);
