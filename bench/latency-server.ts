@@ -1,7 +1,9 @@
 /**
  * The benchmark endpoint, in its own process: a container-contract server with a fixed latency, a
  * hard concurrency cap (capacity = cap / latency calls per second), an optional per-request and
- * per-image cost, and a constant answer, so the client's work is what is measured.
+ * per-image cost, and an answer that follows the image (a softmax of its mean byte), cheap to
+ * compute so that the client's work is what is measured, but not constant: the default
+ * estimator's forests and regressions have work only where the answers differ between masks.
  * Over the cap, a call waits for a slot (MODE queue, a real-time endpoint's queue) or is refused
  * at once with 429 (MODE throttle, as a serverless endpoint at its concurrency limit).
  * Usage: node latency-server.js LATENCY_MS CAP PER_REQUEST_MS PER_IMAGE_MS LABELS [MODE]
@@ -13,7 +15,35 @@ import type { AddressInfo } from 'node:net';
 const [latencyMs, cap, perRequestMs, perImageMs, labels] = process.argv.slice(2, 7).map(Number) as [number, number, number, number, number];
 const mode = process.argv[7] === 'throttle' ? 'throttle' : 'queue';
 let throttled = 0;
-const answer = { prediction: Array.from({ length: labels }, (_, i) => (i + 1) / ((labels * (labels + 1)) / 2)) };
+
+/** Every this many bytes is read for an image's mean: cheap beside the client's work, and a prime, so no channel is favoured. */
+const MEAN_STRIDE = 7;
+
+/** The answer for one image whose bytes are body[from, to): a softmax over the labels of its mean byte. */
+function answerFor(body: Buffer, from: number, to: number): { prediction: number[] } {
+  let sum = 0;
+  let count = 0;
+  for (let i = from; i < to; i += MEAN_STRIDE) {
+    sum += body[i]!;
+    count += 1;
+  }
+  const brightness = count > 0 ? sum / count / 255 - 0.5 : 0;
+  const logits = Array.from({ length: labels }, (_, i) => 6 * brightness * (i - (labels - 1) / 2));
+  const most = Math.max(...logits);
+  const exps = logits.map((z) => Math.exp(z - most));
+  const total = exps.reduce((a, b) => a + b, 0);
+  return { prediction: exps.map((e) => e / total) };
+}
+
+/** One answer per image in the body: an .npy (H, W, 3) or (N, H, W, 3) array, or one encoded image. */
+function answersFor(body: Buffer): { prediction: number[] }[] {
+  if (body[0] !== 0x93) return [answerFor(body, 0, body.length)];
+  const headerLength = body.readUInt16LE(8);
+  const data = 10 + headerLength;
+  const n = imagesIn(body);
+  const perImage = Math.floor((body.length - data) / n);
+  return Array.from({ length: n }, (_, k) => answerFor(body, data + k * perImage, data + (k + 1) * perImage));
+}
 let active = 0;
 const waiting: (() => void)[] = [];
 let served = 0;
@@ -34,13 +64,15 @@ const server = http.createServer((req, res) => {
       res.end(JSON.stringify({ served, throttled }));
       return;
     }
-    const n = imagesIn(Buffer.concat(chunks));
+    const request = Buffer.concat(chunks);
+    const n = imagesIn(request);
     const start = (): void => {
       active += 1;
       setTimeout(() => {
         active -= 1;
         served += n;
-        const body = n > 1 ? JSON.stringify(Array.from({ length: n }, () => answer)) : JSON.stringify(answer);
+        const answers = answersFor(request);
+        const body = n > 1 ? JSON.stringify(answers) : JSON.stringify(answers[0]);
         res.writeHead(200, { 'Content-Type': 'application/json' }).end(body);
         waiting.shift()?.();
       }, latencyMs + perRequestMs + perImageMs * n);

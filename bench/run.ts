@@ -139,13 +139,13 @@ async function main(): Promise<void> {
   const saturation = await repeat(REPEATS, () => runSaturation(work));
   lines.push('## Endpoint saturation', '');
   lines.push(
-    'A local endpoint (bench/latency-server.ts, its own process) answers after L ms and serves at most C requests at once, so its capacity is C/L calls per second. ' +
+    'A local endpoint (bench/latency-server.ts, its own process) answers after L ms and serves at most C requests at once, so its capacity is C/L calls per second; its answer is a softmax over 3 labels of the image\'s mean byte, so it varies with the mask as a model\'s does (until 2026-12-01 it was constant, which left the default estimator\'s forests and regressions almost nothing to do). ' +
       'The job (max_concurrency = C, NPY payloads, 12 images of 64×64, about 4 s of calls at capacity) runs end to end: listing, decoding, SLIC, every masked image, heatmaps and outputs. Achieved = endpoint calls ÷ wall time of the whole job.',
     '',
   );
   lines.push(`Median of ${REPEATS} runs, range in brackets.`, '');
   lines.push(
-    'Each endpoint is measured with the job\'s default estimator and with `estimator: "kernel"` (Kernel SHAP alone: the same calls, without the tree-adjusted solve\'s forests and regressions); the goal is the default\'s. CPU per call is this process\'s (the job\'s, all its threads) over the whole job.',
+    'Each endpoint is measured with the job\'s default estimator and with `estimator: "kernel"` (Kernel SHAP alone: the same calls, without the tree-adjusted solve\'s forests and regressions); the goal (≥ 0.95, set when Kernel SHAP was the default) is judged for both. CPU per call is this process\'s (the job\'s, all its threads) over the whole job.',
     '',
   );
   lines.push('| L | C | capacity (calls/s) | estimator | achieved (calls/s) | achieved ÷ capacity | CPU per call (ms) | goal ≥ 0.95 |', '| ---: | ---: | ---: | --- | ---: | ---: | ---: | --- |');
@@ -153,7 +153,7 @@ async function main(): Promise<void> {
     const r = runs[0]!;
     const ratios = runs.map((x) => x.ratio);
     lines.push(
-      `| ${r.latencyMs} ms | ${r.cap} | ${r.capacity.toFixed(0)} | ${r.estimator === 'default' ? 'default (tree-adjusted)' : 'kernel'} | ${spread(runs.map((x) => x.achieved))} | ${spread(ratios, 3)} | ${median(runs.map((x) => 1000 * x.cpuSecondsPerCall)).toFixed(2)} | ${r.estimator === 'default' ? goal(median(ratios) >= 0.95) : ''} |`,
+      `| ${r.latencyMs} ms | ${r.cap} | ${r.capacity.toFixed(0)} | ${r.estimator === 'default' ? 'default (tree-adjusted)' : 'kernel'} | ${spread(runs.map((x) => x.achieved))} | ${spread(ratios, 3)} | ${median(runs.map((x) => 1000 * x.cpuSecondsPerCall)).toFixed(2)} | ${goal(median(ratios) >= 0.95)} |`,
     );
   }
   lines.push('');
@@ -164,7 +164,7 @@ async function main(): Promise<void> {
   lines.push(
     'The same endpoint process with C slots of L = 50 ms, in two kinds: **throttle** refuses a call over capacity at once with 429 (a serverless endpoint at its concurrency limit, or SageMaker\'s ThrottlingException); **queue** makes it wait (a real-time instance). ' +
       'The job runs end to end (NPY, 12 images of 64×64, about 8 s of calls at capacity) with `concurrency: "adaptive"` (the default; `max_concurrency` 64) and with `concurrency: "fixed"` at the old default of 16. ' +
-      'Achieved = successful calls ÷ wall time of the whole job (listing, SLIC and outputs included); throttles per 1,000 successful calls, counted by the endpoint. One run.',
+      'Achieved = successful calls ÷ wall time of the whole job (listing, SLIC and outputs included); throttles per 1,000 successful calls, counted by the endpoint. The job runs Kernel SHAP alone (`estimator: "kernel"`), so that the controller, not the solve\'s CPU (the saturation table above), is what is measured. One run.',
     '',
   );
   lines.push('| endpoint | C | capacity (calls/s) | mode | achieved (calls/s) | achieved ÷ capacity | 429s per 1,000 calls | goal ≥ 0.9 |', '| --- | ---: | ---: | --- | ---: | ---: | ---: | --- |');
@@ -174,13 +174,13 @@ async function main(): Promise<void> {
     );
   }
   // The ceiling the client itself allows: the saturation run above, told the true capacity.
-  const ideal = saturation.find((runs) => runs[0]!.latencyMs === 50 && runs[0]!.cap === 32 && runs[0]!.estimator === 'default');
+  const ideal = saturation.find((runs) => runs[0]!.latencyMs === 50 && runs[0]!.cap === 32 && runs[0]!.estimator === 'kernel');
   const adaptive32 = adaptive.find((r) => r.endpoint === 'throttle' && r.cap === 32 && r.mode === 'adaptive');
   if (ideal && adaptive32) {
     const best = median(ideal.map((x) => x.ratio));
     lines.push(
       '',
-      `For scale: told the true capacity (C = 32, L = 50 ms, the saturation table above, about 4 s of calls), the job reached ${best.toFixed(3)} of capacity in this run. ` +
+      `For scale: told the true capacity (C = 32, L = 50 ms, Kernel SHAP alone, the saturation table above, about 4 s of calls), the job reached ${best.toFixed(3)} of capacity in this run. ` +
         `Not told C, adaptive concurrency reached ${adaptive32.ratio.toFixed(3)} against a throttling endpoint of that size (about 8 s of calls, so start-up and the last image's tail weigh less). What is short of 1 is the client's CPU, shared with the endpoint process on 2 cores, not the controller.`,
     );
   }
@@ -189,7 +189,7 @@ async function main(): Promise<void> {
   process.stderr.write('client cost …\n');
   const cost = await repeat(REPEATS, () => runClientCost(work));
   lines.push('## Client cost per perturbed sample', '');
-  lines.push('Against an instant endpoint (latency 0, no cap): perturbed samples (masked images sent and answered) per CPU-second of the job process (user + system, all its threads: masking, encoding, HTTP, parsing, solving), and per wall-clock second. 2 images per row, 50 segments requested.', '');
+  lines.push('Against an instant endpoint (latency 0, no cap): perturbed samples (masked images sent and answered) per CPU-second of the job process (user + system, all its threads: masking, encoding, HTTP, parsing, solving), and per wall-clock second. 2 images per row, 50 segments requested. The job runs Kernel SHAP alone (`estimator: "kernel"`), whose solve is a small share of this, so the table measures the pipeline; the default estimator\'s solve costs more CPU per call than all of it (the saturation table above).', '');
   lines.push(`Median of ${REPEATS} runs, range in brackets.`, '');
   lines.push('| image | payload | samples per CPU-second | samples per second | goal |', '| --- | --- | ---: | ---: | --- |');
   for (const runs of cost) {
@@ -204,7 +204,7 @@ async function main(): Promise<void> {
   const cores = await runCores(work);
   lines.push('## Client throughput with cores (worker threads)', '');
   lines.push(
-    `Segmentation, masking and the SHAP solve run on \`cpu_workers\` worker threads. Against an instant endpoint, 6 photos of 1024×768 with 100 segments and 400 samples each (NPY): perturbed samples per second of the whole job, with 1, 2 and all ${os.availableParallelism()} cores for those stages. The endpoint process shares the machine. One run.`,
+    `Segmentation, masking and the SHAP solve run on \`cpu_workers\` worker threads. Against an instant endpoint, 6 photos of 1024×768 with 100 segments and 400 samples each (NPY, the default estimator): perturbed samples per second of the whole job, with 1, 2 and all ${os.availableParallelism()} cores for those stages. The endpoint process shares the machine. One run.`,
     '',
   );
   lines.push('| cpu_workers | samples per second | ÷ 1 worker |', '| ---: | ---: | ---: |');
@@ -215,7 +215,7 @@ async function main(): Promise<void> {
   process.stderr.write('batching …\n');
   const batching = await repeat(REPEATS, () => runBatching(work));
   lines.push('## NPY batching', '');
-  lines.push('An endpoint that costs 20 ms per request plus 0.5 ms per image and serves 4 requests at once; the job sends (N, H, W, 3) NPY batches (96×96 images).', '');
+  lines.push('An endpoint that costs 20 ms per request plus 0.5 ms per image and serves 4 requests at once; the job sends (N, H, W, 3) NPY batches (96×96 images) and runs Kernel SHAP alone (`estimator: "kernel"`), so that the transport, not the solve, is measured.', '');
   lines.push(`Median of ${REPEATS} runs, range in brackets.`, '');
   lines.push('| batch size | calls (images) per second | requests per second | calls ÷ batch-1 calls |', '| ---: | ---: | ---: | ---: |');
   const single = median(batching[0]!.map((x) => x.callsPerSecond));

@@ -48,6 +48,13 @@ async function writeImages(dir: string, count: number, width: number, height: nu
   }
 }
 
+/**
+ * Which estimator a measured job runs: the default (tree-adjusted), whose forests and regressions
+ * cost CPU per image wherever the answers vary, or Kernel SHAP alone, whose solve is a small
+ * share of the client's work, for the tables that measure the pipeline or the transport.
+ */
+export type Estimator = 'default' | 'kernel';
+
 interface JobMeasure {
   readonly calls: number;
   readonly requests: number;
@@ -60,7 +67,7 @@ interface JobMeasure {
 async function measureJob(
   endpoint: Endpoint,
   dataset: string,
-  options: { contentType: ContentType; concurrency: number; samples: number; segments: number; batch?: number; mode?: 'adaptive' | 'fixed'; cpuWorkers?: number; estimator?: 'kernel' },
+  options: { contentType: ContentType; concurrency: number; samples: number; segments: number; batch?: number; mode?: 'adaptive' | 'fixed'; cpuWorkers?: number; estimator: Estimator },
 ): Promise<JobMeasure> {
   const config = validateConfig({
     dataset_type: 'application/x-image',
@@ -73,7 +80,7 @@ async function measureJob(
       report_max_images: 0,
       batch_size: options.batch ?? 1,
       ...(options.cpuWorkers ? { cpu_workers: options.cpuWorkers } : {}),
-      ...(options.estimator ? { estimator: options.estimator } : {}),
+      ...(options.estimator === 'kernel' ? { estimator: 'kernel' as const } : {}),
     },
   });
   // A subfolder, so that the staging folder the job makes beside it goes with it.
@@ -93,7 +100,7 @@ export interface SaturationRow {
   readonly latencyMs: number;
   readonly cap: number;
   /** The job's default estimator, or Kernel SHAP alone (the same calls, less CPU per image). */
-  readonly estimator: 'default' | 'kernel';
+  readonly estimator: Estimator;
   readonly capacity: number;
   readonly achieved: number;
   readonly ratio: number;
@@ -116,7 +123,7 @@ export async function runSaturation(work: string): Promise<SaturationRow[]> {
       // About 4 s of calls at capacity, spread over the 12 images.
       const samples = Math.max(50, Math.round((capacity * 4) / 12));
       for (const estimator of ['default', 'kernel'] as const) {
-        const m = await measureJob(endpoint, dataset, { contentType: 'application/x-npy', concurrency: cap, samples, segments: 30, ...(estimator === 'kernel' ? { estimator } : {}) });
+        const m = await measureJob(endpoint, dataset, { contentType: 'application/x-npy', concurrency: cap, samples, segments: 30, estimator });
         const achieved = m.requests / m.seconds;
         rows.push({ latencyMs, cap, estimator, capacity, achieved, ratio: achieved / capacity, cpuSecondsPerCall: m.cpuSeconds / m.calls });
       }
@@ -141,7 +148,7 @@ export async function runClientCost(work: string): Promise<ClientCostRow[]> {
     const dataset = path.join(work, `cost-${width}x${height}`);
     await writeImages(dataset, 2, width, height);
     for (const contentType of ['image/jpeg', 'image/png', 'application/x-npy'] as const) {
-      const m = await measureJob(endpoint, dataset, { contentType, concurrency: 16, samples: width === 224 ? 1500 : 400, segments: 50 });
+      const m = await measureJob(endpoint, dataset, { contentType, concurrency: 16, samples: width === 224 ? 1500 : 400, segments: 50, estimator: 'kernel' });
       rows.push({ size: `${width}×${height}`, contentType, samplesPerCpuSecond: m.calls / m.cpuSeconds, samplesPerSecond: m.calls / m.seconds });
     }
   }
@@ -166,7 +173,7 @@ export async function runCores(work: string): Promise<CoresRow[]> {
   const all = os.availableParallelism();
   const rows: CoresRow[] = [];
   for (const workers of [...new Set([1, 2, all])]) {
-    const m = await measureJob(endpoint, dataset, { contentType: 'application/x-npy', concurrency: 16, samples: 400, segments: 100, cpuWorkers: workers });
+    const m = await measureJob(endpoint, dataset, { contentType: 'application/x-npy', concurrency: 16, samples: 400, segments: 100, cpuWorkers: workers, estimator: 'default' });
     rows.push({ workers, samplesPerSecond: m.calls / m.seconds });
   }
   await endpoint.stop();
@@ -186,7 +193,7 @@ export async function runBatching(work: string): Promise<BatchRow[]> {
   const rows: BatchRow[] = [];
   for (const batch of [1, 8, 32]) {
     const endpoint = await startLatencyServer(0, 4, 20, 0.5);
-    const m = await measureJob(endpoint, dataset, { contentType: 'application/x-npy', concurrency: 4, samples: batch === 1 ? 150 : 600, segments: 30, batch });
+    const m = await measureJob(endpoint, dataset, { contentType: 'application/x-npy', concurrency: 4, samples: batch === 1 ? 150 : 600, segments: 30, batch, estimator: 'kernel' });
     await endpoint.stop();
     rows.push({ batch, callsPerSecond: m.calls / m.seconds, requestsPerSecond: m.requests / m.seconds });
   }
@@ -225,7 +232,7 @@ export async function runAdaptive(work: string): Promise<AdaptiveRow[]> {
       const capacity = (cap * 1000) / latencyMs;
       // About 8 s of calls at capacity, spread over the 12 images.
       const samples = Math.max(30, Math.round((capacity * 8) / 12));
-      const m = await measureJob(endpoint, dataset, { contentType: 'application/x-npy', concurrency: maxConcurrency, samples, segments: 30, mode });
+      const m = await measureJob(endpoint, dataset, { contentType: 'application/x-npy', concurrency: maxConcurrency, samples, segments: 30, mode, estimator: 'kernel' });
       const counts = (await (await fetch(endpoint.url)).json()) as { served: number; throttled: number };
       await endpoint.stop();
       const achieved = m.requests / m.seconds;
