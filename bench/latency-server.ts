@@ -35,12 +35,10 @@ function answerFor(body: Buffer, from: number, to: number): { prediction: number
   return { prediction: exps.map((e) => e / total) };
 }
 
-/** One answer per image in the body: an .npy (H, W, 3) or (N, H, W, 3) array, or one encoded image. */
-function answersFor(body: Buffer): { prediction: number[] }[] {
+/** One answer per image in the body (`n`, from `imagesIn`): an .npy (H, W, 3) or (N, H, W, 3) array, or one encoded image. */
+function answersFor(body: Buffer, n: number): { prediction: number[] }[] {
   if (body[0] !== 0x93) return [answerFor(body, 0, body.length)];
-  const headerLength = body.readUInt16LE(8);
-  const data = 10 + headerLength;
-  const n = imagesIn(body);
+  const data = 10 + body.readUInt16LE(8);
   const perImage = Math.floor((body.length - data) / n);
   return Array.from({ length: n }, (_, k) => answerFor(body, data + k * perImage, data + (k + 1) * perImage));
 }
@@ -71,7 +69,7 @@ const server = http.createServer((req, res) => {
       setTimeout(() => {
         active -= 1;
         served += n;
-        const answers = answersFor(request);
+        const answers = answersFor(request, n);
         const body = n > 1 ? JSON.stringify(answers) : JSON.stringify(answers[0]);
         res.writeHead(200, { 'Content-Type': 'application/json' }).end(body);
         waiting.shift()?.();
