@@ -13,7 +13,7 @@ import { type AccuracyResult, runAccuracy } from './accuracy.js';
 import { MISSED_GOALS_HEADING, estimatorSection, runEstimators } from './estimators.js';
 import { runLargeImages, runMemory } from './memory.js';
 import { runSoak } from './soak.js';
-import { runSolveCost } from './solve-cost.js';
+import { REFERENCE_SECONDS_AT_FIT, REFERENCE_WORKLOAD, runReferenceWorkload, runSolveCost } from './solve-cost.js';
 import { type ClientCostRow, runAdaptive, runBatching, runClientCost, runCores, runSaturation, type SaturationRow } from './throughput.js';
 
 const exp = (v: number): string => v.toExponential(2);
@@ -94,6 +94,11 @@ async function main(): Promise<void> {
   lines.push('# Benchmarks', '');
   lines.push(`Written by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}: ${os.cpus().length} × ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}.`, '');
   lines.push('Every figure is measured in one run of `npm run bench`; results are ratios or errors, not wall-clock limits.', '');
+  // How fast the machine is, at the start and (filled in below) at the end of the run.
+  process.stderr.write('reference workload …\n');
+  const referenceAtStart = await runReferenceWorkload();
+  const referenceLine = lines.push('') - 1;
+  lines.push('');
 
   process.stderr.write('accuracy per call …\n');
   const accuracy = await runAccuracy(20, DEFAULT_SIZE_SAMPLING);
@@ -138,6 +143,11 @@ async function main(): Promise<void> {
     lines.push(`| ${row.segments} | ${row.calls} | ${row.estimatedSeconds.toFixed(1)} | ${row.measuredSeconds.toFixed(1)} | ${row.samplingSeconds.toFixed(1)} | ${(row.measuredSeconds / row.estimatedSeconds).toFixed(2)} |`);
   }
   lines.push('');
+  const ratios = solveCost.map((row) => row.measuredSeconds / row.estimatedSeconds);
+  lines.push(
+    `Measured ÷ estimated: ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}. The estimate was fit on an idle machine (2026-12-01: 0.93–1.13 from 2,048 calls up), on which the reference workload took ${REFERENCE_SECONDS_AT_FIT.toFixed(2)} s; in this run it took ${referenceAtStart.toFixed(2)} s at the start (${(referenceAtStart / REFERENCE_SECONDS_AT_FIT).toFixed(2)}×), so ratios near that are the estimate holding at this machine's speed.`,
+    '',
+  );
   const work = await mkdtemp(path.join(os.tmpdir(), 'clarify-bench-'));
   const goal = (met: boolean): string => (met ? 'met' : '**missed**');
 
@@ -278,8 +288,14 @@ async function main(): Promise<void> {
   if (estimators.includes(`### ${MISSED_GOALS_HEADING}`)) {
     lines.push(`- **Issue #13's estimator goals:** see "${MISSED_GOALS_HEADING}" in the estimators' section above.`);
   }
+  const referenceAtEnd = await runReferenceWorkload();
+  const atFit = (seconds: number): string => `${(seconds / REFERENCE_SECONDS_AT_FIT).toFixed(2)}×`;
+  lines[referenceLine] =
+    `Reference workload (bench/solve-cost.ts: one image's guided sampling and tree-adjusted solve, ${REFERENCE_WORKLOAD.segments} segments, ${REFERENCE_WORKLOAD.calls} calls, 3 labels; median of 3): ` +
+    `${referenceAtStart.toFixed(2)} s of CPU at the start of this run and ${referenceAtEnd.toFixed(2)} s at its end, ${atFit(referenceAtStart)} and ${atFit(referenceAtEnd)} its ${REFERENCE_SECONDS_AT_FIT.toFixed(2)} s on the idle machine the up-front CPU estimate was fit on (2026-12-01). ` +
+    'Figures in seconds or per CPU-second scale with it from run to run; ratios within one run do not.';
   lines.push(
-    '- **Throughput figures depend on the day.** On 2026-11-29 this machine kind ran about 3.5× slower than on 2026-11-25. The code as it was before that day\'s changes, measured the same day with the same benchmark, reached 254 (JPEG) and 1163 (NPY) samples per CPU-second at 224×224. On 2026-11-25 it recorded 722 and 4209. Compare ratios within one run, not absolute figures across runs.',
+    `- **Throughput figures depend on the machine and its load.** This run's reference workload (top of this file) took ${atFit(referenceAtStart)}–${atFit(referenceAtEnd)} its time on an idle machine; on 2026-11-29 this machine kind ran about 3.5× slower than on 2026-11-25. Compare ratios within one run, and absolute figures across runs only beside their reference workloads.`,
   );
   lines.push(
     saturationAccount(saturation),

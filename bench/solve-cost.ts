@@ -45,25 +45,44 @@ function labelGame(m: number, seed: number): (mask: Uint8Array) => Float64Array 
     });
 }
 
+/** One image's guided sampling and solve, as the job does them (the game's answers cost next to nothing): CPU seconds of this process. */
+async function timeOneImage(m: number, calls: number): Promise<{ samplingSeconds: number; measuredSeconds: number }> {
+  const game = labelGame(m, m);
+  const full = game(new Uint8Array(m).fill(1));
+  const options: SolveOptions = { estimator: 'tree-adjusted', seed: 1, adjusted: Array.from({ length: ADJUSTED_OUTPUTS }, (_, o) => o) };
+  const started = process.cpuUsage();
+  const { design, values, empty } = await evaluateCoalitions({ players: m, budget: calls - 2, random: seededRandom(1), full, solveOptions: options, cpu: inlineStages, evaluate: async (mask) => game(mask) });
+  const sampled = process.cpuUsage(started);
+  solveShapley(design, values, full, empty, options);
+  const used = process.cpuUsage(started);
+  return { samplingSeconds: (sampled.user + sampled.system) / 1e6, measuredSeconds: (used.user + used.system) / 1e6 };
+}
+
 export async function runSolveCost(): Promise<SolveCostRow[]> {
   const rows: SolveCostRow[] = [];
   for (const [m, calls] of CASES) {
-    const game = labelGame(m, m);
-    const full = game(new Uint8Array(m).fill(1));
-    const options: SolveOptions = { estimator: 'tree-adjusted', seed: 1, adjusted: Array.from({ length: ADJUSTED_OUTPUTS }, (_, o) => o) };
-    // As the job does it: coalitions sampled in guided rounds (the game's answers cost next to nothing), then the solve.
-    const started = process.cpuUsage();
-    const { design, values, empty } = await evaluateCoalitions({ players: m, budget: calls - 2, random: seededRandom(1), full, solveOptions: options, cpu: inlineStages, evaluate: async (mask) => game(mask) });
-    const sampled = process.cpuUsage(started);
-    solveShapley(design, values, full, empty, options);
-    const used = process.cpuUsage(started);
-    rows.push({
-      segments: m,
-      calls,
-      estimatedSeconds: treeAdjustedSeconds(calls, m, ADJUSTED_OUTPUTS),
-      samplingSeconds: (sampled.user + sampled.system) / 1e6,
-      measuredSeconds: (used.user + used.system) / 1e6,
-    });
+    rows.push({ segments: m, calls, estimatedSeconds: treeAdjustedSeconds(calls, m, ADJUSTED_OUTPUTS), ...(await timeOneImage(m, calls)) });
   }
   return rows;
+}
+
+/** The reference workload: one image's guided sampling and solve at these segments and calls, as `runSolveCost` times them. */
+export const REFERENCE_WORKLOAD = { segments: 16, calls: 1024 } as const;
+
+/**
+ * What the reference workload took (median of 3, CPU seconds; three such medians read 3.05–3.35)
+ * on the idle machine that `treeAdjustedSeconds` was fit on, 2026-12-01: a run whose workload
+ * takes r times this ran its CPU-bound figures about r times slower, so its measured ÷ estimated
+ * should sit near r.
+ */
+export const REFERENCE_SECONDS_AT_FIT = 3.1;
+
+/**
+ * CPU seconds of the reference workload, median of `times` runs: how fast this machine is at this
+ * moment, so that figures in seconds or per CPU-second compare across runs.
+ */
+export async function runReferenceWorkload(times = 3): Promise<number> {
+  const seconds: number[] = [];
+  for (let t = 0; t < times; t++) seconds.push((await timeOneImage(REFERENCE_WORKLOAD.segments, REFERENCE_WORKLOAD.calls)).measuredSeconds);
+  return seconds.sort((a, b) => a - b)[times >> 1]!;
 }

@@ -254,7 +254,7 @@ export const MAX_SOLVER_WORK = 5e9;
  * The tree-adjusted estimator's surrogates cost more than the least-squares fit (forests and
  * regressions with odd terms for each of the top outputs, and the forests that guide its
  * sampling): at most this many seconds of one core per image, estimated by `treeAdjustedSeconds`.
- * The benchmark's largest case, 10,000 calls over 100 segments, takes about 70 s for its 3 labels;
+ * The benchmark's largest case, 10,000 calls over 100 segments, takes about 110 s for its 3 labels;
  * past a few minutes the estimator, not the endpoint, would set the job's pace.
  */
 export const MAX_TREE_ADJUSTED_SECONDS = 300;

@@ -92,25 +92,27 @@ export function precisionFloor(phi: ArrayLike<number>): number {
  * is the forests (30 trees, fit 11 times, each about n·M·log₂ n, n the calls) and the regressions with odd terms (rows of M plus K terms,
  * K = the Fourier terms the calls allow, at most `MAX_ODD_TERMS`: about n·(M + K)² for the normal
  * equations and n·(M + K) for the rows themselves; the Fourier screening's trees and spectra are
- * a few per cent beside them). The coefficients were fit to 23 timings of one output of
- * `solveShapley` at M = 16–1,000 and 1,000–60,000 calls on a 2-core machine, on games whose
- * answers do not saturate (where they do, the trees stop early: 1.4–1.7× less at M = 200–1,000):
- * the forests' share took 0.78–1.47× its term, the whole solve 0.79–1.49× the estimate, except
- * the smallest (1,000 calls over 16 segments: 0.95 s, 2.0×). Those timings and the benchmark run
- * of 2026-12-01 share one machine; the one before it did the same solves about 1.5× slower, so a
- * slow core may take that much more than the estimate. The guided sampling before the solve
- * (guided-sampling.ts: a forest per output in each of its 3 rounds, fit to part of the calls, and
- * the spread of its trees on the proposals) adds a quarter of the forests' term, unless `guided` is
- * false (`clarify_images.guided_sampling`): measured, it took
- * 0.09–0.18× the solve at 16–100 segments and 2,080–10,000 calls. BENCHMARKS.md compares a few
- * with the estimate, sampling and solve together, in each run.
+ * a few per cent beside them). The guided sampling before the solve (guided-sampling.ts: a forest
+ * per output in each of its 3 rounds, fit to part of the calls, and the spread of its trees on the
+ * proposals) adds a quarter of the forests' term, unless `guided` is false
+ * (`clarify_images.guided_sampling`). The forests' and the rows' coefficients were fit on
+ * 2026-12-01 to 17 timings of one image's guided sampling and solve (3 outputs of a game whose
+ * answers never saturate, so that every tree grows fully: the costliest case; bench/solve-cost.ts)
+ * at M = 15–200 and 256–20,000 calls, on an idle 2-core machine: from 2,048 calls up each took
+ * 0.93–1.13× the estimate (the most at 20,000 calls over 16 segments, where the guided sampling
+ * took 14 % of it). Below that a fixed cost the terms leave out (about 1 s per image)
+ * dominates: 1.6× the estimate at 1,024 calls, 7× at 256, seconds either way, far below the bound.
+ * The normal equations' coefficient is kept from the earlier fit to 23 timings at M = 16–1,000
+ * and up to 60,000 calls, the only budgets where that term leads. On other days the benchmark's
+ * machine ran the same solves up to 1.5× slower, so a slow or busy core may take that much more
+ * (BENCHMARKS.md compares the estimate with the measured cost in each run).
  */
 export function treeAdjustedSeconds(calls: number, segments: number, outputs: number, guided = true): number {
   if (!forestsAnswer(calls, segments)) return 0;
   const fourierTerms = Math.min(MAX_ODD_TERMS, Math.max(0, Math.ceil(calls / CALLS_PER_FOURIER_TERM) - segments));
   const columns = segments + fourierTerms;
-  const forests = 1.13e-6 * calls * segments * Math.log2(calls);
-  const regressions = 1.81e-9 * calls * columns ** 2 + 2.72e-6 * calls * columns;
+  const forests = 1.22e-6 * calls * segments * Math.log2(calls);
+  const regressions = 1.81e-9 * calls * columns ** 2 + 4.84e-6 * calls * columns;
   const guide = guided ? 0.25 * forests : 0;
   return outputs * (forests + regressions + guide);
 }
