@@ -154,27 +154,33 @@ describe('regression trees over coalitions', () => {
     // Player 5 is the root's split, in 70 % of rows. Where it is in, players 0, 1 and 2 always come
     // together; where it is out, they do not. So the larger child's split is one of 0, 1 and 2,
     // whose sums there are the root's minus the other child's: different sums, the same rows, and
-    // (targets of any precision) the same gain to the last bit.
+    // (targets of any precision) the same gain to the last bit. Summed as plain floats instead,
+    // the three differences differ in their last bits on 15 of 40 such datasets (checked
+    // 2026-12-01), and one player wins every time: ten datasets tell the two apart.
     const m = 6;
-    const random = seededRandom(9);
     const n = 300;
-    const rows = new Uint8Array(n * m);
-    const targets = new Float64Array(n);
-    for (let r = 0; r < n; r++) {
-      const root = random() < 0.7 ? 1 : 0;
-      const together = random() < 0.5 ? 1 : 0;
-      for (let f = 0; f < 5; f++) rows[r * m + f] = root && f < 3 ? together : random() < 0.5 ? 1 : 0;
-      rows[r * m + 5] = root;
-      targets[r] = 10 * root + 2 * rows[r * m]! * rows[r * m + 1]! * rows[r * m + 2]! + 0.5 * rows[r * m + 3]! * rows[r * m + 4]! + 0.1 * random();
+    const pooled = new Map<number, number>();
+    for (let data = 0; data < 10; data++) {
+      const random = seededRandom(100 + data);
+      const rows = new Uint8Array(n * m);
+      const targets = new Float64Array(n);
+      for (let r = 0; r < n; r++) {
+        const root = random() < 0.7 ? 1 : 0;
+        const together = random() < 0.5 ? 1 : 0;
+        for (let f = 0; f < 5; f++) rows[r * m + f] = root && f < 3 ? together : random() < 0.5 ? 1 : 0;
+        rows[r * m + 5] = root;
+        targets[r] = 10 * root + 2 * rows[r * m]! * rows[r * m + 1]! * rows[r * m + 2]! + 0.5 * rows[r * m + 3]! * rows[r * m + 4]! + 0.1 * random();
+      }
+      const splits = new Map<number, number>();
+      for (let seed = 0; seed < 30; seed++) {
+        const tree = fitTree({ players: m, rows, targets }, new Float64Array(n).fill(1), seededRandom(seed));
+        assert.equal(tree.feature, 5);
+        splits.set(tree.in!.feature, (splits.get(tree.in!.feature) ?? 0) + 1);
+        pooled.set(tree.in!.feature, (pooled.get(tree.in!.feature) ?? 0) + 1);
+      }
+      assert.deepEqual([...splits.keys()].sort(), [0, 1, 2], `dataset ${data}: ${[...splits]}`);
     }
-    const splits = new Map<number, number>();
-    for (let seed = 0; seed < 60; seed++) {
-      const tree = fitTree({ players: m, rows, targets }, new Float64Array(n).fill(1), seededRandom(seed));
-      assert.equal(tree.feature, 5);
-      splits.set(tree.in!.feature, (splits.get(tree.in!.feature) ?? 0) + 1);
-    }
-    assert.deepEqual([...splits.keys()].sort(), [0, 1, 2]);
-    for (const count of splits.values()) assert.ok(count >= 10, `each of the three about a third of the time: ${[...splits]}`);
+    for (const count of pooled.values()) assert.ok(count >= 75, `each of the three about a third of the time: ${[...pooled]}`);
   });
 
   it('a tree keeps minSamplesLeaf rows in every leaf, and splits down to single rows without it', () => {
