@@ -13,7 +13,7 @@ import { type AccuracyResult, runAccuracy } from './accuracy.js';
 import { MISSED_GOALS_HEADING, estimatorSection, runEstimators } from './estimators.js';
 import { runLargeImages, runMemory } from './memory.js';
 import { runSoak } from './soak.js';
-import { REFERENCE_SECONDS_AT_FIT, REFERENCE_WORKLOAD, runReferenceWorkload, runSolveCost } from './solve-cost.js';
+import { FIT_RATIOS, REFERENCE_SECONDS_AT_FIT, REFERENCE_WORKLOAD, runReferenceWorkload, runSolveCost } from './solve-cost.js';
 import { type ClientCostRow, runAdaptive, runBatching, runClientCost, runCores, runSaturation, type SaturationRow } from './throughput.js';
 
 const exp = (v: number): string => v.toExponential(2);
@@ -99,6 +99,7 @@ async function main(): Promise<void> {
   const referenceAtStart = await runReferenceWorkload();
   const referenceLine = lines.push('') - 1;
   lines.push('');
+  const atFit = (seconds: number): string => `${(seconds / REFERENCE_SECONDS_AT_FIT).toFixed(2)}×`;
 
   process.stderr.write('accuracy per call …\n');
   const accuracy = await runAccuracy(20, DEFAULT_SIZE_SAMPLING);
@@ -145,7 +146,7 @@ async function main(): Promise<void> {
   lines.push('');
   const ratios = solveCost.map((row) => row.measuredSeconds / row.estimatedSeconds);
   lines.push(
-    `Measured ÷ estimated: ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}. The estimate was fit on an idle machine (2026-12-01: 0.93–1.13 from 2,048 calls up), on which the reference workload took ${REFERENCE_SECONDS_AT_FIT.toFixed(2)} s; in this run it took ${referenceAtStart.toFixed(2)} s at the start (${(referenceAtStart / REFERENCE_SECONDS_AT_FIT).toFixed(2)}×), so ratios near that are the estimate holding at this machine's speed.`,
+    `Measured ÷ estimated: ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}. The estimate was fit on an idle machine (2026-12-01: ${FIT_RATIOS} from 2,048 calls up), on which the reference workload took ${REFERENCE_SECONDS_AT_FIT.toFixed(2)} s; in this run it took ${referenceAtStart.toFixed(2)} s at the start (${atFit(referenceAtStart)}), so ratios near that are the estimate holding at this machine's speed.`,
     '',
   );
   const work = await mkdtemp(path.join(os.tmpdir(), 'clarify-bench-'));
@@ -289,7 +290,6 @@ async function main(): Promise<void> {
     lines.push(`- **Issue #13's estimator goals:** see "${MISSED_GOALS_HEADING}" in the estimators' section above.`);
   }
   const referenceAtEnd = await runReferenceWorkload();
-  const atFit = (seconds: number): string => `${(seconds / REFERENCE_SECONDS_AT_FIT).toFixed(2)}×`;
   lines[referenceLine] =
     `Reference workload (bench/solve-cost.ts: one image's guided sampling and tree-adjusted solve, ${REFERENCE_WORKLOAD.segments} segments, ${REFERENCE_WORKLOAD.calls} calls, 3 labels; median of 3): ` +
     `${referenceAtStart.toFixed(2)} s of CPU at the start of this run and ${referenceAtEnd.toFixed(2)} s at its end, ${atFit(referenceAtStart)} and ${atFit(referenceAtEnd)} its ${REFERENCE_SECONDS_AT_FIT.toFixed(2)} s on the idle machine the up-front CPU estimate was fit on (2026-12-01). ` +

@@ -77,6 +77,9 @@ export const REFERENCE_WORKLOAD = { segments: 16, calls: 1024 } as const;
  */
 export const REFERENCE_SECONDS_AT_FIT = 3.1;
 
+/** Measured ÷ estimated from 2,048 calls up on that machine, that day (src/explain/tree-adjusted.ts says how the fit was made). */
+export const FIT_RATIOS = '0.93–1.13';
+
 /**
  * CPU seconds of the reference workload, median of `times` runs: how fast this machine is at this
  * moment, so that figures in seconds or per CPU-second compare across runs.
