@@ -5,7 +5,8 @@ import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { decodeImage } from '../src/image/decode.js';
 import { encodeNpy } from '../src/image/npy.js';
-import { EXPRESSION_LABELS, loadModel } from '../src/serve/face-models.js';
+import { EXPRESSION_LABELS, loadModel, type ModelDetection } from '../src/serve/face-models.js';
+import { loadModelThreads } from '../src/serve/model-threads.js';
 import { answerType, type RunningModelServer, startModelServer } from '../src/serve/server.js';
 
 const examples = fileURLToPath(new URL('../../examples/images/', import.meta.url));
@@ -91,5 +92,41 @@ describe('bundled model server (real pretrained weights, offline)', () => {
     assert.equal(corrupt.status, 400);
     const accept = await post(classifier.url, face, { 'Content-Type': 'image/jpeg', Accept: 'image/jpeg' });
     assert.equal(accept.status, 406);
+  });
+
+  it('on worker threads, a model answers what it answers on the calling thread, several images at once', async () => {
+    const image = await decodeImage(astronaut, { maxPixels: 1e8 });
+    // The left half grayed: the face is partly masked, as in the job's coalitions.
+    const masked = Uint8Array.from(image.data);
+    for (let y = 0; y < image.height; y++) masked.fill(128, y * image.width * 3, (y * image.width + image.width / 2) * 3);
+    const inputs = [image, { ...image, data: masked }];
+    const [here, threaded] = await Promise.all([loadModel('face-detector'), loadModelThreads('face-detector', 2)]);
+    try {
+      assert.equal(threaded.concurrency, 2);
+      assert.equal(here.kind, 'detection');
+      assert.equal(threaded.kind, 'detection');
+      if (here.kind !== 'detection' || threaded.kind !== 'detection') return;
+      const expected: ModelDetection[][] = [];
+      for (const input of inputs) expected.push(await here.detect(input));
+      assert.notDeepEqual(expected[0], expected[1], 'masking changes the answer');
+      // Four requests at once through a server on the threads: each answer is the calling thread's.
+      const server = await startModelServer({ model: threaded, port: 0 });
+      try {
+        const bodies = await Promise.all([0, 1, 0, 1].map((i) => post(server.url, encodeNpy(inputs[i]!.data, [image.height, image.width, 3]), { 'Content-Type': 'application/x-npy', Accept: 'application/json' })));
+        bodies.forEach((body, k) => {
+          assert.equal(body.status, 200);
+          const rows = (JSON.parse(body.body.toString()) as { prediction: number[][] }).prediction;
+          const want = expected[k % 2]!;
+          assert.equal(rows.length, want.length);
+          rows.forEach((row, r) => assert.deepEqual(row, [want[r]!.classIndex, want[r]!.score, want[r]!.box.x0, want[r]!.box.y0, want[r]!.box.x1, want[r]!.box.y1]));
+        });
+        assert.equal(server.invocations(), 4);
+      } finally {
+        await server.close();
+      }
+    } finally {
+      await threaded.close();
+    }
+    await assert.rejects(threaded.detect(image), 'closed: its threads are gone');
   });
 });

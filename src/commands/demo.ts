@@ -5,9 +5,10 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { defaultWorkerCount } from '../compute/stages.js';
 import { validateConfig } from '../config/config.js';
 import { runJob } from '../job.js';
-import { loadModel } from '../serve/face-models.js';
+import { loadModelThreads } from '../serve/model-threads.js';
 import { startModelServer } from '../serve/server.js';
 import { type Command, EXIT_FAILURES, EXIT_OK, optionalString } from './command.js';
 import { printSummary } from './run.js';
@@ -36,7 +37,8 @@ examples/demo/, and prints where report.html and report.pdf are.`,
     const started = Date.now();
     let exit = EXIT_OK;
     for (const run of RUNS) {
-      const model = await loadModel(run.model);
+      // The model on its own threads, one per core: it runs beside the job rather than stopping its event loop.
+      const model = await loadModelThreads(run.model, defaultWorkerCount());
       const server = await startModelServer({ model, port: 0 });
       try {
         const raw = JSON.parse(await readFile(path.join(examplesDir, run.config), 'utf8')) as { clarify_images?: Record<string, unknown> };
@@ -51,6 +53,7 @@ examples/demo/, and prints where report.html and report.pdf are.`,
         if (result.exitCode !== 0) exit = EXIT_FAILURES;
       } finally {
         await server.close();
+        await model.close();
       }
     }
     io.out(`\ndemo finished in ${((Date.now() - started) / 1000).toFixed(1)} s; open ${path.join(output, 'classification', 'report.html')} and ${path.join(output, 'detection', 'report.html')}`);

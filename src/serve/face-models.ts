@@ -3,10 +3,10 @@
  * @vladmandic/face-api npm package (MIT), run on TensorFlow.js's WebAssembly backend (its .wasm
  * ships in @tensorflow/tfjs-backend-wasm). Nothing is downloaded at run time.
  *
- * - face-detector: the tiny face detector (YOLOv2-style, 416×416 input). Measured on 2 cores:
- *   38 ms per 512×512 image, vs 205 ms for SSD-MobileNet-v1 at the same face score (0.975 vs
- *   0.979), so the tiny one serves the demo.
- * - face-expression: the face-expression classifier (7 classes) on a face crop, 5.5 ms per call.
+ * - face-detector: the tiny face detector (YOLOv2-style, 416×416 input). Measured on one core
+ *   (2026-12-02): 115–135 ms per 512×512 image, a quarter of SSD-MobileNet-v1's time at the same
+ *   face score (0.975 vs 0.973), so the tiny one serves the demo.
+ * - face-expression: the face-expression classifier (7 classes) on a face crop, 17–20 ms per call.
  */
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -42,6 +42,18 @@ function isModuleNotFound(error: unknown): error is Error & { code: string } {
   return code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
 }
 
+/** Throws ModelsNotInstalledError unless every model package resolves from here (before threads load them). */
+export function assertModelPackages(): void {
+  for (const name of ['@tensorflow/tfjs', '@tensorflow/tfjs-backend-wasm', '@vladmandic/face-api/dist/face-api.node-wasm.js']) {
+    try {
+      require.resolve(name);
+    } catch (error) {
+      if (isModuleNotFound(error)) throw new ModelsNotInstalledError(name.split('/').slice(0, 2).join('/'));
+      throw error;
+    }
+  }
+}
+
 /** Loads a model package, turning "not installed" into an error that says what to install. */
 async function loadPackage<T>(name: string, load: () => Promise<T>): Promise<T> {
   try {
@@ -63,9 +75,18 @@ export interface ModelDetection {
   readonly box: { x0: number; y0: number; x1: number; y1: number };
 }
 
+interface ServedModelBase {
+  readonly name: string;
+  readonly labels: readonly string[];
+  /** Images it runs at once: one per thread that holds the model. */
+  readonly concurrency: number;
+  /** Ends the threads that hold it (nothing for a model on the calling thread). */
+  close(): Promise<void>;
+}
+
 export type ServedModel =
-  | { readonly name: string; readonly kind: 'classification'; readonly labels: readonly string[]; classify(image: RgbImage): Promise<number[]> }
-  | { readonly name: string; readonly kind: 'detection'; readonly labels: readonly string[]; detect(image: RgbImage): Promise<ModelDetection[]> };
+  | (ServedModelBase & { readonly kind: 'classification'; classify(image: RgbImage): Promise<number[]> })
+  | (ServedModelBase & { readonly kind: 'detection'; detect(image: RgbImage): Promise<ModelDetection[]> });
 
 export const MODEL_NAMES = ['face-detector', 'face-expression'] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
@@ -102,9 +123,14 @@ function toTensor(tf: TfModule, image: RgbImage): Tf.Tensor3D {
 /** Low enough that weak, partly masked faces still answer (the matching rule needs them). */
 const DETECTOR_MIN_SCORE = 0.05;
 
+/**
+ * The model on the calling thread: each image blocks it while the model runs (tens of ms). The
+ * servers use loadModelThreads (model-threads.ts), which keeps their event loop free.
+ */
 export async function loadModel(name: ModelName): Promise<ServedModel> {
   const { tf, api } = await loadRuntime();
   const dir = modelDirectory();
+  const onThisThread = { concurrency: 1, close: async () => {} };
   if (name === 'face-detector') {
     await api.nets.tinyFaceDetector.loadFromDisk(dir);
     const options = new api.TinyFaceDetectorOptions({ inputSize: 416, scoreThreshold: DETECTOR_MIN_SCORE });
@@ -112,6 +138,7 @@ export async function loadModel(name: ModelName): Promise<ServedModel> {
       name,
       kind: 'detection',
       labels: DETECTOR_LABELS,
+      ...onThisThread,
       async detect(image) {
         const input = toTensor(tf, image);
         try {
@@ -138,6 +165,7 @@ export async function loadModel(name: ModelName): Promise<ServedModel> {
     name,
     kind: 'classification',
     labels: EXPRESSION_LABELS,
+    ...onThisThread,
     async classify(image) {
       const input = toTensor(tf, image);
       try {

@@ -98,8 +98,8 @@ export async function startModelServer(options: ModelServerOptions): Promise<Run
   const { model } = options;
   const style = options.style ?? 'clarify';
   const maxBody = options.maxBodyBytes ?? 64 * 1024 * 1024;
-  // TensorFlow.js runs one graph at a time; queue requests rather than interleave them.
-  const queue = pLimit(1);
+  // A copy of the model runs one image at a time; queue requests beyond its copies rather than interleave them.
+  const queue = pLimit(model.concurrency);
   let invocations = 0;
 
   const handle = async (req: http.IncomingMessage, body: Buffer): Promise<{ status: number; type: string; body: Buffer | string }> => {
