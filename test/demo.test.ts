@@ -5,6 +5,7 @@ import { before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { chromium } from 'playwright-core';
 import type { DetectionExplanationRecord, ExplanationRecord } from '../src/output/explanations.js';
+import type { AnalysisSummary } from '../src/output/records.js';
 import { CHROMIUM_ARGS, ensureChromium } from './support/chromium.js';
 import { runCli } from './support/cli.js';
 import { scratchDir } from './support/scratch-dir.js';
@@ -46,6 +47,12 @@ describe('npm run demo: a real classifier and a real detector, offline', () => {
     }
     assert.match(stdout, /report: .*classification\/report\.html/);
     assert.deepEqual((await readdir(out)).sort(), ['classification', 'detection'], 'no staging folder left beside them');
+    for (const kind of ['classification', 'detection']) {
+      // The default estimator, named as such in the summary and in the report's run facts.
+      const summary = JSON.parse(await readFile(path.join(out, kind, 'analysis.json'), 'utf8')) as AnalysisSummary;
+      assert.equal(summary.explanations?.estimator, 'tree-adjusted');
+      assert.match(await readFile(path.join(out, kind, 'report.html'), 'utf8'), /<th>SHAP<\/th><td>Tree-adjusted Kernel SHAP \(a random-forest surrogate for the top 3 labels or objects of each image, guided sampling;/);
+    }
     const classified = await records<ExplanationRecord>(path.join(out, 'classification'));
     assert.deepEqual(classified.map((r) => r.predicted_label), ['happy', 'neutral', 'sad']);
   });

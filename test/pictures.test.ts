@@ -11,7 +11,8 @@ import { before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { createRgbImage, type RgbImage } from '../src/image/rgb.js';
 import { heatmapTextLayer, pictureLayout, renderHeatmap, renderSegmentBoundaries, segmentAnchors } from '../src/output/heatmap.js';
-import { IMPORTANCE_SHOWN, type ReportFacts, type ReportImage, renderHtml, renderPdf } from '../src/output/report.js';
+import { type AnalysisConfig, validateConfig } from '../src/config/config.js';
+import { estimatorDescription, IMPORTANCE_SHOWN, type ReportFacts, type ReportImage, renderHtml, renderPdf } from '../src/output/report.js';
 import { slic } from '../src/segment/slic.js';
 import { runCli } from './support/cli.js';
 import { ensureAptPackage } from './support/debian.js';
@@ -137,6 +138,28 @@ describe('reports a person can read', () => {
       },
     ];
   };
+
+  it('the run facts name the estimator that solved the run, as the config resolved it', () => {
+    const given = (clarify: Record<string, unknown>): AnalysisConfig =>
+      validateConfig({
+        dataset_type: 'application/x-image',
+        methods: { shap: { num_samples: 300, image_config: { model_type: 'IMAGE_CLASSIFICATION', num_segments: 20 } } },
+        predictor: { content_type: 'image/jpeg', probability: 'prediction', label_headers: ['a', 'b'] },
+        clarify_images: { endpoint_url: 'http://127.0.0.1:1', ...clarify },
+      });
+    assert.match(estimatorDescription(given({})), /^Tree-adjusted Kernel SHAP \(a random-forest surrogate for the top 3 labels or objects of each image, guided sampling; Kernel SHAP alone/);
+    assert.doesNotMatch(estimatorDescription(given({ guided_sampling: false })), /guided/);
+    assert.equal(estimatorDescription(given({ estimator: 'kernel' })), 'Kernel SHAP');
+    // Where the default yields to Kernel SHAP (too much CPU per image), the run facts say Kernel SHAP.
+    const large = validateConfig({
+      dataset_type: 'application/x-image',
+      methods: { shap: { num_samples: 30_000, image_config: { model_type: 'IMAGE_CLASSIFICATION', num_segments: 200 } } },
+      predictor: { content_type: 'image/jpeg', probability: 'prediction', label_headers: ['a', 'b'] },
+      clarify_images: { endpoint_url: 'http://127.0.0.1:1' },
+    });
+    assert.equal(large.clarify_images.estimator, 'kernel');
+    assert.equal(estimatorDescription(large), 'Kernel SHAP');
+  });
 
   it('HTML: run facts, then failures, then global importance (sorted, explained, the top 10 with the rest folded), then images', async () => {
     const html = renderHtml(facts(), await images());

@@ -75,6 +75,8 @@ export interface AnalysisSummary {
   endpoint_calls: { calls: number; attempts: number; retries: number; failed_calls: number; mean_latency_ms: number };
   explanations?: {
     method: 'kernel_shap';
+    /** How the coalitions became SHAP values (clarify_images.estimator, as the config resolved it). */
+    estimator: 'tree-adjusted' | 'kernel';
     images_explained: number;
     /** Endpoint calls made for explanations (beyond one prediction per image). */
     calls: number;

@@ -7,6 +7,7 @@
 import PDFDocument from 'pdfkit';
 import sharp from 'sharp';
 import type { AnalysisConfig } from '../config/config.js';
+import { ADJUSTED_OUTPUTS, MIN_CALLS_PER_PLAYER } from '../explain/tree-adjusted.js';
 import { dejaVuSans } from './fonts.js';
 import type { AnalysisSummary } from './records.js';
 
@@ -125,6 +126,13 @@ export function importanceExplanation(aggMethod: string | undefined): string {
   return `Each label's ${AGG_WORDS[aggMethod ?? ''] ?? aggMethod ?? 'importance'} over every segment of every explained image: how strongly the segments move that label's score, whichever label was predicted — a label can rank high without being predicted for any image.`;
 }
 
+/** The estimator that solved the run, as the config resolved it (the default is not Kernel SHAP alone). */
+export function estimatorDescription(config: AnalysisConfig): string {
+  const { estimator, guided_sampling: guided } = config.clarify_images;
+  if (estimator === 'kernel') return 'Kernel SHAP';
+  return `Tree-adjusted Kernel SHAP (a random-forest surrogate for the top ${ADJUSTED_OUTPUTS} labels or objects of each image${guided ? ', guided sampling' : ''}; Kernel SHAP alone for the others, and for an image with under ${MIN_CALLS_PER_PLAYER} calls per segment or every coalition)`;
+}
+
 export function reportFacts(config: AnalysisConfig, summary: AnalysisSummary, shown: number): ReportFacts {
   const ic = config.methods.shap.image_config;
   const shap = config.methods.shap;
@@ -135,7 +143,7 @@ export function reportFacts(config: AnalysisConfig, summary: AnalysisSummary, sh
     ['Dataset', summary.dataset.uri],
     ['Images', `${summary.dataset.images_found} found, ${summary.images.succeeded} succeeded, ${summary.images.failed} failed, ${summary.dataset.files_skipped} non-image files skipped`],
     ['Segments', `SLIC, num_segments ${ic.num_segments}, compactness ${ic.segment_compactness}`],
-    ['SHAP', `Kernel SHAP, num_samples ${shap.num_samples ?? 'default (min(2M + 2048, 2^M − 2))'}, baseline ${baseline}, seed ${shap.seed ?? 0}${shap.use_logit ? ', log-odds' : ''}`],
+    ['SHAP', `${estimatorDescription(config)}, num_samples ${shap.num_samples ?? 'default (min(2M + 2048, 2^M − 2))'}, baseline ${baseline}, seed ${shap.seed ?? 0}${shap.use_logit ? ', log-odds' : ''}`],
     ['Endpoint calls', `${summary.endpoint_calls.calls} (${summary.endpoint_calls.retries} retries, ${summary.endpoint_calls.failed_calls} failed), mean latency ${summary.endpoint_calls.mean_latency_ms} ms`],
     ['Time', `${summary.durations.total_seconds} s (${summary.durations.started_at} → ${summary.durations.finished_at})`],
   ];
@@ -163,14 +171,14 @@ export function renderHtml(facts: ReportFacts, images: readonly ReportImage[]): 
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
 h1{margin-bottom:.2rem} h2{margin-top:2.2rem;border-bottom:1px solid #ddd;padding-bottom:.3rem;overflow-wrap:anywhere}
 table{border-collapse:collapse;margin:.5rem 0} td,th{border:1px solid #ddd;padding:.25rem .6rem;text-align:left;vertical-align:top;overflow-wrap:anywhere}
-table.failures td:last-child{max-width:640px}
+table.failures td:last-child{max-width:640px} table.facts th{white-space:nowrap;overflow-wrap:normal} table.facts td{max-width:760px}
 .figs{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start} figure{margin:0} figcaption{font-size:.85rem;color:#555}
 img{max-width:100%;height:auto}
 .panel{margin:1rem 0;padding:.5rem 0;border-top:1px dashed #ddd} .pos{color:#1e3cff} .neg{color:#d62a1e} .fail{color:#b00}
 .note{color:#666;font-size:.9rem} details summary{cursor:pointer;color:#444;margin:.3rem 0}
 </style></head><body>`;
   const parts: string[] = [head, `<h1>${escapeHtml(facts.title)}</h1>`, '<p class="note">Blue segments raise the score, red ones lower it. Values are SHAP values: per image they sum to prediction − base value.</p>'];
-  parts.push('<h2 id="run">Run</h2><table>', ...facts.rows.map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`), '</table>');
+  parts.push('<h2 id="run">Run</h2><table class="facts">', ...facts.rows.map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`), '</table>');
   if (facts.failures.length > 0) {
     parts.push(`<h2 id="failures">Failures (${facts.failures.length})</h2><table class="failures"><tr><th>image</th><th>stage</th><th>reason</th></tr>`);
     parts.push(...facts.failures.slice(0, 200).map((f) => `<tr class="fail"><td>${escapeHtml(f.image)}</td><td>${escapeHtml(f.stage)}</td><td>${escapeHtml(f.message)}</td></tr>`), '</table>');

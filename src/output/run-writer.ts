@@ -157,6 +157,7 @@ export class FinalWriter implements ResultWriter {
       },
       explanations: {
         method: 'kernel_shap',
+        estimator: this.config.clarify_images.estimator,
         images_explained: this.explained,
         calls: this.explanationCalls,
         mean_calls_per_image: this.explained > 0 ? round(this.explanationCalls / this.explained, 1) : 0,
