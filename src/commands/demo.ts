@@ -7,11 +7,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defaultWorkerCount } from '../compute/stages.js';
 import { validateConfig } from '../config/config.js';
-import { runJob } from '../job.js';
 import { loadModelThreads } from '../serve/model-threads.js';
 import { startModelServer } from '../serve/server.js';
 import { type Command, EXIT_FAILURES, EXIT_OK, optionalString } from './command.js';
-import { printSummary } from './run.js';
+import { EXIT_SIGINT, EXIT_SIGTERM, printSummary, runWithSignals } from './run.js';
 
 const examplesDir = fileURLToPath(new URL('../../../examples/', import.meta.url));
 
@@ -30,12 +29,14 @@ export const demoCommand: Command = {
 Starts the bundled face-expression classifier and face detector (weights from the
 @vladmandic/face-api npm package) as local SageMaker-contract servers, runs the job on
 examples/images/classification and examples/images/detection with the configs in
-examples/demo/, and prints where report.html and report.pdf are.`,
+examples/demo/, and prints where report.html and report.pdf are. SIGINT / SIGTERM stop it as
+they stop a run: images in flight finish, what is complete is written; exit 130 / 143.`,
   options: { output: { type: 'string' } },
   async run(values, io) {
     const output = path.resolve(optionalString(values, 'output') ?? 'demo-output');
     const started = Date.now();
     let exit = EXIT_OK;
+    let stoppedBy: NodeJS.Signals | undefined;
     for (const run of RUNS) {
       // The model on its own threads, one per core: it runs beside the job rather than stopping its event loop.
       const model = await loadModelThreads(run.model, defaultWorkerCount());
@@ -47,14 +48,23 @@ examples/demo/, and prints where report.html and report.pdf are.`,
         const outputUri = path.join(output, run.kind);
         io.out(`\n${run.kind}: ${model.name} at ${server.url}, images in ${path.join(examplesDir, run.images)}`);
         const runStarted = Date.now();
-        const result = await runJob(config, { datasetUri: path.join(examplesDir, run.images), outputUri, log: (line) => io.err(`  ${line}`) });
+        // SIGINT / SIGTERM stop the demo as they stop a run: what is complete is written, nothing is left staged.
+        const { result, signal } = await runWithSignals(config, { datasetUri: path.join(examplesDir, run.images), outputUri, log: (line) => io.err(`  ${line}`) });
         printSummary(result, outputUri, io);
+        if (signal) {
+          stoppedBy = signal;
+          break;
+        }
         io.out(`  ${((Date.now() - runStarted) / 1000).toFixed(1)} s; report: ${path.join(outputUri, result.summary.report?.html ?? 'report.html')}${result.summary.report?.pdf ? ` and ${path.join(outputUri, result.summary.report.pdf)}` : ''}`);
         if (result.exitCode !== 0) exit = EXIT_FAILURES;
       } finally {
         await server.close();
         await model.close();
       }
+    }
+    if (stoppedBy) {
+      io.out(`\ndemo stopped by ${stoppedBy} after ${((Date.now() - started) / 1000).toFixed(1)} s; what was complete is in ${output}`);
+      return stoppedBy === 'SIGINT' ? EXIT_SIGINT : EXIT_SIGTERM;
     }
     io.out(`\ndemo finished in ${((Date.now() - started) / 1000).toFixed(1)} s; open ${path.join(output, 'classification', 'report.html')} and ${path.join(output, 'detection', 'report.html')}`);
     return exit;
