@@ -140,10 +140,10 @@ describe('reports a person can read', () => {
   };
 
   it('the run facts name the estimator that solved the run, as the config resolved it', () => {
-    const given = (clarify: Record<string, unknown>): AnalysisConfig =>
+    const given = (clarify: Record<string, unknown>, samples = 300, segments = 20): AnalysisConfig =>
       validateConfig({
         dataset_type: 'application/x-image',
-        methods: { shap: { num_samples: 300, image_config: { model_type: 'IMAGE_CLASSIFICATION', num_segments: 20 } } },
+        methods: { shap: { num_samples: samples, image_config: { model_type: 'IMAGE_CLASSIFICATION', num_segments: segments } } },
         predictor: { content_type: 'image/jpeg', probability: 'prediction', label_headers: ['a', 'b'] },
         clarify_images: { endpoint_url: 'http://127.0.0.1:1', ...clarify },
       });
@@ -151,12 +151,7 @@ describe('reports a person can read', () => {
     assert.doesNotMatch(estimatorDescription(given({ guided_sampling: false })), /guided/);
     assert.equal(estimatorDescription(given({ estimator: 'kernel' })), 'Kernel SHAP');
     // Where the default yields to Kernel SHAP (too much CPU per image), the run facts say Kernel SHAP.
-    const large = validateConfig({
-      dataset_type: 'application/x-image',
-      methods: { shap: { num_samples: 30_000, image_config: { model_type: 'IMAGE_CLASSIFICATION', num_segments: 200 } } },
-      predictor: { content_type: 'image/jpeg', probability: 'prediction', label_headers: ['a', 'b'] },
-      clarify_images: { endpoint_url: 'http://127.0.0.1:1' },
-    });
+    const large = given({}, 30_000, 200);
     assert.equal(large.clarify_images.estimator, 'kernel');
     assert.equal(estimatorDescription(large), 'Kernel SHAP');
   });
