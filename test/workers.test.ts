@@ -126,7 +126,7 @@ describe('CPU-heavy stages on worker threads', () => {
   it('a large image being segmented neither stops the other images\' calls nor makes them time out', async () => {
     // A call that waits on a blocked event loop for a quarter of the segmentation would time out.
     const timeoutMs = Math.max(200, Math.round(slicMs / 4));
-    const file = await config('mixed', { num_samples: 400 }, { request_timeout_ms: timeoutMs, max_retries: 0, concurrency: 'fixed', max_concurrency: 2, stop_after_failed_images: 0 });
+    const file = await config('mixed', { num_samples: 150 }, { request_timeout_ms: timeoutMs, max_retries: 0, concurrency: 'fixed', max_concurrency: 2, stop_after_failed_images: 0 });
     const out = path.join(tmp, 'mixed-out');
     arrivals.length = 0;
     const run = await runCli(['run', '--config', file, '--dataset-uri', path.join(tmp, 'mixed'), '--output', out]);
