@@ -13,6 +13,8 @@ import { type DecodedRequest, startEndpointServer, type TestEndpointServer } fro
 import { blockImage, REGION_LABELS, regionModel } from './support/region-model.js';
 import { startS3Server, type TestS3Server } from './support/s3-server.js';
 import { scratchDir } from './support/scratch-dir.js';
+import { MergeStoppedError, mergeParts } from '../src/output/merge.js';
+import { openStorage, type Storage } from '../src/storage/storage.js';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -221,6 +223,79 @@ describe('SageMaker Processing, scale-out, resume and graceful stop', () => {
     runs.forEach((r, i) => assert.equal(r.code, 0, `${hosts[i]}: ${r.stderr}`));
     const local = await download('processing-out', 'clarify/output/', path.join(tmp, 'processing-merged'));
     await assertSameOutputs(local, single);
+  });
+
+  it('a merge stopped while it waits for parts: Processing\'s first host and `merge` exit 143 / 130 saying which parts, and write nothing', async () => {
+    await s3.createBucket('stopped-merge');
+    const hosts = ['algo-1', 'algo-2'];
+    const root = path.join(tmp, 'ml-stopped-merge');
+    await mkdir(path.join(root, 'processing', 'input', 'config'), { recursive: true });
+    await mkdir(path.join(root, 'config'), { recursive: true });
+    await writeFile(path.join(root, 'processing', 'input', 'config', 'analysis_config.json'), JSON.stringify({ ...configObject({ output_uri: 's3://stopped-merge/out' }), dataset_uri: data }));
+    await writeFile(path.join(root, 'config', 'resourceconfig.json'), JSON.stringify({ current_host: hosts[0], hosts }));
+    const objects = async (): Promise<string[]> => ((await s3.client.send(new ListObjectsV2Command({ Bucket: 'stopped-merge' }))).Contents ?? []).map((o) => o.Key!).sort();
+    // The second host never comes: the first writes its part, then waits for the other (an hour by default).
+    const stopWhileWaiting = async (args: string[], env: Record<string, string>, signal: NodeJS.Signals): Promise<{ code: number | null; stderr: string }> => {
+      const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      const waiting = new Promise<void>((resolve) =>
+        child.stderr.on('data', (c: Buffer) => {
+          stderr += c.toString();
+          if (/waiting for 1 of 2 parts/.test(stderr)) resolve();
+        }),
+      );
+      const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+      await Promise.race([waiting, exited]);
+      child.kill(signal);
+      return { code: await exited, stderr };
+    };
+    const host = await stopWhileWaiting(['processing'], { CLARIFY_IMAGES_ML_ROOT: root, ...s3.env() }, 'SIGTERM');
+    assert.equal(host.code, 143, host.stderr);
+    assert.equal(await readFile(path.join(root, 'output', 'message'), 'utf8'), 'merge stopped by SIGTERM while waiting for parts 2 of 2; nothing was written\n');
+    const part = await objects();
+    assert.ok(part.includes('out/parts/0-of-2/_SUCCESS'), part.join(', '));
+    // Each host writes its images' heatmaps and segments at the root; the merge writes the run's files.
+    const merged = ['analysis.json', 'analysis_config.json', 'predictions.jsonl', 'explanations_shap/out.jsonl', 'report.html', 'report.pdf', 'report.ipynb'].map((f) => `out/${f}`);
+    assert.deepEqual(part.filter((k) => merged.includes(k)), [], 'nothing merged at the output root');
+    // The same for the merge command, by Ctrl-C.
+    const merge = await stopWhileWaiting(['merge', '--output', 's3://stopped-merge/out', '--parts', '2'], s3.env(), 'SIGINT');
+    assert.equal(merge.code, 130, merge.stderr);
+    assert.match(merge.stderr, /clarify-images merge: merge stopped by SIGINT while waiting for parts 2 of 2; nothing was written/);
+    assert.deepEqual(await objects(), part);
+  });
+
+  it('a merge stopped while it writes discards what it began (analysis.json says "running", nothing staged is left); merging again gives the single run', async () => {
+    const out = path.join(tmp, 'merge-stopped-writing');
+    const config = await configFile('merge-stopped-writing');
+    for (const shard of ['0/2', '1/2']) assert.equal((await runCli(['run', '--config', config, '--dataset-uri', data, '--output', out, '--shard', shard])).code, 0);
+    const before = await walk(out);
+    const stop = new AbortController();
+    const local = openStorage(out);
+    // Stopped as the merge starts writing: once it has said "running", before the first result.
+    const stopping: Storage = {
+      location: local.location,
+      list: () => local.list(),
+      read: (key) => local.read(key),
+      exists: (key) => local.exists(key),
+      uri: (key) => local.uri(key),
+      openTextSink: (key, contentType) => local.openTextSink(key, contentType),
+      write: async (key, body, contentType) => {
+        await local.write(key, body, contentType);
+        if (key === 'analysis.json') stop.abort('SIGTERM');
+      },
+    };
+    await assert.rejects(mergeParts(stopping, { parts: 2, timeoutMs: 10_000, stop: stop.signal }), (error: unknown) => {
+      assert.ok(error instanceof MergeStoppedError);
+      assert.equal(error.signal, 'SIGTERM');
+      assert.match(error.message, /^merge stopped by SIGTERM while writing: the merged predictions and explanations were discarded, analysis.json says "running"; run the merge again$/);
+      return true;
+    });
+    assert.equal((JSON.parse(await readFile(path.join(out, 'analysis.json'), 'utf8')) as { status: string }).status, 'running');
+    assert.deepEqual((await walk(out)).filter((f) => !before.includes(f)).sort(), ['analysis.json', 'analysis_config.json'], 'no merged predictions, explanations or report');
+    assert.deepEqual((await readdir(tmp)).filter((f) => f.includes('staging')), [], 'no staging folder beside the output');
+    const again = await runCli(['merge', '--output', out, '--parts', '2']);
+    assert.equal(again.code, 0, again.stderr);
+    await assertSameOutputs(out, single);
   });
 
   it('SIGTERM mid-way, then a re-run: every image once, no calls for finished images, no partial files', async () => {

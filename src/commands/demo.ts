@@ -10,7 +10,7 @@ import { validateConfig } from '../config/config.js';
 import { loadModelThreads } from '../serve/model-threads.js';
 import { startModelServer } from '../serve/server.js';
 import { type Command, EXIT_FAILURES, EXIT_OK, optionalString } from './command.js';
-import { EXIT_SIGINT, EXIT_SIGTERM, printSummary, runWithSignals } from './run.js';
+import { printSummary, runWithSignals, signalExitCode } from './run.js';
 
 const examplesDir = fileURLToPath(new URL('../../../examples/', import.meta.url));
 
@@ -64,7 +64,7 @@ they stop a run: images in flight finish, what is complete is written; exit 130 
     }
     if (stoppedBy) {
       io.out(`\ndemo stopped by ${stoppedBy} after ${((Date.now() - started) / 1000).toFixed(1)} s; what was complete is in ${output}`);
-      return stoppedBy === 'SIGINT' ? EXIT_SIGINT : EXIT_SIGTERM;
+      return signalExitCode(stoppedBy);
     }
     io.out(`\ndemo finished in ${((Date.now() - started) / 1000).toFixed(1)} s; open ${path.join(output, 'classification', 'report.html')} and ${path.join(output, 'detection', 'report.html')}`);
     return exit;

@@ -1,6 +1,7 @@
-import { mergeParts } from '../output/merge.js';
+import { MergeStoppedError, mergeParts } from '../output/merge.js';
 import { openStorage } from '../storage/storage.js';
 import { type Command, EXIT_FAILURES, EXIT_OK, optionalString, requireString, UsageError } from './command.js';
+import { signalExitCode, withStopSignals } from './run.js';
 
 export const mergeCommand: Command = {
   summary: 'join the parts of a sharded run into one analysis',
@@ -13,7 +14,9 @@ export const mergeCommand: Command = {
 
 Writes predictions.jsonl, explanations_shap/out.jsonl, analysis.json and the report at the output
 root, in dataset order: the same files one process would have written. Exit 0 when every image
-succeeded, 1 when some failed or a part did not complete in time.`,
+succeeded, 1 when some failed or a part did not complete in time.
+SIGTERM / SIGINT: stops waiting, or stops writing and discards the merged files it had begun
+(analysis.json then says "running"); exit 143 / 130. Run the merge again to finish.`,
   options: { output: { type: 'string' }, parts: { type: 'string' }, timeout: { type: 'string' } },
   async run(values, io) {
     const output = requireString(values, 'output');
@@ -22,12 +25,12 @@ succeeded, 1 when some failed or a part did not complete in time.`,
     const timeout = Number(optionalString(values, 'timeout') ?? '3600');
     if (!(timeout >= 0)) throw new UsageError('--timeout must be a number of seconds');
     try {
-      const summary = await mergeParts(openStorage(output), { parts, timeoutMs: timeout * 1000, log: (l) => io.err(l) });
+      const summary = await withStopSignals((stop) => mergeParts(openStorage(output), { parts, timeoutMs: timeout * 1000, log: (l) => io.err(l), stop }));
       io.out(`merged ${parts} parts: ${summary.images.succeeded} of ${summary.dataset.images_found} images succeeded, ${summary.images.failed} failed; results in ${output}`);
       return summary.images.failed > 0 ? EXIT_FAILURES : EXIT_OK;
     } catch (error) {
       io.err(`clarify-images merge: ${error instanceof Error ? error.message : String(error)}`);
-      return EXIT_FAILURES;
+      return error instanceof MergeStoppedError && error.signal ? signalExitCode(error.signal) : EXIT_FAILURES;
     }
   },
 };

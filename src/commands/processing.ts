@@ -9,11 +9,11 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type AnalysisConfig, endpointTarget } from '../config/config.js';
 import { ConfigError, errorMessage } from '../errors.js';
-import { mergeParts } from '../output/merge.js';
+import { MergeStoppedError, mergeParts } from '../output/merge.js';
 import type { Shard } from '../output/run-writer.js';
 import { openStorage } from '../storage/storage.js';
 import { awsNodeNotice, type Command, EXIT_FAILURES, EXIT_OK, EXIT_USAGE, loadCheckedConfig } from './command.js';
-import { EXIT_SIGINT, EXIT_SIGTERM, printSummary, runWithSignals, StoppedBeforeStartError } from './run.js';
+import { printSummary, runWithSignals, signalExitCode, StoppedBeforeStartError, withStopSignals } from './run.js';
 
 export function mlRoot(): string {
   return process.env['CLARIFY_IMAGES_ML_ROOT'] ?? '/opt/ml';
@@ -129,13 +129,15 @@ CLARIFY_IMAGES_ML_ROOT replaces /opt/ml (for tests).`,
       });
       if (signal) {
         await failureMessage(root, `stopped by ${signal}: ${result.summary.images.not_processed ?? 0} images not processed; complete images are in the output and are reused by a new run over it`);
-        return signal === 'SIGINT' ? EXIT_SIGINT : EXIT_SIGTERM;
+        return signalExitCode(signal);
       }
       let summary = result.summary;
       if (shard) {
         io.out(`part ${shard.index} of ${shard.count} written`);
         if (shard.index !== 0) return result.exitCode;
-        summary = await mergeParts(openStorage(outputUri), { parts: shard.count, timeoutMs: config.clarify_images.merge_timeout_seconds * 1000, log: (l) => io.err(l) });
+        const shared = openStorage(outputUri);
+        const merging = { parts: shard.count, timeoutMs: config.clarify_images.merge_timeout_seconds * 1000, log: (l: string) => io.err(l) };
+        summary = await withStopSignals((stop) => mergeParts(shared, { ...merging, stop }));
         printSummary({ ...result, summary }, outputUri, io);
       } else {
         printSummary(result, outputUri, io);
@@ -150,7 +152,8 @@ CLARIFY_IMAGES_ML_ROOT replaces /opt/ml (for tests).`,
       const message = error instanceof ConfigError ? error.problems.map((p) => `${p.path}: ${p.message}`).join('; ') : errorMessage(error);
       io.err(`clarify-images processing: ${message}`);
       await failureMessage(root, message);
-      if (error instanceof StoppedBeforeStartError) return error.signal === 'SIGINT' ? EXIT_SIGINT : EXIT_SIGTERM;
+      if (error instanceof StoppedBeforeStartError) return signalExitCode(error.signal);
+      if (error instanceof MergeStoppedError && error.signal) return signalExitCode(error.signal);
       return error instanceof ConfigError ? EXIT_USAGE : EXIT_FAILURES;
     }
   },

@@ -10,6 +10,31 @@ import { awsNodeNotice, type CliIo, type Command, EXIT_FAILURES, EXIT_USAGE, loa
 export const EXIT_SIGINT = 130;
 export const EXIT_SIGTERM = 143;
 
+export function signalExitCode(signal: NodeJS.Signals): number {
+  return signal === 'SIGINT' ? EXIT_SIGINT : EXIT_SIGTERM;
+}
+
+/**
+ * While `work` runs, SIGINT / SIGTERM abort its stop signal (the reason is the signal's name) and
+ * a second one exits at once. For work with nothing left to clean up after a second signal; a run
+ * with a shadow endpoint uses runWithSignals.
+ */
+export async function withStopSignals<T>(work: (stop: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (controller.signal.aborted) process.exit(signalExitCode(signal));
+    controller.abort(signal);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    return await work(controller.signal);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
 /** One line and the failures, as the CLI and the demo print them. */
 export function printSummary({ summary, reused }: JobResult, outputUri: string, io: CliIo): void {
   const { images, dataset, endpoint_calls: calls } = summary;
@@ -54,7 +79,7 @@ export async function runWithSignals(config: AnalysisConfig, options: Omit<Param
   let signal: NodeJS.Signals | undefined;
   let shadow: ShadowEndpoint | undefined;
   const onSignal = (s: NodeJS.Signals): void => {
-    const code = s === 'SIGINT' ? EXIT_SIGINT : EXIT_SIGTERM;
+    const code = signalExitCode(s);
     if (signal) {
       // A second signal: now, after a bounded attempt to delete the shadow endpoint.
       if (!shadow) process.exit(code);
@@ -160,7 +185,7 @@ usage error.`,
       } else {
         printSummary(result, outputUri, io);
       }
-      if (signal) return signal === 'SIGINT' ? EXIT_SIGINT : EXIT_SIGTERM;
+      if (signal) return signalExitCode(signal);
       return result.exitCode;
     } catch (error) {
       if (error instanceof ConfigError) {
@@ -169,7 +194,7 @@ usage error.`,
       }
       if (error instanceof StoppedBeforeStartError) {
         io.err(`clarify-images: ${error.message}`);
-        return error.signal === 'SIGINT' ? EXIT_SIGINT : EXIT_SIGTERM;
+        return signalExitCode(error.signal);
       }
       io.err(`clarify-images: the job stopped: ${errorMessage(error)}`);
       return EXIT_FAILURES;

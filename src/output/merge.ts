@@ -16,21 +16,36 @@ export interface MergeOptions {
   readonly timeoutMs: number;
   readonly pollMs?: number;
   readonly log?: (line: string) => void;
+  /** Aborted: stop waiting, or stop writing and discard what was staged. */
+  readonly stop?: AbortSignal;
 }
 
 export class MergeTimeoutError extends Error {}
 
+/** The merge was stopped (by `signal`, when the stop's reason names one); the message says where, and what the output holds. */
+export class MergeStoppedError extends Error {
+  readonly signal: NodeJS.Signals | undefined;
+  constructor(stop: AbortSignal, where: string) {
+    const signal = stop.reason === 'SIGINT' || stop.reason === 'SIGTERM' ? stop.reason : undefined;
+    super(`merge stopped${signal ? ` by ${signal}` : ''} ${where}`);
+    this.name = 'MergeStoppedError';
+    this.signal = signal;
+  }
+}
+
 async function waitForParts(output: Storage, options: MergeOptions): Promise<void> {
   const deadline = Date.now() + options.timeoutMs;
   const missing = new Set(Array.from({ length: options.parts }, (_, i) => i));
+  const listed = (): string => `${[...missing].map((i) => `${i + 1}`).join(', ')} of ${options.parts}`;
   for (;;) {
+    if (options.stop?.aborted) throw new MergeStoppedError(options.stop, `while waiting for parts ${listed()}; nothing was written`);
     for (const i of [...missing]) if (await output.exists(`${partPrefix({ index: i, count: options.parts })}/_SUCCESS`)) missing.delete(i);
     if (missing.size === 0) return;
     if (Date.now() > deadline) {
-      throw new MergeTimeoutError(`parts ${[...missing].map((i) => `${i + 1}`).join(', ')} of ${options.parts} not complete after ${Math.round(options.timeoutMs / 1000)} s`);
+      throw new MergeTimeoutError(`parts ${listed()} not complete after ${Math.round(options.timeoutMs / 1000)} s`);
     }
     options.log?.(`waiting for ${missing.size} of ${options.parts} parts`);
-    await sleep(options.pollMs ?? 2000);
+    await sleep(options.pollMs ?? 2000, undefined, options.stop ? { signal: options.stop } : undefined).catch(() => undefined);
   }
 }
 
@@ -48,6 +63,7 @@ export async function mergeParts(output: Storage, options: MergeOptions): Promis
         .map(deserializeResult),
     ),
   );
+  if (options.stop?.aborted) throw new MergeStoppedError(options.stop, 'before writing; nothing was written');
   const writer = await FinalWriter.open(output, config, options.log ?? (() => undefined));
   // k-way merge: each part is in dataset order already.
   const heads = results.map(() => 0);
@@ -58,6 +74,10 @@ export async function mergeParts(output: Storage, options: MergeOptions): Promis
       if (r && (best < 0 || r.index < results[best]![heads[best]!]!.index)) best = p;
     });
     if (best < 0) break;
+    if (options.stop?.aborted) {
+      await writer.abort();
+      throw new MergeStoppedError(options.stop, 'while writing: the merged predictions and explanations were discarded, analysis.json says "running"; run the merge again');
+    }
     const result = results[best]![heads[best]!]!;
     heads[best]! += 1;
     await writer.add(result);
