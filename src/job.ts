@@ -352,6 +352,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
         if (stopped || fatal) break;
         if (shard && shardOf(image.key, shard.count) !== shard.index) continue;
         myImages += 1;
+        writer.admit(image.index);
         const task: Promise<void> = processImage(image)
           .then(async (result) => {
             if (result) await writer.add(result);

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type DatasetCounts, type DatasetSource, listImages, openDataset } from '../src/dataset/dataset.js';
 import { ConfigError } from '../src/errors.js';
-import { openStorage } from '../src/storage/storage.js';
+import { LINE_READ_CHUNK_BYTES, linesOf, openStorage } from '../src/storage/storage.js';
 import { startS3Server, type TestS3Server } from './support/s3-server.js';
 import { scratchDir } from './support/scratch-dir.js';
 
@@ -52,6 +52,37 @@ describe('dataset listing', () => {
     const storage = openStorage('s3://images/many/', { s3Client: s3.client });
     assert.equal((await storage.read('nested/ünïcödé 猫.png')).toString(), 'y');
     assert.equal((await storage.read('nested/with space/x.jpeg')).toString(), 'y');
+  });
+
+  it('reads a text object line by line, locally and from S3 in ranged chunks: lines and characters split across chunks arrive whole', async () => {
+    // Long enough for three of S3's 8 MiB ranges; a 3-byte character straddles each range's end.
+    const line = (i: number): string => `{"i":${i},"text":"${'猫'.repeat(1000 + (i % 7))}"}`;
+    const lines: string[] = [];
+    for (let i = 0, bytes = 0; bytes < 2.2 * LINE_READ_CHUNK_BYTES; i++) {
+      lines.push(i % 500 === 7 ? '' : line(i));
+      bytes += Buffer.byteLength(lines[lines.length - 1]!) + 1;
+    }
+    const text = lines.join('\n'); // no newline after the last line
+    const encoded = Buffer.from(text);
+    // A UTF-8 continuation byte (10xxxxxx) first in a range: that range splits a character.
+    assert.ok([1, 2].some((k) => (encoded[k * LINE_READ_CHUNK_BYTES]! & 0xc0) === 0x80), 'a character is split by a range boundary');
+    await s3.put('images', 'text/lines.jsonl', text);
+    const local = await scratchDir('clarify-lines-');
+    await writeFile(path.join(local, 'lines.jsonl'), text);
+    for (const storage of [openStorage('s3://images/text/', { s3Client: s3.client }), openStorage(local)]) {
+      const read: string[] = [];
+      for await (const l of storage.readLines('lines.jsonl')) read.push(l);
+      assert.equal(read.length, lines.length, storage.uri(''));
+      assert.ok(read.every((l, i) => l === lines[i]), storage.uri(''));
+    }
+    // Chunks of one byte: every multi-byte character is split.
+    const bytes = Buffer.from('a猫\n\nb\n');
+    const oneByte = async function* (): AsyncIterable<Uint8Array> {
+      for (const b of bytes) yield Uint8Array.of(b);
+    };
+    const split: string[] = [];
+    for await (const l of linesOf(oneByte())) split.push(l);
+    assert.deepEqual(split, ['a猫', '', 'b']);
   });
 
   it('lists a local folder in the same order S3 would', async () => {

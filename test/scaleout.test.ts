@@ -9,12 +9,15 @@ import { fileURLToPath } from 'node:url';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import sharp from 'sharp';
 import { CLI, runCli } from './support/cli.js';
+import { runProcess } from './support/process.js';
 import { type DecodedRequest, startEndpointServer, type TestEndpointServer } from './support/endpoint-server.js';
 import { blockImage, REGION_LABELS, regionModel } from './support/region-model.js';
 import { startS3Server, type TestS3Server } from './support/s3-server.js';
 import { scratchDir } from './support/scratch-dir.js';
 import { MergeStoppedError, mergeParts } from '../src/output/merge.js';
 import { openStorage, type Storage } from '../src/storage/storage.js';
+import { deserializeResult, PartWriter } from '../src/output/run-writer.js';
+import type { AnalysisConfig } from '../src/config/config.js';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -225,6 +228,74 @@ describe('SageMaker Processing, scale-out, resume and graceful stop', () => {
     await assertSameOutputs(local, single);
   });
 
+  it('a part writes each result once the earlier images of its shard are written, not all at the end', async () => {
+    // Real results of a one-shard run, fed to the part of shard 1 of 2 that holds every other image.
+    const whole = path.join(tmp, 'one-shard');
+    assert.equal((await runCli(['run', '--config', await configFile('one-shard'), '--dataset-uri', data, '--output', whole, '--shard', '0/1'])).code, 0);
+    const results = (await readFile(path.join(whole, 'parts', '0-of-1', 'results.jsonl'), 'utf8')).trim().split('\n').map(deserializeResult);
+    const mine = results.filter((r) => r.index % 2 === 1);
+    const out = openStorage(path.join(tmp, 'part-order'));
+    const written: number[] = [];
+    const counting: Storage = {
+      location: out.location,
+      openTextSink: async (key, contentType) => {
+        const sink = await out.openTextSink(key, contentType);
+        return { write: async (text) => (written.push(deserializeResult(text).index), sink.write(text)), close: () => sink.close(), abort: () => sink.abort() };
+      },
+      write: (key, body, contentType) => out.write(key, body, contentType),
+      read: (key) => out.read(key),
+      readLines: (key, chunkBytes) => out.readLines(key, chunkBytes),
+      exists: (key) => out.exists(key),
+      uri: (key) => out.uri(key),
+      list: () => out.list(),
+    };
+    const writer = await PartWriter.open(counting, JSON.parse(await readFile(path.join(whole, 'parts', '0-of-1', 'analysis_config.json'), 'utf8')) as AnalysisConfig, { index: 1, count: 2 });
+    for (const r of mine) writer.admit(r.index);
+    // Finished out of order: the second and third wait for the first; then the first frees them.
+    const [first, second, third, ...rest] = mine;
+    await writer.add(second!);
+    await writer.add(third!);
+    assert.deepEqual(written, []);
+    await writer.add(first!);
+    assert.deepEqual(written, [first!.index, second!.index, third!.index]);
+    for (const r of rest) {
+      await writer.add(r);
+      assert.equal(written[written.length - 1], r.index, 'written as it arrives, in order');
+    }
+    const summary = await writer.finish({ datasetUri: data, imagesFound: mine.length, filesSkipped: 0, endpoint: 'test', calls: { calls: 0, attempts: 0, retries: 0, failedCalls: 0, latencyMsTotal: 0 }, startedAt: new Date(), partial: false });
+    assert.equal(summary.images.succeeded, mine.length);
+    const part = (await readFile(path.join(tmp, 'part-order', 'parts', '1-of-2', 'results.jsonl'), 'utf8')).trim().split('\n');
+    assert.deepEqual(part.map((l) => deserializeResult(l).index), mine.map((r) => r.index));
+  });
+
+  it('a merge holds one result per part in memory, not the parts: 2 × 10,000 results (40 MB) merge under a 64 MB heap', async () => {
+    // Real results of a one-shard run, copied to new dataset positions (the merge reads only their order).
+    const template = (await readFile(path.join(tmp, 'one-shard', 'parts', '0-of-1', 'results.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const out = path.join(tmp, 'merge-many');
+    const count = 20_000;
+    for (const shard of [0, 1]) {
+      const dir = path.join(out, 'parts', `${shard}-of-2`);
+      await mkdir(dir, { recursive: true });
+      await cp(path.join(tmp, 'one-shard', 'parts', '0-of-1', 'analysis_config.json'), path.join(dir, 'analysis_config.json'));
+      const part = JSON.parse(await readFile(path.join(tmp, 'one-shard', 'parts', '0-of-1', 'part.json'), 'utf8')) as Record<string, unknown>;
+      await writeFile(path.join(dir, 'part.json'), JSON.stringify({ ...part, shard: { index: shard, count: 2 }, images_found: count / 2 }));
+      const lines: string[] = [];
+      for (let index = shard; index < count; index += 2) {
+        const { report, ...result } = template[index % template.length]!;
+        lines.push(JSON.stringify({ ...result, index, ...(index < 10 ? { report } : {}) }));
+      }
+      await writeFile(path.join(dir, 'results.jsonl'), `${lines.join('\n')}\n`);
+      await writeFile(path.join(dir, '_SUCCESS'), '');
+    }
+    const partBytes = (await Promise.all([0, 1].map(async (shard) => (await stat(path.join(out, 'parts', `${shard}-of-2`, 'results.jsonl'))).size))).reduce((a, b) => a + b, 0);
+    // Read whole and parsed (as the merge did before 2026-12-02), these exceed the heap several times over.
+    assert.ok(partBytes > 30e6, `${partBytes} bytes of results`);
+    const merge = await runProcess(process.execPath, ['--max-old-space-size=64', CLI, 'merge', '--output', out, '--parts', '2'], { env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } });
+    assert.equal(merge.code, 0, merge.stderr.slice(-2000));
+    const merged = (await readFile(path.join(out, 'predictions.jsonl'), 'utf8')).trim().split('\n');
+    assert.equal(merged.length, count);
+  });
+
   it('a merge stopped while it waits for parts: Processing\'s first host and `merge` exit 143 / 130 saying which parts, and write nothing', async () => {
     await s3.createBucket('stopped-merge');
     const hosts = ['algo-1', 'algo-2'];
@@ -276,6 +347,7 @@ describe('SageMaker Processing, scale-out, resume and graceful stop', () => {
       location: local.location,
       list: () => local.list(),
       read: (key) => local.read(key),
+      readLines: (key, chunkBytes) => local.readLines(key, chunkBytes),
       exists: (key) => local.exists(key),
       uri: (key) => local.uri(key),
       openTextSink: (key, contentType) => local.openTextSink(key, contentType),

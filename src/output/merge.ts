@@ -20,6 +20,8 @@ export interface MergeOptions {
   readonly stop?: AbortSignal;
 }
 
+const MIB = 1024 * 1024;
+
 export class MergeTimeoutError extends Error {}
 
 /** The merge was stopped (by `signal`, when the stop's reason names one); the message says where, and what the output holds. */
@@ -49,39 +51,44 @@ async function waitForParts(output: Storage, options: MergeOptions): Promise<voi
   }
 }
 
+async function nextResult(part: AsyncIterator<string>): Promise<ImageResult | undefined> {
+  for (;;) {
+    const line = await part.next();
+    if (line.done) return undefined;
+    if (line.value !== '') return deserializeResult(line.value);
+  }
+}
+
+/** Every part's results through one final writer, lowest dataset index first. */
+async function mergeInto(output: Storage, config: AnalysisConfig, parts: AsyncIterator<string>[], options: MergeOptions): Promise<FinalWriter> {
+  const heads = await Promise.all(parts.map(nextResult));
+  if (options.stop?.aborted) throw new MergeStoppedError(options.stop, 'before writing; nothing was written');
+  const writer = await FinalWriter.open(output, config, options.log ?? (() => undefined));
+  for (;;) {
+    let best = -1;
+    heads.forEach((r, p) => {
+      if (r && (best < 0 || r.index < heads[best]!.index)) best = p;
+    });
+    if (best < 0) return writer;
+    if (options.stop?.aborted) {
+      await writer.abort();
+      throw new MergeStoppedError(options.stop, 'while writing: the merged predictions and explanations were discarded, analysis.json says "running"; run the merge again');
+    }
+    await writer.add(heads[best]!);
+    heads[best] = await nextResult(parts[best]!);
+  }
+}
+
 export async function mergeParts(output: Storage, options: MergeOptions): Promise<AnalysisSummary> {
   await waitForParts(output, options);
   const shards = Array.from({ length: options.parts }, (_, index) => ({ index, count: options.parts }));
   const summaries = await Promise.all(shards.map(async (s) => JSON.parse((await output.read(`${partPrefix(s)}/part.json`)).toString('utf8')) as PartSummary));
   const config = JSON.parse((await output.read(`${partPrefix(shards[0]!)}/analysis_config.json`)).toString('utf8')) as AnalysisConfig;
-  const results: ImageResult[][] = await Promise.all(
-    shards.map(async (s) =>
-      (await output.read(`${partPrefix(s)}/results.jsonl`))
-        .toString('utf8')
-        .split('\n')
-        .filter((l) => l !== '')
-        .map(deserializeResult),
-    ),
-  );
-  if (options.stop?.aborted) throw new MergeStoppedError(options.stop, 'before writing; nothing was written');
-  const writer = await FinalWriter.open(output, config, options.log ?? (() => undefined));
-  // k-way merge: each part is in dataset order already.
-  const heads = results.map(() => 0);
-  for (;;) {
-    let best = -1;
-    results.forEach((part, p) => {
-      const r = part[heads[p]!];
-      if (r && (best < 0 || r.index < results[best]![heads[best]!]!.index)) best = p;
-    });
-    if (best < 0) break;
-    if (options.stop?.aborted) {
-      await writer.abort();
-      throw new MergeStoppedError(options.stop, 'while writing: the merged predictions and explanations were discarded, analysis.json says "running"; run the merge again');
-    }
-    const result = results[best]![heads[best]!]!;
-    heads[best]! += 1;
-    await writer.add(result);
-  }
+  // Each part is in dataset order already: a k-way merge that holds one result per part, and one
+  // read chunk per part (together at most 256 MiB up to 256 parts, 1 MiB each beyond).
+  const chunkBytes = Math.max(MIB, Math.min(4 * MIB, Math.floor((256 * MIB) / options.parts)));
+  const parts = shards.map((s) => output.readLines(`${partPrefix(s)}/results.jsonl`, chunkBytes)[Symbol.asyncIterator]());
+  const writer = await mergeInto(output, config, parts, options).finally(() => Promise.all(parts.map((part) => part.return?.())));
   const calls: CallStats = { calls: 0, attempts: 0, retries: 0, failedCalls: 0, latencyMsTotal: 0 };
   for (const s of summaries) {
     calls.calls += s.calls.calls;

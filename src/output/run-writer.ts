@@ -57,6 +57,8 @@ export interface RunFacts {
 }
 
 export interface ResultWriter {
+  /** The job takes on image `index` (called in listing order, before its result is added). */
+  admit(index: number): void;
   add(result: ImageResult): Promise<void>;
   finish(facts: RunFacts): Promise<AnalysisSummary>;
   abort(): Promise<void>;
@@ -120,6 +122,9 @@ export class FinalWriter implements ResultWriter {
     const explanations = config.methods.shap.save_local_shap_values ? await output.openTextSink(`${EXPLANATIONS_DIR}/out.jsonl`, 'application/jsonlines') : undefined;
     return new FinalWriter(output, config, predictions, explanations, log);
   }
+
+  /** Every listed image is admitted, so an image's dataset index is its place in the order. */
+  admit(): void {}
 
   add(result: ImageResult): Promise<void> {
     return this.emitter.push(result.index, result);
@@ -219,13 +224,30 @@ export interface PartSummary {
   readonly partial: boolean;
 }
 
-/** One shard's results in dataset order, then its summary, then `_SUCCESS`. */
+/**
+ * One shard's results in dataset order, then its summary, then `_SUCCESS`. Each result is written
+ * once every earlier image of the shard is, so only results that finished ahead of an earlier
+ * image wait in memory, never the shard's whole share.
+ */
 export class PartWriter implements ResultWriter {
+  /** A shard sees only some indices: each admitted image's place among the shard's images. */
+  private readonly places = new Map<number, number>();
+  private admitted = 0;
+  private readonly emitter: OrderedEmitter<ImageResult>;
+  private readonly failures: ImageFailure[] = [];
+  private written = 0;
+
   private constructor(
     private readonly output: Storage,
     private readonly shard: Shard,
     private readonly results: TextSink,
-  ) {}
+  ) {
+    this.emitter = new OrderedEmitter<ImageResult>(async (result) => {
+      await this.results.write(`${serializeResult(result)}\n`);
+      this.written += 1;
+      if (result.failure) this.failures.push(result.failure);
+    });
+  }
 
   static async open(output: Storage, config: AnalysisConfig, shard: Shard): Promise<PartWriter> {
     const prefix = partPrefix(shard);
@@ -233,15 +255,21 @@ export class PartWriter implements ResultWriter {
     return new PartWriter(output, shard, await output.openTextSink(`${prefix}/results.jsonl`, 'application/jsonlines'));
   }
 
-  /** A shard sees only some indices: results wait only for earlier results of the same shard. */
-  private readonly pending: ImageResult[] = [];
-  async add(result: ImageResult): Promise<void> {
-    this.pending.push(result);
+  admit(index: number): void {
+    this.places.set(index, this.admitted);
+    this.admitted += 1;
+  }
+
+  add(result: ImageResult): Promise<void> {
+    const place = this.places.get(result.index);
+    if (place === undefined) throw new Error(`internal: image ${result.index} was not admitted to shard ${this.shard.index}`);
+    this.places.delete(result.index);
+    return this.emitter.push(place, result);
   }
 
   async finish(facts: RunFacts): Promise<AnalysisSummary> {
-    this.pending.sort((a, b) => a.index - b.index);
-    for (const result of this.pending) await this.results.write(`${serializeResult(result)}\n`);
+    if (facts.partial) await this.emitter.flushGaps();
+    else await this.emitter.drain();
     await this.results.close();
     const prefix = partPrefix(this.shard);
     const part: PartSummary = {
@@ -256,16 +284,15 @@ export class PartWriter implements ResultWriter {
     };
     await this.output.write(`${prefix}/part.json`, `${JSON.stringify(part, null, 2)}\n`, 'application/json');
     if (!facts.partial) await this.output.write(`${prefix}/_SUCCESS`, '', 'text/plain');
-    const failures = this.pending.filter((r) => r.failure).map((r) => r.failure!);
     return {
       tool: { name: 'clarify-images', version: VERSION },
-      status: facts.partial ? 'partial' : failures.length > 0 ? 'completed_with_failures' : 'completed',
+      status: facts.partial ? 'partial' : this.failures.length > 0 ? 'completed_with_failures' : 'completed',
       ...(facts.partial && facts.stopReason ? { stop_reason: facts.stopReason } : {}),
       model_type: '',
       endpoint: facts.endpoint,
       dataset: { uri: facts.datasetUri, images_found: facts.imagesFound, files_skipped: facts.filesSkipped },
-      images: { succeeded: this.pending.length - failures.length, failed: failures.length },
-      failures,
+      images: { succeeded: this.written - this.failures.length, failed: this.failures.length },
+      failures: this.failures,
       endpoint_calls: { calls: facts.calls.calls, attempts: facts.calls.attempts, retries: facts.calls.retries, failed_calls: facts.calls.failedCalls, mean_latency_ms: 0 },
       durations: { started_at: facts.startedAt.toISOString(), finished_at: new Date().toISOString(), total_seconds: 0 },
     };

@@ -2,6 +2,7 @@
  * Reading and writing objects below a root location, the same way for S3 and local folders.
  * Keys are relative to the root and use `/`.
  */
+import { createReadStream } from 'node:fs';
 import { copyFile, type FileHandle, lstat, mkdir, open, readdir, readFile, realpath, rename, rm, rmdir, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,6 +21,29 @@ export interface StoredObject {
   readonly etag?: string;
 }
 
+/** How much of an object one read holds in memory when it is read line by line (by default). */
+export const LINE_READ_CHUNK_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Lines of UTF-8 text arriving in chunks, each decoded on its own from its bytes (a \n byte is
+ * never inside a multi-byte character), so no line keeps a chunk alive. A line that spans chunks
+ * is held as its pieces until its end.
+ */
+export async function* linesOf(chunks: AsyncIterable<Uint8Array>): AsyncIterable<string> {
+  let pieces: Buffer[] = [];
+  for await (const chunk of chunks) {
+    const bytes = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    let start = 0;
+    for (let end = bytes.indexOf(10); end >= 0; end = bytes.indexOf(10, start)) {
+      yield pieces.length === 0 ? bytes.toString('utf8', start, end) : Buffer.concat([...pieces, bytes.subarray(start, end)]).toString('utf8');
+      pieces = [];
+      start = end + 1;
+    }
+    if (start < bytes.length) pieces.push(Buffer.from(bytes.subarray(start)));
+  }
+  if (pieces.length > 0) yield Buffer.concat(pieces).toString('utf8');
+}
+
 /** A stream of text written to one object; only visible at its key once `close` resolves. */
 export interface TextSink {
   write(text: string): Promise<void>;
@@ -33,6 +57,8 @@ export interface Storage {
   /** Every object below the root, in the store's listing order (S3 and local: byte order of keys), one page in memory at a time. */
   list(): AsyncIterable<StoredObject>;
   read(key: string): Promise<Buffer>;
+  /** A text object's lines (split at \n), read `chunkBytes` at a time: memory holds one chunk and one line. */
+  readLines(key: string, chunkBytes?: number): AsyncIterable<string>;
   write(key: string, body: Uint8Array | string, contentType?: string): Promise<void>;
   openTextSink(key: string, contentType?: string): Promise<TextSink>;
   /** Whether a complete object is at the key. */
@@ -317,6 +343,10 @@ export class LocalStorage implements Storage {
     }
   }
 
+  readLines(key: string, chunkBytes = LINE_READ_CHUNK_BYTES): AsyncIterable<string> {
+    return linesOf(createReadStream(this.pathOf(key), { highWaterMark: chunkBytes }));
+  }
+
   async exists(key: string): Promise<boolean> {
     try {
       return (await stat(this.pathOf(key))).isFile();
@@ -421,6 +451,30 @@ export class S3Storage implements Storage {
       if (!response.Body) throw new Error(`${this.uri(key)} has no body`);
       return Buffer.from(await response.Body.transformToByteArray());
     });
+  }
+
+  /**
+   * Ranged reads of one version of the object (its ETag, checked by S3 on every range), each
+   * retried as a whole like `read`, so a long object is never held at once.
+   */
+  readLines(key: string, chunkBytes = LINE_READ_CHUNK_BYTES): AsyncIterable<string> {
+    const { bucket } = this.location;
+    const objectKey = this.objectKey(key);
+    const uri = this.uri(key);
+    const client = this.client;
+    async function* chunks(): AsyncIterable<Uint8Array> {
+      const head = await withS3Retries(`S3 head of ${uri}`, () => client.send(new HeadObjectCommand({ Bucket: bucket, Key: objectKey })));
+      const size = head.ContentLength ?? 0;
+      for (let start = 0; start < size; start += chunkBytes) {
+        const range = `bytes=${start}-${Math.min(size, start + chunkBytes) - 1}`;
+        yield await withS3Retries(`S3 read of ${uri} (${range})`, async () => {
+          const response = await client.send(new GetObjectCommand({ Bucket: bucket, Key: objectKey, Range: range, ...(head.ETag ? { IfMatch: head.ETag } : {}) }));
+          if (!response.Body) throw new Error(`${uri} has no body`);
+          return response.Body.transformToByteArray();
+        });
+      }
+    }
+    return linesOf(chunks());
   }
 
   /** lib-storage switches to multipart for large bodies. S3 makes an object visible only when complete. */
