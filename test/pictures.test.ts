@@ -113,6 +113,7 @@ describe('reports a person can read', () => {
       ['Time', '12 s (2026-11-29T10:00:00Z → 2026-11-29T10:00:12Z)'],
     ],
     failures: [{ image: 's3://bucket/images/broken.jpg', stage: 'decode', message: 'image is truncated or corrupt: '.padEnd(400, 'x') }],
+    failed: 1,
     importance: Array.from({ length: 257 }, (_, i) => ({ label: `${String(i + 1).padStart(3, '0')}.class`, value: (257 - i) / 1000 })),
     aggMethod: 'mean_abs',
     classification: true,
@@ -165,7 +166,7 @@ describe('reports a person can read', () => {
     assert.equal((visible.match(/<tr><td>\d+<\/td>/g) ?? []).length, IMPORTANCE_SHOWN);
     assert.match(html, /<details><summary>All 257 labels<\/summary>/);
     assert.match(html, /values in log-odds/);
-    const empty = renderHtml(facts({ importance: undefined, failures: [] }), []);
+    const empty = renderHtml(facts({ importance: undefined, failures: [], failed: 0 }), []);
     assert.match(empty, /No data: no image was explained/);
     assert.doesNotMatch(empty, /0\.0000/);
   });

@@ -13,7 +13,11 @@ import { after, before, describe, it } from 'node:test';
 import { CLI, runCli } from './support/cli.js';
 import { colourShareModel, type DecodedRequest, startEndpointServer, type TestEndpointServer } from './support/endpoint-server.js';
 import * as fx from './support/fixtures.js';
-import type { PredictionRecord } from '../src/output/records.js';
+import { type ExplanationRecord, GlobalImportance } from '../src/output/explanations.js';
+import { failureRecord, type PredictionRecord } from '../src/output/records.js';
+import { FinalWriter, MAX_LISTED_FAILURES } from '../src/output/run-writer.js';
+import { validateConfig } from '../src/config/config.js';
+import { openStorage } from '../src/storage/storage.js';
 import { EXPLANATION_REVISION } from '../src/explain/revision.js';
 import { scratchDir } from './support/scratch-dir.js';
 
@@ -366,5 +370,73 @@ describe('configs read the way users save them', () => {
       assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
       assert.match(result.stderr, expected);
     }
+  });
+});
+
+describe('global importance in bounded memory', () => {
+  /** An explanation record with only what global importance reads: per label, one value per segment. */
+  const record = (perLabel: number[][]): ExplanationRecord => ({ num_segments: perLabel[0]!.length, explanations: perLabel.map((shap_values) => ({ shap_values })) }) as unknown as ExplanationRecord;
+  const exactMedian = (values: number[]): number => {
+    const sorted = [...values].sort((a, b) => a - b);
+    const mid = Math.floor(sorted.length / 2);
+    return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  };
+  // 10,000 values per label in a scrambled order (a multiplicative permutation of 0 … 9,999).
+  const values = Array.from({ length: 10_000 }, (_, i) => ((i * 7919) % 10_000) / 10_000);
+  const feed = (importance: GlobalImportance): void => {
+    for (let image = 0; image < 100; image++) {
+      const segments = values.slice(image * 100, (image + 1) * 100);
+      importance.add(record([segments, segments.map((v) => -v)]));
+    }
+  };
+
+  it('analysis.json lists the first 1,000 failures and counts the rest; the report says where every one is', async () => {
+    const out = await scratchDir('ci-failures-');
+    const config = validateConfig({
+      dataset_type: 'application/x-image',
+      methods: { shap: { image_config: { model_type: 'IMAGE_CLASSIFICATION' } } },
+      predictor: { endpoint_name: 'e', content_type: 'image/png', probability: 'prediction', label_headers: ['a', 'b'] },
+    });
+    const writer = await FinalWriter.open(openStorage(out), config, () => undefined);
+    const total = MAX_LISTED_FAILURES + 234;
+    for (let index = 0; index < total; index++) {
+      const key = `broken-${String(index).padStart(5, '0')}.jpg`;
+      const failure = { image: `/data/${key}`, stage: 'decode' as const, message: 'image is truncated or corrupt' };
+      await writer.add({ index, key, uri: failure.image, record: failureRecord({ uri: failure.image, key }, failure), failure });
+    }
+    const summary = await writer.finish({ datasetUri: '/data', imagesFound: total, filesSkipped: 0, endpoint: 'e', calls: { calls: 0, attempts: 0, retries: 0, failedCalls: 0, latencyMsTotal: 0 }, startedAt: new Date(), partial: false });
+    assert.equal(summary.images.failed, total);
+    assert.equal(summary.failures.length, MAX_LISTED_FAILURES);
+    assert.equal(summary.failures_not_listed, 234);
+    assert.equal(summary.failures[MAX_LISTED_FAILURES - 1]!.image, `/data/broken-${String(MAX_LISTED_FAILURES - 1).padStart(5, '0')}.jpg`, 'the first in dataset order');
+    assert.equal((await readFile(path.join(out, 'predictions.jsonl'), 'utf8')).trim().split('\n').length, total, 'every failure in predictions.jsonl');
+    const html = await readFile(path.join(out, 'report.html'), 'utf8');
+    assert.match(html, new RegExp(`Failures \\(${total}\\)`));
+    assert.match(html, new RegExp(`… and ${total - 200} more: analysis.json lists the first ${MAX_LISTED_FAILURES}, predictions.jsonl every one.`));
+  });
+
+  it('the median is exact while the values fit, and past that the median of a uniform, repeatable sample that says so', () => {
+    const fits = new GlobalImportance(['a', 'b'], 'median', 20_000);
+    feed(fits);
+    const exact = fits.summary();
+    assert.deepEqual(exact.labels.map((l) => l.value), [exactMedian(values), exactMedian(values.map((v) => -v))]);
+    assert.equal(exact.median_sample, undefined);
+
+    const sampled = new GlobalImportance(['a', 'b'], 'median', 2_000);
+    feed(sampled);
+    const summary = sampled.summary();
+    assert.deepEqual(summary.median_sample, { kept: 1_000, of: 10_000 });
+    // A 1,000-value sample's median is within a few per cent of the range (its SE here is about 1.6 %).
+    assert.ok(Math.abs(summary.labels[0]!.value - exactMedian(values)) < 0.05, `${summary.labels[0]!.value}`);
+    assert.ok(Math.abs(summary.labels[1]!.value + exactMedian(values)) < 0.05, `${summary.labels[1]!.value}`);
+    assert.notEqual(summary.labels[0]!.value, exact.labels[0]!.value, 'a sample, not all values');
+    const again = new GlobalImportance(['a', 'b'], 'median', 2_000);
+    feed(again);
+    assert.deepEqual(again.summary(), summary, 'the same sample on every run (and for a merge, which feeds the same order)');
+    // The means never sample.
+    const mean = new GlobalImportance(['a', 'b'], 'mean_abs', 2_000);
+    feed(mean);
+    assert.equal(mean.summary().labels[0]!.value, values.reduce((a, b) => a + b, 0) / values.length);
+    assert.equal(mean.summary().median_sample, undefined);
   });
 });

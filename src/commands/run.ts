@@ -48,7 +48,10 @@ export function printSummary({ summary, reused }: JobResult, outputUri: string, 
     io.out(`  STOPPED:${why} ${images.not_processed ?? 0} images not processed; run again over the same output to finish (complete images are reused).`);
   }
   for (const failure of summary.failures.slice(0, 20)) io.out(`  FAILED ${failure.image} [${failure.stage}]: ${failure.message}`);
-  if (summary.failures.length > 20) io.out(`  … and ${summary.failures.length - 20} more, listed in analysis.json`);
+  if (images.failed > 20) {
+    const listed = summary.failures.length;
+    io.out(`  … and ${images.failed - 20} more, ${images.failed > listed ? `the first ${listed} listed in analysis.json, every one in predictions.jsonl` : 'listed in analysis.json'}`);
+  }
   if (summary.report?.pdf_error) io.out(`  note: ${summary.report.pdf_error}`);
 }
 

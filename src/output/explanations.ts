@@ -1,6 +1,7 @@
 /** The explanation outputs: one out.jsonl record per image, its segment map and its heatmap. */
 import type { ClassificationExplanation } from '../explain/classification.js';
 import type { DetectionExplanation } from '../explain/detection.js';
+import { seededRandom } from '../explain/random.js';
 import type { RgbImage } from '../image/rgb.js';
 import type { Storage } from '../storage/storage.js';
 import { boxInView, type HeatmapOptions, type PictureView, renderDetections, renderHeatmap } from './heatmap.js';
@@ -137,29 +138,60 @@ export async function writeExplanationArtifacts(
 }
 
 /** Global importance per label over all explained images, per Clarify's agg_method. */
+/** Values the median keeps, over all labels together; beyond it each label keeps a uniform sample. */
+export const MEDIAN_KEPT_VALUES = 1 << 21;
+
+export interface GlobalImportanceSummary {
+  agg_method: string;
+  segments: number;
+  labels: { label: string; value: number }[];
+  /** `median` over more values than it keeps: the median of a uniform sample of `kept` of each label's `of` values. */
+  median_sample?: { kept: number; of: number };
+}
+
 export class GlobalImportance {
   private readonly sums: number[];
   private readonly squares: number[];
   private readonly samples: number[][];
+  /** Per label, for `median`: the sample's size limit, and a seeded stream so a run repeats. */
+  private readonly capacity: number;
+  private readonly random = seededRandom(0x6d656469);
   private count = 0;
-  constructor(private readonly labels: readonly string[], private readonly method: 'mean_abs' | 'median' | 'mean_sq') {
+  constructor(
+    private readonly labels: readonly string[],
+    private readonly method: 'mean_abs' | 'median' | 'mean_sq',
+    keptValues = MEDIAN_KEPT_VALUES,
+  ) {
     this.sums = labels.map(() => 0);
     this.squares = labels.map(() => 0);
     this.samples = labels.map(() => []);
+    this.capacity = Math.max(1, Math.floor(keptValues / Math.max(1, labels.length)));
   }
 
   add(record: ExplanationRecord): void {
+    const seen = this.count;
     record.explanations.forEach((e, o) => {
+      let n = seen;
       for (const v of e.shap_values) {
         this.sums[o]! += Math.abs(v);
         this.squares[o]! += v * v;
-        if (this.method === 'median') this.samples[o]!.push(v);
+        if (this.method === 'median') this.keep(this.samples[o]!, v, n);
+        n += 1;
       }
     });
     this.count += record.num_segments;
   }
 
-  summary(): { agg_method: string; segments: number; labels: { label: string; value: number }[] } {
+  /** Reservoir sampling (Vitter's algorithm R): after n values, each is in the sample with equal chance. */
+  private keep(sample: number[], value: number, seenBefore: number): void {
+    if (sample.length < this.capacity) sample.push(value);
+    else {
+      const slot = Math.floor(this.random() * (seenBefore + 1));
+      if (slot < this.capacity) sample[slot] = value;
+    }
+  }
+
+  summary(): GlobalImportanceSummary {
     const value = (o: number): number => {
       if (this.count === 0) return 0;
       if (this.method === 'mean_abs') return this.sums[o]! / this.count;
@@ -168,7 +200,13 @@ export class GlobalImportance {
       const mid = Math.floor(sorted.length / 2);
       return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
     };
-    return { agg_method: this.method, segments: this.count, labels: this.labels.map((label, o) => ({ label, value: value(o) })) };
+    const sampled = this.method === 'median' && this.count > this.capacity;
+    return {
+      agg_method: this.method,
+      segments: this.count,
+      labels: this.labels.map((label, o) => ({ label, value: value(o) })),
+      ...(sampled ? { median_sample: { kept: this.capacity, of: this.count } } : {}),
+    };
   }
 }
 

@@ -3,7 +3,7 @@
  * notebook (nbformat 4.5) whose first cell loads `explanations_shap/out.jsonl` so the analysis can
  * go on, then the report's content as Markdown tables with the pictures embedded as attachments.
  */
-import { importanceExplanation, type ReportFacts, type ReportImage } from './report.js';
+import { importanceExplanation, moreFailures, type ReportFacts, type ReportImage } from './report.js';
 
 interface Cell {
   readonly id: string;
@@ -46,8 +46,10 @@ export function renderNotebook(facts: ReportFacts, images: readonly ReportImage[
   };
   cells.push({ id: 'load-results', cell_type: 'code', metadata: {}, execution_count: null, outputs: [], source: lines(LOAD_RESULTS) });
   markdown(`# ${facts.title}\n\nBlue segments raise the score, red ones lower it. Values are SHAP values: per image they sum to prediction − base value.\n\n## Run\n\n${table(['', ''], facts.rows)}`);
-  if (facts.failures.length > 0) {
-    markdown(`## Failures (${facts.failures.length})\n\n${table(['image', 'stage', 'reason'], facts.failures.slice(0, 200).map((f) => [f.image, f.stage, f.message]))}`);
+  if (facts.failed > 0) {
+    const listed = facts.failures.slice(0, 200);
+    const more = moreFailures(facts, listed.length);
+    markdown(`## Failures (${facts.failed})\n\n${table(['image', 'stage', 'reason'], listed.map((f) => [f.image, f.stage, f.message]))}${more ? `\n\n${more}` : ''}`);
   }
   if (facts.classification) {
     markdown(

@@ -1,6 +1,7 @@
 /** What the job writes: one predictions.jsonl record per image and the analysis.json summary. */
 import type { Stage } from '../errors.js';
 import type { Prediction } from '../predictor/predictor.js';
+import type { GlobalImportanceSummary } from './explanations.js';
 
 export interface ImageFailure {
   readonly image: string;
@@ -71,7 +72,10 @@ export interface AnalysisSummary {
   endpoint: string;
   dataset: { uri: string; images_found: number; files_skipped: number };
   images: { succeeded: number; failed: number; without_detections?: number; /** A stopped run: images listed but not processed. */ not_processed?: number };
+  /** The first MAX_LISTED_FAILURES failed images (in dataset order), sorted by image. */
   failures: ImageFailure[];
+  /** Failed images beyond those listed (each is in predictions.jsonl). */
+  failures_not_listed?: number;
   endpoint_calls: { calls: number; attempts: number; retries: number; failed_calls: number; mean_latency_ms: number };
   explanations?: {
     method: 'kernel_shap';
@@ -82,7 +86,7 @@ export interface AnalysisSummary {
     calls: number;
     mean_calls_per_image: number;
     /** Classification: per-label importance over all segments of all images. */
-    global_importance?: { agg_method: string; segments: number; labels: { label: string; value: number }[] };
+    global_importance?: GlobalImportanceSummary;
     /** Object detection: objects explained over all images. */
     objects_explained?: number;
   };

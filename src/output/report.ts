@@ -107,6 +107,8 @@ export interface ReportFacts {
   readonly title: string;
   readonly rows: readonly [string, string][];
   readonly failures: readonly { image: string; stage: string; message: string }[];
+  /** Every failed image, listed or not (analysis.json lists the first MAX_LISTED_FAILURES). */
+  readonly failed: number;
   /** Sorted, largest first; undefined when no image was explained ("no data"). */
   readonly importance?: readonly { label: string; value: number }[];
   readonly aggMethod?: string;
@@ -114,6 +116,13 @@ export interface ReportFacts {
   readonly classification: boolean;
   readonly shown: number;
   readonly total: number;
+}
+
+/** What a report says of the failures it does not show, `shown` of them being listed. */
+export function moreFailures(facts: ReportFacts, shown: number): string | undefined {
+  if (facts.failed <= shown) return undefined;
+  const more = facts.failed - shown;
+  return facts.failed > facts.failures.length ? `… and ${more} more: analysis.json lists the first ${facts.failures.length}, predictions.jsonl every one.` : `… and ${more} more in analysis.json.`;
 }
 
 /** How many labels the report lists before folding the rest away. */
@@ -155,6 +164,7 @@ export function reportFacts(config: AnalysisConfig, summary: AnalysisSummary, sh
     title: config.methods.report.title ?? 'SageMaker Analysis Report',
     rows,
     failures: summary.failures,
+    failed: summary.images.failed,
     importance:
       (summary.explanations?.images_explained ?? 0) > 0 ? [...(summary.explanations?.global_importance?.labels ?? [])].sort((a, b) => b.value - a.value || a.label.localeCompare(b.label)) : undefined,
     aggMethod: summary.explanations?.global_importance?.agg_method ?? config.methods.shap.agg_method,
@@ -179,10 +189,12 @@ img{max-width:100%;height:auto}
 </style></head><body>`;
   const parts: string[] = [head, `<h1>${escapeHtml(facts.title)}</h1>`, '<p class="note">Blue segments raise the score, red ones lower it. Values are SHAP values: per image they sum to prediction − base value.</p>'];
   parts.push('<h2 id="run">Run</h2><table class="facts">', ...facts.rows.map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`), '</table>');
-  if (facts.failures.length > 0) {
-    parts.push(`<h2 id="failures">Failures (${facts.failures.length})</h2><table class="failures"><tr><th>image</th><th>stage</th><th>reason</th></tr>`);
-    parts.push(...facts.failures.slice(0, 200).map((f) => `<tr class="fail"><td>${escapeHtml(f.image)}</td><td>${escapeHtml(f.stage)}</td><td>${escapeHtml(f.message)}</td></tr>`), '</table>');
-    if (facts.failures.length > 200) parts.push(`<p class="note">… and ${facts.failures.length - 200} more in analysis.json.</p>`);
+  if (facts.failed > 0) {
+    const listed = facts.failures.slice(0, 200);
+    parts.push(`<h2 id="failures">Failures (${facts.failed})</h2><table class="failures"><tr><th>image</th><th>stage</th><th>reason</th></tr>`);
+    parts.push(...listed.map((f) => `<tr class="fail"><td>${escapeHtml(f.image)}</td><td>${escapeHtml(f.stage)}</td><td>${escapeHtml(f.message)}</td></tr>`), '</table>');
+    const more = moreFailures(facts, listed.length);
+    if (more) parts.push(`<p class="note">${escapeHtml(more)}</p>`);
   }
   if (facts.classification) {
     parts.push(`<h2 id="importance">Global importance</h2>`);
@@ -264,14 +276,16 @@ export function renderPdf(facts: ReportFacts, images: readonly ReportImage[]): P
       ensure(14);
       doc.font('Bold').text(`${k}: `, { continued: true, width }).font('Body').text(v);
     }
-    if (facts.failures.length > 0) {
-      heading(`Failures (${facts.failures.length})`);
+    if (facts.failed > 0) {
+      heading(`Failures (${facts.failed})`);
       doc.fontSize(9).fillColor('#b00');
-      for (const f of facts.failures.slice(0, 100)) {
+      const listed = facts.failures.slice(0, 100);
+      for (const f of listed) {
         ensure(24);
         doc.text(`${f.image} [${f.stage}]: ${f.message}`, { width });
       }
-      if (facts.failures.length > 100) doc.text(`… and ${facts.failures.length - 100} more in analysis.json.`);
+      const more = moreFailures(facts, listed.length);
+      if (more) doc.text(more);
       doc.fillColor('#000');
     }
     if (facts.classification) {

@@ -69,10 +69,14 @@ function round(value: number, digits: number): number {
   return Math.round(value * f) / f;
 }
 
+/** analysis.json lists the first this many failures (in dataset order); predictions.jsonl has every one. */
+export const MAX_LISTED_FAILURES = 1000;
+
 export class FinalWriter implements ResultWriter {
   private readonly importance: GlobalImportance;
   private readonly report: ReportCollector;
   private readonly failures: ImageFailure[] = [];
+  private failed = 0;
   private succeeded = 0;
   private withoutDetections = 0;
   private explained = 0;
@@ -92,8 +96,10 @@ export class FinalWriter implements ResultWriter {
     // Everything order-dependent (floating-point sums included) happens here, in dataset order.
     this.emitter = new OrderedEmitter<ImageResult>(async (result) => {
       await this.predictions.write(`${JSON.stringify(result.record)}\n`);
-      if (result.failure) this.failures.push(result.failure);
-      else {
+      if (result.failure) {
+        this.failed += 1;
+        if (this.failures.length < MAX_LISTED_FAILURES) this.failures.push(result.failure);
+      } else {
         this.succeeded += 1;
         if (result.withoutDetections) this.withoutDetections += 1;
       }
@@ -138,21 +144,22 @@ export class FinalWriter implements ResultWriter {
     const finished = new Date();
     const { calls } = facts;
     const isDetection = this.config.methods.shap.image_config.model_type === 'OBJECT_DETECTION';
-    const processed = this.succeeded + this.failures.length;
+    const processed = this.succeeded + this.failed;
     const summary: AnalysisSummary = {
       tool: { name: 'clarify-images', version: VERSION },
-      status: facts.partial ? 'partial' : this.failures.length > 0 ? 'completed_with_failures' : 'completed',
+      status: facts.partial ? 'partial' : this.failed > 0 ? 'completed_with_failures' : 'completed',
       ...(facts.partial && facts.stopReason ? { stop_reason: facts.stopReason } : {}),
       model_type: this.config.methods.shap.image_config.model_type,
       endpoint: facts.endpoint,
       dataset: { uri: facts.datasetUri, images_found: facts.imagesFound, files_skipped: facts.filesSkipped },
       images: {
         succeeded: this.succeeded,
-        failed: this.failures.length,
+        failed: this.failed,
         ...(isDetection ? { without_detections: this.withoutDetections } : {}),
         ...(facts.partial ? { not_processed: facts.imagesFound - processed } : {}),
       },
       failures: this.failures.sort((a, b) => (a.image < b.image ? -1 : a.image > b.image ? 1 : 0)),
+      ...(this.failed > this.failures.length ? { failures_not_listed: this.failed - this.failures.length } : {}),
       endpoint_calls: {
         calls: calls.calls,
         attempts: calls.attempts,
@@ -235,6 +242,7 @@ export class PartWriter implements ResultWriter {
   private admitted = 0;
   private readonly emitter: OrderedEmitter<ImageResult>;
   private readonly failures: ImageFailure[] = [];
+  private failed = 0;
   private written = 0;
 
   private constructor(
@@ -245,7 +253,10 @@ export class PartWriter implements ResultWriter {
     this.emitter = new OrderedEmitter<ImageResult>(async (result) => {
       await this.results.write(`${serializeResult(result)}\n`);
       this.written += 1;
-      if (result.failure) this.failures.push(result.failure);
+      if (result.failure) {
+        this.failed += 1;
+        if (this.failures.length < MAX_LISTED_FAILURES) this.failures.push(result.failure);
+      }
     });
   }
 
@@ -286,13 +297,14 @@ export class PartWriter implements ResultWriter {
     if (!facts.partial) await this.output.write(`${prefix}/_SUCCESS`, '', 'text/plain');
     return {
       tool: { name: 'clarify-images', version: VERSION },
-      status: facts.partial ? 'partial' : this.failures.length > 0 ? 'completed_with_failures' : 'completed',
+      status: facts.partial ? 'partial' : this.failed > 0 ? 'completed_with_failures' : 'completed',
       ...(facts.partial && facts.stopReason ? { stop_reason: facts.stopReason } : {}),
       model_type: '',
       endpoint: facts.endpoint,
       dataset: { uri: facts.datasetUri, images_found: facts.imagesFound, files_skipped: facts.filesSkipped },
-      images: { succeeded: this.written - this.failures.length, failed: this.failures.length },
+      images: { succeeded: this.written - this.failed, failed: this.failed },
       failures: this.failures,
+      ...(this.failed > this.failures.length ? { failures_not_listed: this.failed - this.failures.length } : {}),
       endpoint_calls: { calls: facts.calls.calls, attempts: facts.calls.attempts, retries: facts.calls.retries, failed_calls: facts.calls.failedCalls, mean_latency_ms: 0 },
       durations: { started_at: facts.startedAt.toISOString(), finished_at: new Date().toISOString(), total_seconds: 0 },
     };
