@@ -55,7 +55,7 @@ describe('dataset listing', () => {
   });
 
   it('reads a text object line by line, locally and from S3 in ranged chunks: lines and characters split across chunks arrive whole', async () => {
-    // Long enough for three of S3's 8 MiB ranges; a 3-byte character straddles each range's end.
+    // Long enough for three ranges of LINE_READ_CHUNK_BYTES; a 3-byte character straddles a range's end.
     const line = (i: number): string => `{"i":${i},"text":"${'猫'.repeat(1000 + (i % 7))}"}`;
     const lines: string[] = [];
     for (let i = 0, bytes = 0; bytes < 2.2 * LINE_READ_CHUNK_BYTES; i++) {
