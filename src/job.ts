@@ -39,6 +39,10 @@ import { parseLocation } from './storage/location.js';
 import { configureS3Resilience, openStorage } from './storage/storage.js';
 import { VERSION } from './version.js';
 
+
+/** Results that may wait in memory for a slower earlier image before the job stops starting new ones. */
+export const MAX_WAITING_RESULTS = 64;
+
 export interface JobOptions {
   /** Overrides config.dataset_uri. */
   readonly datasetUri?: string;
@@ -371,7 +375,9 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
           const first = await Promise.race([invoker.firstCall, task.then(() => undefined)]);
           if (first !== undefined && isEndpointWide(first)) halt(`the endpoint failed the first call: ${errorMessage(first)}`);
         }
-        if (inFlight.size >= window) await Promise.race(inFlight);
+        // Results are written in dataset order: those that finish ahead of a slow image wait for it
+        // in memory, so past MAX_WAITING_RESULTS of them no new image starts until it is done.
+        while (inFlight.size >= window || (writer.backlog >= MAX_WAITING_RESULTS && inFlight.size > 0)) await Promise.race(inFlight);
       }
       listingComplete = true;
     } catch (error) {

@@ -17,6 +17,7 @@ import { type ExplanationRecord, GlobalImportance } from '../src/output/explanat
 import { failureRecord, type PredictionRecord } from '../src/output/records.js';
 import { FinalWriter, MAX_LISTED_FAILURES } from '../src/output/run-writer.js';
 import { validateConfig } from '../src/config/config.js';
+import { MAX_WAITING_RESULTS } from '../src/job.js';
 import { openStorage } from '../src/storage/storage.js';
 import { EXPLANATION_REVISION } from '../src/explain/revision.js';
 import { scratchDir } from './support/scratch-dir.js';
@@ -261,6 +262,54 @@ describe('never stale, never stuck, always bounded', () => {
         assert.match(result.stdout, /no complete answer .*within 600 ms \(clarify_images\.request_timeout_ms\)/, route);
       }
     } finally {
+      await server.stop();
+    }
+  });
+
+  it(`a slow image holds back at most ${MAX_WAITING_RESULTS} finished results in memory: then no new image starts until it is done`, async () => {
+    const dir = path.join(tmp, 'backlog');
+    await mkdir(dir, { recursive: true });
+    // The slow image comes first in the listing; 150 quick ones of distinct widths follow.
+    await writeFile(path.join(dir, 'a-slow.png'), await fx.quadrantsPng(200, 30, [[200, 30, 30], [30, 200, 30], [30, 30, 200], [90, 90, 90]]));
+    for (let i = 0; i < 150; i++) await writeFile(path.join(dir, `b-${String(i).padStart(3, '0')}.png`), await fx.quadrantsPng(20 + i, 20, [[200, 30, 30], [30, 200, 30], [30, 30, 200], [90, 90, 90]]));
+    let release = (): void => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let slowCalls = 0;
+    const quick = new Set<number>();
+    const server = await startEndpointServer({
+      model: (r) => ({ prediction: colourShareModel(r) }),
+      faults: (r) => {
+        if (r.width !== 200) {
+          quick.add(r.width);
+          return undefined;
+        }
+        slowCalls += 1;
+        // The slow image's first explanation call is held until the test lets it go.
+        return slowCalls === 2 ? { until: held } : undefined;
+      },
+    });
+    try {
+      const out = path.join(tmp, 'backlog-out');
+      // Fixed concurrency: this checks the writer's backlog, not the adaptive limit (which can walk down to the held call's one slot).
+      const run = runCli(['run', '--config', await config('backlog', server.url, { request_timeout_ms: 120_000, concurrency: 'fixed', max_concurrency: 8 }), '--dataset-uri', dir, '--output', out]);
+      // Wait for the job to stop starting quick images (or to start them all), then let the slow one finish.
+      let seen = -1;
+      while (slowCalls < 2 || quick.size !== seen) {
+        seen = quick.size;
+        await new Promise((r) => setTimeout(r, 1500));
+      }
+      const startedWhileHeld = quick.size;
+      release();
+      const result = await run;
+      assert.equal(result.code, 0, result.stderr);
+      // The window's 4 images in flight, plus the results waiting for the slow one.
+      assert.ok(startedWhileHeld <= MAX_WAITING_RESULTS + 4, `${startedWhileHeld} quick images started while the first was held`);
+      assert.ok(startedWhileHeld >= MAX_WAITING_RESULTS, `${startedWhileHeld}: the quick images went ahead meanwhile`);
+      assert.equal(quick.size, 150, 'every image explained after the release');
+      const lines = (await readFile(path.join(out, 'predictions.jsonl'), 'utf8')).trim().split('\n');
+      assert.equal(lines.length, 151);
+    } finally {
+      release();
       await server.stop();
     }
   });

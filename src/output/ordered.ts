@@ -8,6 +8,11 @@ export class OrderedEmitter<T> {
   private chain: Promise<void> = Promise.resolve();
   constructor(private readonly emit: (item: T) => Promise<void>) {}
 
+  /** Results that arrived ahead of an earlier one, waiting for it. */
+  get backlog(): number {
+    return this.waiting.size;
+  }
+
   /** Add result number `index`; returns once every result up to it that can be written has been. */
   push(index: number, item: T): Promise<void> {
     this.waiting.set(index, item);

@@ -60,6 +60,8 @@ export interface ResultWriter {
   /** The job takes on image `index` (called in listing order, before its result is added). */
   admit(index: number): void;
   add(result: ImageResult): Promise<void>;
+  /** Results that finished ahead of an earlier image, waiting in memory for it. */
+  readonly backlog: number;
   finish(facts: RunFacts): Promise<AnalysisSummary>;
   abort(): Promise<void>;
 }
@@ -134,6 +136,10 @@ export class FinalWriter implements ResultWriter {
 
   add(result: ImageResult): Promise<void> {
     return this.emitter.push(result.index, result);
+  }
+
+  get backlog(): number {
+    return this.emitter.backlog;
   }
 
   async finish(facts: RunFacts): Promise<AnalysisSummary> {
@@ -276,6 +282,10 @@ export class PartWriter implements ResultWriter {
     if (place === undefined) throw new Error(`internal: image ${result.index} was not admitted to shard ${this.shard.index}`);
     this.places.delete(result.index);
     return this.emitter.push(place, result);
+  }
+
+  get backlog(): number {
+    return this.emitter.backlog;
   }
 
   async finish(facts: RunFacts): Promise<AnalysisSummary> {

@@ -28,6 +28,8 @@ export interface DecodedRequest {
 export type Fault =
   | { readonly status: number; readonly message?: string }
   | { readonly delayMs: number }
+  /** Answer once this settles (a call held open by the test). */
+  | { readonly until: Promise<void> }
   | { readonly malformed: string };
 
 /** A model: pixels in, the JSON value to answer out. */
@@ -187,6 +189,7 @@ export async function startEndpointServer(options: EndpointServerOptions): Promi
         requests.push(request);
         const fault = options.faults?.(request);
         if (fault && 'delayMs' in fault) await sleep(fault.delayMs);
+        if (fault && 'until' in fault) await fault.until;
         if (fault && 'status' in fault) {
           respondError(fault.status, fault.message ?? `injected ${fault.status}`);
           return;
