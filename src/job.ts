@@ -39,7 +39,6 @@ import { parseLocation } from './storage/location.js';
 import { configureS3Resilience, openStorage } from './storage/storage.js';
 import { VERSION } from './version.js';
 
-
 /** Results that may wait in memory for a slower earlier image before the job stops starting new ones. */
 export const MAX_WAITING_RESULTS = 64;
 
