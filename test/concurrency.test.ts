@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
-import { ConcurrencyLimiter } from '../src/predictor/concurrency.js';
+import { ConcurrencyLimiter, LATENCY_FLOOR } from '../src/predictor/concurrency.js';
 import { overloadOrOther } from '../src/predictor/invoker.js';
 import { EndpointError } from '../src/predictor/transport.js';
 
@@ -94,6 +94,35 @@ describe('adaptive concurrency', () => {
     const blind = new ConcurrencyLimiter({ mode: 'adaptive', max: 64, latencyTolerance: Number.POSITIVE_INFINITY });
     const control = await simulate(blind, { capacity: 4, demand: 64, calls: 600, latencyMs: 20, mode: 'queue' });
     assert.ok(Math.max(...tail(control.limits, 100)) > 24, `without the latency rule: ${Math.max(...tail(control.limits, 100))}`);
+  });
+
+  it(`slower answers cut the limit to ${LATENCY_FLOOR} at most, so one long call never holds the only slot`, async () => {
+    const limiter = new ConcurrencyLimiter({ mode: 'adaptive', max: 16 });
+    const call = async (latencyMs: number): Promise<void> => (await limiter.acquire())({ kind: 'ok', latencyMs });
+    for (let i = 0; i < 12; i++) await call(10); // a baseline of 10 ms
+    const long = await limiter.acquire(); // a call that does not come back
+    // Answers 10× slower than the baseline, window after window: the latency rule keeps cutting
+    // (at a limit of 1 the long call would hold the only slot, and a call here would wait forever).
+    let lowest = limiter.limit;
+    for (let i = 0; i < 200 && limiter.limit > 1; i++) {
+      await call(100);
+      lowest = Math.min(lowest, limiter.limit);
+    }
+    assert.ok(limiter.stats().decreases >= 1, `${limiter.stats().decreases} decreases`);
+    assert.equal(lowest, LATENCY_FLOOR);
+    // Beside the long call, another still gets a slot at once.
+    let got = false;
+    const other = limiter.acquire().then((release) => {
+      got = true;
+      release({ kind: 'ok', latencyMs: 100 });
+    });
+    await sleep(0);
+    assert.ok(got, 'a second call got a slot while the long one runs');
+    await other;
+    long({ kind: 'ok', latencyMs: 10_000 });
+    // Refusals may still go lower: an endpoint that takes one call at a time can say so.
+    for (let i = 0; i < 3; i++) (await limiter.acquire())({ kind: 'overload' });
+    assert.equal(limiter.limit, 1);
   });
 
   it('fixed mode keeps max in flight and never adapts', async () => {

@@ -290,8 +290,7 @@ describe('never stale, never stuck, always bounded', () => {
     });
     try {
       const out = path.join(tmp, 'backlog-out');
-      // Fixed concurrency: this checks the writer's backlog, not the adaptive limit (which can walk down to the held call's one slot).
-      const run = runCli(['run', '--config', await config('backlog', server.url, { request_timeout_ms: 120_000, concurrency: 'fixed', max_concurrency: 8 }), '--dataset-uri', dir, '--output', out]);
+      const run = runCli(['run', '--config', await config('backlog', server.url, { request_timeout_ms: 120_000 }), '--dataset-uri', dir, '--output', out]);
       // Wait for the job to stop starting quick images (or to start them all), then let the slow one finish.
       let seen = -1;
       while (slowCalls < 2 || quick.size !== seen) {

@@ -11,7 +11,7 @@
  *   (at most halving per window, so a retry storm cannot collapse it);
  * - two windows in a row whose mean latency exceeds `latencyTolerance` × the baseline (the lowest
  *   window mean of the last 30 windows) scale it down by baseline·tolerance / latency (a queueing
- *   endpoint answers slower before it refuses);
+ *   endpoint answers slower before it refuses), never below LATENCY_FLOOR;
  * - after a decrease, the level that overloaded is a ceiling: it is probed again only after a
  *   number of quiet windows that doubles each time the probe fails (4 … 64), so a steady endpoint
  *   sees about one throttle per 64 windows.
@@ -34,6 +34,12 @@ export interface LimiterStats {
 }
 
 const BASELINE_WINDOWS = 30;
+/**
+ * Slower answers never cut the limit below this: at 1, a single long call (up to its timeout)
+ * holds the only slot and the job sends nothing else, and latency noise alone can get it there.
+ * Only refusals (429 / 503 / timeouts) go lower.
+ */
+export const LATENCY_FLOOR = 2;
 const MIN_PROBE_WAIT = 4;
 const MAX_PROBE_WAIT = 64;
 
@@ -160,9 +166,9 @@ export class ConcurrencyLimiter {
     const tolerance = this.options.latencyTolerance ?? 1.5;
     if (overloads === 0 && mean !== undefined && this.recentMeans.length >= 3 && mean > baseline * tolerance) {
       this.slowWindows += 1;
-      if (this.slowWindows >= 2 && this.current > 1) {
+      if (this.slowWindows >= 2 && this.current > LATENCY_FLOOR) {
         this.ceiling = this.current;
-        this.current = Math.max(1, Math.floor(this.current * Math.max(0.5, (baseline * tolerance) / mean)));
+        this.current = Math.max(LATENCY_FLOOR, Math.floor(this.current * Math.max(0.5, (baseline * tolerance) / mean)));
         this.decreaseCount += 1;
         this.slowStart = false;
         this.slowWindows = 0;
