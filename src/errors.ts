@@ -33,3 +33,8 @@ export function errorMessage(error: unknown): string {
   if (error instanceof Error) return error.message;
   return String(error);
 }
+
+/** The signal that stopped some work, when its stop was aborted with the signal's name as reason (withStopSignals). */
+export function stopSignalOf(stop: AbortSignal): NodeJS.Signals | undefined {
+  return stop.aborted && (stop.reason === 'SIGINT' || stop.reason === 'SIGTERM') ? stop.reason : undefined;
+}

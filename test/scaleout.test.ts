@@ -48,6 +48,21 @@ async function walk(dir: string, prefix = ''): Promise<string[]> {
   return out.sort();
 }
 
+/** A storage that does what `base` does, except for the methods given. */
+function delegating(base: Storage, overrides: Partial<Storage>): Storage {
+  return {
+    location: base.location,
+    list: () => base.list(),
+    read: (key) => base.read(key),
+    readLines: (key, chunkBytes) => base.readLines(key, chunkBytes),
+    write: (key, body, contentType) => base.write(key, body, contentType),
+    openTextSink: (key, contentType) => base.openTextSink(key, contentType),
+    exists: (key) => base.exists(key),
+    uri: (key) => base.uri(key),
+    ...overrides,
+  };
+}
+
 /** analysis.json without what legitimately differs between runs: timings and latency (and, for a resumed run, the calls it saved). */
 function stable(summary: Record<string, unknown>, resumed = false): Record<string, unknown> {
   const copy = JSON.parse(JSON.stringify(summary)) as Record<string, Record<string, unknown>>;
@@ -236,19 +251,12 @@ describe('SageMaker Processing, scale-out, resume and graceful stop', () => {
     const mine = results.filter((r) => r.index % 2 === 1);
     const out = openStorage(path.join(tmp, 'part-order'));
     const written: number[] = [];
-    const counting: Storage = {
-      location: out.location,
+    const counting = delegating(out, {
       openTextSink: async (key, contentType) => {
         const sink = await out.openTextSink(key, contentType);
         return { write: async (text) => (written.push(deserializeResult(text).index), sink.write(text)), close: () => sink.close(), abort: () => sink.abort() };
       },
-      write: (key, body, contentType) => out.write(key, body, contentType),
-      read: (key) => out.read(key),
-      readLines: (key, chunkBytes) => out.readLines(key, chunkBytes),
-      exists: (key) => out.exists(key),
-      uri: (key) => out.uri(key),
-      list: () => out.list(),
-    };
+    });
     const writer = await PartWriter.open(counting, JSON.parse(await readFile(path.join(whole, 'parts', '0-of-1', 'analysis_config.json'), 'utf8')) as AnalysisConfig, { index: 1, count: 2 });
     for (const r of mine) writer.admit(r.index);
     // Finished out of order: the second and third wait for the first; then the first frees them.
@@ -343,19 +351,12 @@ describe('SageMaker Processing, scale-out, resume and graceful stop', () => {
     const stop = new AbortController();
     const local = openStorage(out);
     // Stopped as the merge starts writing: once it has said "running", before the first result.
-    const stopping: Storage = {
-      location: local.location,
-      list: () => local.list(),
-      read: (key) => local.read(key),
-      readLines: (key, chunkBytes) => local.readLines(key, chunkBytes),
-      exists: (key) => local.exists(key),
-      uri: (key) => local.uri(key),
-      openTextSink: (key, contentType) => local.openTextSink(key, contentType),
+    const stopping = delegating(local, {
       write: async (key, body, contentType) => {
         await local.write(key, body, contentType);
         if (key === 'analysis.json') stop.abort('SIGTERM');
       },
-    };
+    });
     await assert.rejects(mergeParts(stopping, { parts: 2, timeoutMs: 10_000, stop: stop.signal }), (error: unknown) => {
       assert.ok(error instanceof MergeStoppedError);
       assert.equal(error.signal, 'SIGTERM');

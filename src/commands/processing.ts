@@ -135,9 +135,8 @@ CLARIFY_IMAGES_ML_ROOT replaces /opt/ml (for tests).`,
       if (shard) {
         io.out(`part ${shard.index} of ${shard.count} written`);
         if (shard.index !== 0) return result.exitCode;
-        const shared = openStorage(outputUri);
-        const merging = { parts: shard.count, timeoutMs: config.clarify_images.merge_timeout_seconds * 1000, log: (l: string) => io.err(l) };
-        summary = await withStopSignals((stop) => mergeParts(shared, { ...merging, stop }));
+        const timeoutMs = config.clarify_images.merge_timeout_seconds * 1000;
+        summary = await withStopSignals((stop) => mergeParts(openStorage(outputUri), { parts: shard.count, timeoutMs, log: (l) => io.err(l), stop }));
         printSummary({ ...result, summary }, outputUri, io);
       } else {
         printSummary(result, outputUri, io);

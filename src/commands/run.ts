@@ -1,6 +1,6 @@
 import { type AnalysisConfig, DEFAULT_DATASET_URI, DEFAULT_OUTPUT_URI, endpointTarget } from '../config/config.js';
 import { ShadowEndpoint, shadowJobKey } from '../predictor/shadow-endpoint.js';
-import { ConfigError, errorMessage } from '../errors.js';
+import { ConfigError, errorMessage, stopSignalOf } from '../errors.js';
 import { locationProblem } from '../storage/location.js';
 import { type JobResult, runJob } from '../job.js';
 import type { Shard } from '../output/run-writer.js';
@@ -15,15 +15,14 @@ export function signalExitCode(signal: NodeJS.Signals): number {
 }
 
 /**
- * While `work` runs, SIGINT / SIGTERM abort its stop signal (the reason is the signal's name) and
- * a second one exits at once. For work with nothing left to clean up after a second signal; a run
- * with a shadow endpoint uses runWithSignals.
+ * While `work` runs, the first SIGINT / SIGTERM aborts its stop signal (the reason is the signal's
+ * name); a second one calls `onSecondSignal`, which by default exits at once.
  */
-export async function withStopSignals<T>(work: (stop: AbortSignal) => Promise<T>): Promise<T> {
+export async function withStopSignals<T>(work: (stop: AbortSignal) => Promise<T>, onSecondSignal: (signal: NodeJS.Signals) => void = (s) => process.exit(signalExitCode(s))): Promise<T> {
   const controller = new AbortController();
   const onSignal = (signal: NodeJS.Signals): void => {
-    if (controller.signal.aborted) process.exit(signalExitCode(signal));
-    controller.abort(signal);
+    if (controller.signal.aborted) onSecondSignal(signal);
+    else controller.abort(signal);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -78,24 +77,15 @@ export class StoppedBeforeStartError extends Error {
  * before exiting, within 20 s; past that, the next run of the same job removes it).
  */
 export async function runWithSignals(config: AnalysisConfig, options: Omit<Parameters<typeof runJob>[1], 'stop' | 'graceMs'>): Promise<{ result: JobResult; signal?: NodeJS.Signals }> {
-  const controller = new AbortController();
-  let signal: NodeJS.Signals | undefined;
   let shadow: ShadowEndpoint | undefined;
-  const onSignal = (s: NodeJS.Signals): void => {
+  // A second signal: now, after a bounded attempt to delete the shadow endpoint.
+  const onSecondSignal = (s: NodeJS.Signals): void => {
     const code = signalExitCode(s);
-    if (signal) {
-      // A second signal: now, after a bounded attempt to delete the shadow endpoint.
-      if (!shadow) process.exit(code);
-      setTimeout(() => process.exit(code), 20_000).unref();
-      void shadow.delete().finally(() => process.exit(code));
-      return;
-    }
-    signal = s;
-    controller.abort();
+    if (!shadow) process.exit(code);
+    setTimeout(() => process.exit(code), 20_000).unref();
+    void shadow.delete().finally(() => process.exit(code));
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  try {
+  return withStopSignals(async (stop) => {
     let effective = config;
     if (endpointTarget(config).kind === 'shadow') {
       try {
@@ -103,26 +93,24 @@ export async function runWithSignals(config: AnalysisConfig, options: Omit<Param
           jobKey: shadowJobKey(options.outputUri, options.shard),
           region: config.clarify_images.region,
           log: options.log ?? (() => undefined),
-          signal: controller.signal,
+          signal: stop,
           pollIntervalMs: Number(process.env['CLARIFY_IMAGES_SHADOW_POLL_MS'] ?? 15_000),
           timeoutMs: config.clarify_images.shadow_endpoint_timeout_seconds * 1000,
         });
       } catch (error) {
+        const signal = stopSignalOf(stop);
         if (signal) throw new StoppedBeforeStartError(signal);
         throw error;
       }
       effective = { ...config, predictor: { ...config.predictor, endpoint_name: shadow.name } };
     }
     try {
-      const result = await runJob(effective, { ...options, stop: controller.signal, graceMs: config.clarify_images.stop_grace_seconds * 1000 });
-      return { result, signal };
+      const result = await runJob(effective, { ...options, stop, graceMs: config.clarify_images.stop_grace_seconds * 1000 });
+      return { result, signal: stopSignalOf(stop) };
     } finally {
       await shadow?.delete();
     }
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
+  }, onSecondSignal);
 }
 
 export const runCommand: Command = {

@@ -137,7 +137,6 @@ export async function writeExplanationArtifacts(
   return { heatmap, viewHeatmap: view.scale === 1 ? heatmap : await renderHeatmap(view.rgb, view.segments, values, options) };
 }
 
-/** Global importance per label over all explained images, per Clarify's agg_method. */
 /** Values the median keeps, over all labels together; beyond it each label keeps a uniform sample. */
 export const MEDIAN_KEPT_VALUES = 1 << 21;
 
@@ -149,6 +148,7 @@ export interface GlobalImportanceSummary {
   median_sample?: { kept: number; of: number };
 }
 
+/** Global importance per label over all explained images, per Clarify's agg_method. */
 export class GlobalImportance {
   private readonly sums: number[];
   private readonly squares: number[];

@@ -5,8 +5,9 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AnalysisConfig } from '../config/config.js';
+import { stopSignalOf } from '../errors.js';
 import type { CallStats } from '../predictor/invoker.js';
-import type { Storage } from '../storage/storage.js';
+import { LINE_READ_CHUNK_BYTES, type Storage } from '../storage/storage.js';
 import type { AnalysisSummary } from './records.js';
 import { deserializeResult, FinalWriter, type ImageResult, partPrefix, type PartSummary } from './run-writer.js';
 
@@ -28,7 +29,7 @@ export class MergeTimeoutError extends Error {}
 export class MergeStoppedError extends Error {
   readonly signal: NodeJS.Signals | undefined;
   constructor(stop: AbortSignal, where: string) {
-    const signal = stop.reason === 'SIGINT' || stop.reason === 'SIGTERM' ? stop.reason : undefined;
+    const signal = stopSignalOf(stop);
     super(`merge stopped${signal ? ` by ${signal}` : ''} ${where}`);
     this.name = 'MergeStoppedError';
     this.signal = signal;
@@ -86,7 +87,7 @@ export async function mergeParts(output: Storage, options: MergeOptions): Promis
   const config = JSON.parse((await output.read(`${partPrefix(shards[0]!)}/analysis_config.json`)).toString('utf8')) as AnalysisConfig;
   // Each part is in dataset order already: a k-way merge that holds one result per part, and one
   // read chunk per part (together at most 256 MiB up to 256 parts, 1 MiB each beyond).
-  const chunkBytes = Math.max(MIB, Math.min(4 * MIB, Math.floor((256 * MIB) / options.parts)));
+  const chunkBytes = Math.max(MIB, Math.min(LINE_READ_CHUNK_BYTES, Math.floor((256 * MIB) / options.parts)));
   const parts = shards.map((s) => output.readLines(`${partPrefix(s)}/results.jsonl`, chunkBytes)[Symbol.asyncIterator]());
   const writer = await mergeInto(output, config, parts, options).finally(() => Promise.all(parts.map((part) => part.return?.())));
   const calls: CallStats = { calls: 0, attempts: 0, retries: 0, failedCalls: 0, latencyMsTotal: 0 };

@@ -74,11 +74,26 @@ function round(value: number, digits: number): number {
 /** analysis.json lists the first this many failures (in dataset order); predictions.jsonl has every one. */
 export const MAX_LISTED_FAILURES = 1000;
 
+/** Failed images as a summary lists them: every one counted, the first MAX_LISTED_FAILURES kept. */
+class FailureList {
+  readonly listed: ImageFailure[] = [];
+  count = 0;
+
+  add(failure: ImageFailure): void {
+    this.count += 1;
+    if (this.listed.length < MAX_LISTED_FAILURES) this.listed.push(failure);
+  }
+
+  /** The summary's `failures_not_listed`, present only when some were left out. */
+  notListed(): { failures_not_listed?: number } {
+    return this.count > this.listed.length ? { failures_not_listed: this.count - this.listed.length } : {};
+  }
+}
+
 export class FinalWriter implements ResultWriter {
   private readonly importance: GlobalImportance;
   private readonly report: ReportCollector;
-  private readonly failures: ImageFailure[] = [];
-  private failed = 0;
+  private readonly failures = new FailureList();
   private succeeded = 0;
   private withoutDetections = 0;
   private explained = 0;
@@ -98,10 +113,8 @@ export class FinalWriter implements ResultWriter {
     // Everything order-dependent (floating-point sums included) happens here, in dataset order.
     this.emitter = new OrderedEmitter<ImageResult>(async (result) => {
       await this.predictions.write(`${JSON.stringify(result.record)}\n`);
-      if (result.failure) {
-        this.failed += 1;
-        if (this.failures.length < MAX_LISTED_FAILURES) this.failures.push(result.failure);
-      } else {
+      if (result.failure) this.failures.add(result.failure);
+      else {
         this.succeeded += 1;
         if (result.withoutDetections) this.withoutDetections += 1;
       }
@@ -150,22 +163,22 @@ export class FinalWriter implements ResultWriter {
     const finished = new Date();
     const { calls } = facts;
     const isDetection = this.config.methods.shap.image_config.model_type === 'OBJECT_DETECTION';
-    const processed = this.succeeded + this.failed;
+    const processed = this.succeeded + this.failures.count;
     const summary: AnalysisSummary = {
       tool: { name: 'clarify-images', version: VERSION },
-      status: facts.partial ? 'partial' : this.failed > 0 ? 'completed_with_failures' : 'completed',
+      status: facts.partial ? 'partial' : this.failures.count > 0 ? 'completed_with_failures' : 'completed',
       ...(facts.partial && facts.stopReason ? { stop_reason: facts.stopReason } : {}),
       model_type: this.config.methods.shap.image_config.model_type,
       endpoint: facts.endpoint,
       dataset: { uri: facts.datasetUri, images_found: facts.imagesFound, files_skipped: facts.filesSkipped },
       images: {
         succeeded: this.succeeded,
-        failed: this.failed,
+        failed: this.failures.count,
         ...(isDetection ? { without_detections: this.withoutDetections } : {}),
         ...(facts.partial ? { not_processed: facts.imagesFound - processed } : {}),
       },
-      failures: this.failures.sort((a, b) => (a.image < b.image ? -1 : a.image > b.image ? 1 : 0)),
-      ...(this.failed > this.failures.length ? { failures_not_listed: this.failed - this.failures.length } : {}),
+      failures: this.failures.listed.sort((a, b) => (a.image < b.image ? -1 : a.image > b.image ? 1 : 0)),
+      ...this.failures.notListed(),
       endpoint_calls: {
         calls: calls.calls,
         attempts: calls.attempts,
@@ -247,8 +260,7 @@ export class PartWriter implements ResultWriter {
   private readonly places = new Map<number, number>();
   private admitted = 0;
   private readonly emitter: OrderedEmitter<ImageResult>;
-  private readonly failures: ImageFailure[] = [];
-  private failed = 0;
+  private readonly failures = new FailureList();
   private written = 0;
 
   private constructor(
@@ -259,10 +271,7 @@ export class PartWriter implements ResultWriter {
     this.emitter = new OrderedEmitter<ImageResult>(async (result) => {
       await this.results.write(`${serializeResult(result)}\n`);
       this.written += 1;
-      if (result.failure) {
-        this.failed += 1;
-        if (this.failures.length < MAX_LISTED_FAILURES) this.failures.push(result.failure);
-      }
+      if (result.failure) this.failures.add(result.failure);
     });
   }
 
@@ -307,14 +316,14 @@ export class PartWriter implements ResultWriter {
     if (!facts.partial) await this.output.write(`${prefix}/_SUCCESS`, '', 'text/plain');
     return {
       tool: { name: 'clarify-images', version: VERSION },
-      status: facts.partial ? 'partial' : this.failed > 0 ? 'completed_with_failures' : 'completed',
+      status: facts.partial ? 'partial' : this.failures.count > 0 ? 'completed_with_failures' : 'completed',
       ...(facts.partial && facts.stopReason ? { stop_reason: facts.stopReason } : {}),
       model_type: '',
       endpoint: facts.endpoint,
       dataset: { uri: facts.datasetUri, images_found: facts.imagesFound, files_skipped: facts.filesSkipped },
-      images: { succeeded: this.written - this.failed, failed: this.failed },
-      failures: this.failures,
-      ...(this.failed > this.failures.length ? { failures_not_listed: this.failed - this.failures.length } : {}),
+      images: { succeeded: this.written - this.failures.count, failed: this.failures.count },
+      failures: this.failures.listed,
+      ...this.failures.notListed(),
       endpoint_calls: { calls: facts.calls.calls, attempts: facts.calls.attempts, retries: facts.calls.retries, failed_calls: facts.calls.failedCalls, mean_latency_ms: 0 },
       durations: { started_at: facts.startedAt.toISOString(), finished_at: new Date().toISOString(), total_seconds: 0 },
     };
