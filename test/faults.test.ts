@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -197,6 +197,35 @@ describe('faults are surfaced fast and clearly', () => {
       assert.equal(summary.dataset.images_found, 30);
       assert.equal(summary.images.not_processed, 30 - summary.images.succeeded - summary.images.failed);
       assert.ok((summary.images.not_processed ?? 0) >= 20, `${summary.images.not_processed} not processed`);
+    } finally {
+      await slow.stop();
+    }
+  });
+
+  it('a second signal ends the run at once and leaves no staged file behind', async () => {
+    // Every call takes 1.5 s, so the first SIGTERM's grace (60 s) is still running when the second comes.
+    const slow = await startEndpointServer({ model: (r) => ({ prediction: colourShareModel(r) }), faults: () => ({ delayMs: 1500 }) });
+    try {
+      const data = await images('second-signal', Array.from({ length: 6 }, (_, i): fx.Rgb => [200, 20 + i * 5, 20]));
+      const out = path.join(tmp, 'second-signal-out');
+      const staging = path.join(tmp, '.second-signal-out.staging');
+      const child = spawn(process.execPath, [CLI, 'run', '--config', await config('second-signal', { endpoint_url: slow.url, stop_grace_seconds: 60 }), '--dataset-uri', data, '--output', out], {
+        env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+      while (slow.requests.length < 2) await new Promise((r) => setTimeout(r, 20));
+      // The run's output files are open in the staging folder by now.
+      const staged = await readdir(staging);
+      assert.ok(staged.length > 0, 'the run stages its output files while it runs');
+      child.kill('SIGTERM');
+      await new Promise((r) => setTimeout(r, 300));
+      child.kill('SIGTERM');
+      assert.equal(await exited, 143, stderr);
+      const left = await readdir(staging).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? [] : Promise.reject(error)));
+      assert.deepEqual(left, [], 'no staged file is left beside the output');
     } finally {
       await slow.stop();
     }

@@ -2,7 +2,7 @@
  * Reading and writing objects below a root location, the same way for S3 and local folders.
  * Keys are relative to the root and use `/`.
  */
-import { createReadStream } from 'node:fs';
+import { createReadStream, rmdirSync, rmSync } from 'node:fs';
 import { copyFile, type FileHandle, lstat, mkdir, open, readdir, readFile, realpath, rename, rm, rmdir, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -202,6 +202,41 @@ function compareBytes(a: string, b: string): number {
  */
 let stagingCounter = 0;
 
+/**
+ * This process's staged files not yet moved into place or discarded. A second stop signal ends the
+ * process at once (process.exit), and these would stay in the staging folder for good; the exit
+ * hook removes them, and the folder if that empties it, synchronously, as an exit hook must.
+ */
+const liveStagedFiles = new Set<string>();
+let exitHookInstalled = false;
+
+function trackStaged(temp: string): void {
+  liveStagedFiles.add(temp);
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', removeLiveStagedFiles);
+}
+
+function removeLiveStagedFiles(): void {
+  const folders = new Set<string>();
+  for (const temp of liveStagedFiles) {
+    folders.add(path.dirname(temp));
+    try {
+      rmSync(temp, { force: true });
+    } catch {
+      // Best effort on the way out: nothing can be reported after exit.
+    }
+  }
+  liveStagedFiles.clear();
+  for (const folder of folders) {
+    try {
+      rmdirSync(folder); // fails while another writer's file is in it, as unstage's remove does
+    } catch {
+      // Another writer's files keep it.
+    }
+  }
+}
+
 /** Times a staged file is started again after its folder was removed by another writer. */
 const STAGING_ATTEMPTS = 5;
 
@@ -243,7 +278,9 @@ export class LocalStorage implements Storage {
       const dir = await this.stagingDir();
       const temp = path.join(dir, name);
       try {
-        return { temp, handle: await open(temp, 'w') };
+        const handle = await open(temp, 'w');
+        trackStaged(temp);
+        return { temp, handle };
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= STAGING_ATTEMPTS) {
           await this.unstage();
@@ -369,6 +406,7 @@ export class LocalStorage implements Storage {
       await rm(temp, { force: true });
       throw error;
     } finally {
+      liveStagedFiles.delete(temp);
       await this.unstage();
     }
   }
@@ -382,6 +420,7 @@ export class LocalStorage implements Storage {
     const unstage = async (): Promise<void> => {
       if (unstaged) return;
       unstaged = true;
+      liveStagedFiles.delete(temp);
       await this.unstage();
     };
     return new StreamSink(
