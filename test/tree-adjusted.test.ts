@@ -488,6 +488,11 @@ describe('tree-adjusted estimator', () => {
     const kernel = solveKernelShap(design, values, full, empty);
     assert.deepEqual(onlyFirst.values[1], kernel.values[1]);
     assert.notDeepEqual(onlyFirst.values[0], kernel.values[0]);
+    // The adjusted output's answer and SEs are its own: the same to the bit with the other output gone
+    // (its regressions are solved for the adjusted outputs alone, however many labels the model has).
+    const alone = solveTreeAdjusted(design, values.map((v) => v.subarray(0, 1)), full.subarray(0, 1), empty.subarray(0, 1), 6, [0]);
+    assert.deepEqual(alone.values[0], onlyFirst.values[0]);
+    assert.deepEqual(alone.standardErrors[0], onlyFirst.standardErrors[0]);
   });
 });
 
