@@ -18,7 +18,8 @@ import { defaultWorkerCount, WorkerStages } from './compute/stages.js';
 import { fnv1a32 } from './explain/hash.js';
 import { defaultBudget } from './explain/kernel-shap.js';
 import { decodedSize, decodeImage, describeDecodeError } from './image/decode.js';
-import { MemoryBudget, OverBudgetError, workingBytes } from './compute/memory.js';
+import { explanationBytes, MemoryBudget, OverBudgetError, workingBytes } from './compute/memory.js';
+import { formatCount } from './output/format.js';
 import { inSharedMemory } from './compute/transfer.js';
 import { encodeImage } from './image/encode.js';
 import type { RgbImage } from './image/rgb.js';
@@ -41,6 +42,8 @@ import { VERSION } from './version.js';
 
 /** Results that may wait in memory for a slower earlier image before the job stops starting new ones. */
 export const MAX_WAITING_RESULTS = 64;
+/** What those results may hold at most, as a share of max_memory_mb (beside the images in flight). */
+export const WAITING_RESULTS_MEMORY_SHARE = 0.25;
 
 export interface JobOptions {
   /** Overrides config.dataset_uri. */
@@ -163,6 +166,11 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   setMaxListeners(0, cpuAbort.signal); // one listener per queued task (Piscina), many by design
   const cpu = new WorkerStages(ext.cpu_workers ?? defaultWorkerCount(), cpuAbort.signal);
   const memory = new MemoryBudget(ext.max_memory_mb * 1024 * 1024);
+  // A classifier's explanation holds every label's answer to every call (explanationBytes), as
+  // much as its pixels at a few thousand labels: each image is admitted with them.
+  const { model_type: modelType, num_segments: plannedSegments } = config.methods.shap.image_config;
+  const plannedCalls = (config.methods.shap.num_samples ?? defaultBudget(plannedSegments)) + 1;
+  const labels = modelType === 'IMAGE_CLASSIFICATION' ? config.predictor.label_headers.length : 0;
   const groundwork = new ExplanationGroundwork(config, predictor, storageOptions, log, cpu);
   const classification = new ClassificationExplainer(groundwork);
   const detection = new DetectionExplainer(groundwork);
@@ -208,10 +216,13 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
       const decodeOptions = { maxPixels: ext.max_image_pixels, maxSide: ext.max_image_side };
       // Admitted by its working size, read from the header: a huge image waits for room, or is refused before it is decoded.
       const planned = await stageOf('decode', () => decodedSize(data, decodeOptions), describeDecodeError);
-      const needed = workingBytes(planned.width * planned.height, groundwork.prepareAheadFor(planned));
+      const answerBytes = explanationBytes(labels, plannedCalls, plannedSegments);
+      const needed = workingBytes(planned.width * planned.height, groundwork.prepareAheadFor(planned)) + answerBytes;
+      // The labels are named in the refusal where their answers are a good part of the need.
+      const withLabels = answerBytes >= needed / 4 ? ` with ${formatCount(labels)} labels` : '';
       releaseMemory = await stageOf('decode', () => memory.acquire(needed), (error) =>
         error instanceof OverBudgetError
-          ? `${planned.width}×${planned.height} image ${error.message}: set clarify_images.max_image_side (e.g. 2048) to explain it shrunk, or raise max_memory_mb if the container has the memory`
+          ? `${planned.width}×${planned.height} image${withLabels} ${error.message}: set clarify_images.max_image_side (e.g. 2048) to explain it shrunk, or raise max_memory_mb if the container has the memory`
           : errorMessage(error),
       );
       const decoded = await stageOf('decode', () => decodeImage(data, decodeOptions), describeDecodeError);
@@ -307,7 +318,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
       endpointFailuresInARow = 0;
     }
   };
-  const callsPerImage = (config.methods.shap.num_samples ?? defaultBudget(config.methods.shap.image_config.num_segments)) + 1;
+  const callsPerImage = plannedCalls;
   /** What the summary says beyond the images; the listing before the run counted every image. */
   const runFacts = (): Omit<RunFacts, 'partial'> => {
     const listed = counts.imagesFound >= fullListing.imagesFound ? counts : fullListing;
@@ -375,8 +386,10 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
           if (first !== undefined && isEndpointWide(first)) halt(`the endpoint failed the first call: ${errorMessage(first)}`);
         }
         // Results are written in dataset order: those that finish ahead of a slow image wait for it
-        // in memory, so past MAX_WAITING_RESULTS of them no new image starts until it is done.
-        while (inFlight.size >= window || (writer.backlog >= MAX_WAITING_RESULTS && inFlight.size > 0)) await Promise.race(inFlight);
+        // in memory, so past MAX_WAITING_RESULTS of them, or a quarter of max_memory_mb (a
+        // 5,000-label result over 50 segments holds about 16 MB), no new image starts until it is done.
+        const backlogFull = (): boolean => writer.backlog >= MAX_WAITING_RESULTS || writer.backlogBytes >= memory.capacity * WAITING_RESULTS_MEMORY_SHARE;
+        while (inFlight.size >= window || (backlogFull() && inFlight.size > 0)) await Promise.race(inFlight);
       }
       listingComplete = true;
     } catch (error) {

@@ -15,9 +15,12 @@ import { colourShareModel, type DecodedRequest, startEndpointServer, type TestEn
 import * as fx from './support/fixtures.js';
 import { type ExplanationRecord, GlobalImportance } from '../src/output/explanations.js';
 import { failureRecord, type PredictionRecord } from '../src/output/records.js';
-import { FinalWriter, MAX_LISTED_FAILURES } from '../src/output/run-writer.js';
+import { FinalWriter, MAX_LISTED_FAILURES, waitingBytesOf } from '../src/output/run-writer.js';
+import { OrderedEmitter } from '../src/output/ordered.js';
+import { BYTES_PER_OUTPUT_SEGMENT, explanationBytes } from '../src/compute/memory.js';
 import { validateConfig } from '../src/config/config.js';
-import { MAX_WAITING_RESULTS } from '../src/job.js';
+import { MAX_WAITING_RESULTS, WAITING_RESULTS_MEMORY_SHARE } from '../src/job.js';
+import { formatCount } from '../src/output/format.js';
 import { openStorage } from '../src/storage/storage.js';
 import { EXPLANATION_REVISION } from '../src/explain/revision.js';
 import { scratchDir } from './support/scratch-dir.js';
@@ -313,6 +316,60 @@ describe('never stale, never stuck, always bounded', () => {
     }
   });
 
+  it('a model with thousands of labels: their answers count against max_memory_mb, and a budget too small for them is refused up front', async () => {
+    const labels = 3000;
+    // Every label's answer to each of num_samples + 1 calls is held while an image is explained.
+    const needed = explanationBytes(labels, 1001, 4);
+    assert.ok(needed > 64 * 1024 * 1024 && needed < 256 * 1024 * 1024, `${needed} bytes`);
+    const prediction = Array.from({ length: labels }, (_, k) => (k === 0 ? 0.5 : 0.5 / (labels - 1)));
+    const server = await startEndpointServer({ model: () => ({ prediction }) });
+    try {
+      const dir = path.join(tmp, 'many-labels');
+      await images(dir, { 'a.png': [200, 30, 30], 'b.png': [30, 200, 30], 'c.png': [30, 30, 200] });
+      const file = path.join(tmp, 'many-labels.json');
+      const labelHeaders = Array.from({ length: labels }, (_, k) => `label-${k}`);
+      const write = (extra: Record<string, unknown>): Promise<void> =>
+        writeFile(
+          file,
+          JSON.stringify({
+            dataset_type: 'application/x-image',
+            methods: { shap: { num_samples: 1000, image_config: { model_type: 'IMAGE_CLASSIFICATION', num_segments: 4 } } },
+            predictor: { content_type: 'image/png', probability: 'prediction', label_headers: labelHeaders },
+            clarify_images: { endpoint_url: server.url, max_retries: 0, ...extra },
+          }),
+        );
+      // Too little memory for one image's answers: refused before anything is sent.
+      await write({ max_memory_mb: 64 });
+      const refused = await runCli(['run', '--config', file, '--dataset-uri', dir, '--output', path.join(tmp, 'many-labels-refused')]);
+      assert.equal(refused.code, 2, refused.stderr);
+      assert.match(refused.stderr, /clarify_images\.max_memory_mb: 3,000 labels \(predictor\.label_headers\) at 1,001 calls per image need about \d+ MB per image/);
+      assert.equal(server.requests.length, 0, 'nothing sent');
+      // Room for them: explained as before.
+      await write({ max_memory_mb: 256 });
+      const explained = await runCli(['run', '--config', file, '--dataset-uri', dir, '--output', path.join(tmp, 'many-labels-out')]);
+      assert.equal(explained.code, 0, explained.stderr);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('results waiting for an earlier image are weighed as well as counted', async () => {
+    const written: number[] = [];
+    const emitter = new OrderedEmitter<{ index: number; bytes: number }>(async (item) => void written.push(item.index), (item) => item.bytes);
+    void emitter.push(2, { index: 2, bytes: 300 });
+    void emitter.push(1, { index: 1, bytes: 200 });
+    assert.equal(emitter.backlog, 2);
+    assert.equal(emitter.backlogBytes, 500);
+    await emitter.push(0, { index: 0, bytes: 100 });
+    assert.deepEqual(written, [0, 1, 2]);
+    assert.equal(emitter.backlogBytes, 0);
+    // A 5,000-label result over 50 segments weighs about 16 MB: 64 of them, 1 GB.
+    const explanations = Array.from({ length: 5000 }, () => ({ shap_values: new Array<number>(50).fill(0) }));
+    const weight = waitingBytesOf({ index: 0, key: 'k', uri: 'u', record: {} as PredictionRecord, explanation: { explanations } as unknown as ExplanationRecord });
+    assert.equal(weight, 5000 * 50 * BYTES_PER_OUTPUT_SEGMENT);
+    assert.ok(MAX_WAITING_RESULTS * weight > 1200 * 1024 * 1024 * WAITING_RESULTS_MEMORY_SHARE, 'the count alone would let them past a quarter of the default budget');
+  });
+
   it('an endless answer is cut off at max_response_bytes and not retried', async () => {
     const server = await misbehaving('endless');
     try {
@@ -438,6 +495,11 @@ describe('global importance in bounded memory', () => {
     }
   };
 
+  it('counts are written with thousands grouped, whatever the locale', () => {
+    assert.deepEqual([0, 7, 999, 1000, 1234, 20_000, 1_234_567].map(formatCount), ['0', '7', '999', '1,000', '1,234', '20,000', '1,234,567']);
+    assert.equal(formatCount(-12345), '-12,345');
+  });
+
   it('analysis.json lists the first 1,000 failures and counts the rest; the report says where every one is', async () => {
     const out = await scratchDir('ci-failures-');
     const config = validateConfig({
@@ -447,6 +509,7 @@ describe('global importance in bounded memory', () => {
     });
     const writer = await FinalWriter.open(openStorage(out), config, () => undefined);
     const total = MAX_LISTED_FAILURES + 234;
+    assert.equal(total, 1234, 'the report\'s wording below is checked for 1,234 failures');
     for (let index = 0; index < total; index++) {
       const key = `broken-${String(index).padStart(5, '0')}.jpg`;
       const failure = { image: `/data/${key}`, stage: 'decode' as const, message: 'image is truncated or corrupt' };
@@ -459,8 +522,9 @@ describe('global importance in bounded memory', () => {
     assert.equal(summary.failures[MAX_LISTED_FAILURES - 1]!.image, `/data/broken-${String(MAX_LISTED_FAILURES - 1).padStart(5, '0')}.jpg`, 'the first in dataset order');
     assert.equal((await readFile(path.join(out, 'predictions.jsonl'), 'utf8')).trim().split('\n').length, total, 'every failure in predictions.jsonl');
     const html = await readFile(path.join(out, 'report.html'), 'utf8');
-    assert.match(html, new RegExp(`Failures \\(${total}\\)`));
-    assert.match(html, new RegExp(`… and ${total - 200} more: analysis.json lists the first ${MAX_LISTED_FAILURES}, predictions.jsonl every one.`));
+    // Counts are written with thousands grouped (1,234 failures: "Failures (1,234)").
+    assert.match(html, /Failures \(1,234\)/);
+    assert.match(html, /… and 1,034 more: analysis.json lists the first 1,000, predictions.jsonl every one./);
   });
 
   it('the median is exact while the values fit, and past that the median of a uniform, repeatable sample that says so', () => {

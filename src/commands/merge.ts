@@ -1,6 +1,7 @@
 import { MergeStoppedError, mergeParts } from '../output/merge.js';
 import { openStorage } from '../storage/storage.js';
 import { type Command, EXIT_FAILURES, EXIT_OK, optionalString, requireString, UsageError } from './command.js';
+import { formatCount } from '../output/format.js';
 import { signalExitCode, withStopSignals } from './run.js';
 
 export const mergeCommand: Command = {
@@ -26,7 +27,7 @@ SIGTERM / SIGINT: stops waiting, or stops writing and discards the merged files 
     if (!(timeout >= 0)) throw new UsageError('--timeout must be a number of seconds');
     try {
       const summary = await withStopSignals((stop) => mergeParts(openStorage(output), { parts, timeoutMs: timeout * 1000, log: (l) => io.err(l), stop }));
-      io.out(`merged ${parts} parts: ${summary.images.succeeded} of ${summary.dataset.images_found} images succeeded, ${summary.images.failed} failed; results in ${output}`);
+      io.out(`merged ${parts} parts: ${formatCount(summary.images.succeeded)} of ${formatCount(summary.dataset.images_found)} images succeeded, ${formatCount(summary.images.failed)} failed; results in ${output}`);
       return summary.images.failed > 0 ? EXIT_FAILURES : EXIT_OK;
     } catch (error) {
       io.err(`clarify-images merge: ${error instanceof Error ? error.message : String(error)}`);

@@ -13,6 +13,7 @@ import { MergeStoppedError, mergeParts } from '../output/merge.js';
 import type { Shard } from '../output/run-writer.js';
 import { openStorage } from '../storage/storage.js';
 import { awsNodeNotice, type Command, EXIT_FAILURES, EXIT_OK, EXIT_USAGE, loadCheckedConfig } from './command.js';
+import { formatCount } from '../output/format.js';
 import { printSummary, runWithSignals, signalExitCode, StoppedBeforeStartError, withStopSignals } from './run.js';
 
 export function mlRoot(): string {
@@ -143,7 +144,7 @@ CLARIFY_IMAGES_ML_ROOT replaces /opt/ml (for tests).`,
       }
       if (summary.images.failed > 0) {
         const first = summary.failures[0]!;
-        await failureMessage(root, `${summary.images.failed} of ${summary.dataset.images_found} images failed (first: ${first.image} [${first.stage}] ${first.message}); see analysis.json`);
+        await failureMessage(root, `${formatCount(summary.images.failed)} of ${formatCount(summary.dataset.images_found)} images failed (first: ${first.image} [${first.stage}] ${first.message}); see analysis.json`);
         return EXIT_FAILURES;
       }
       return EXIT_OK;

@@ -5,6 +5,7 @@ import { locationProblem } from '../storage/location.js';
 import { type JobResult, runJob } from '../job.js';
 import type { Shard } from '../output/run-writer.js';
 import { awsNodeNotice, type CliIo, type Command, EXIT_FAILURES, EXIT_USAGE, loadRunnableConfig, optionalString, printConfigError, requireString, UsageError } from './command.js';
+import { formatCount } from '../output/format.js';
 
 /** Exit codes of a run ended by a signal, as shells report them (128 + signal number). */
 export const EXIT_SIGINT = 130;
@@ -37,19 +38,20 @@ export async function withStopSignals<T>(work: (stop: AbortSignal) => Promise<T>
 /** One line and the failures, as the CLI and the demo print them. */
 export function printSummary({ summary, reused }: JobResult, outputUri: string, io: CliIo): void {
   const { images, dataset, endpoint_calls: calls } = summary;
+  const count = formatCount;
   io.out(
-    `${images.succeeded} of ${dataset.images_found} images succeeded, ${images.failed} failed, ` +
-      `${dataset.files_skipped} non-image files skipped; ${calls.calls} endpoint calls (${calls.retries} retries)` +
-      `${reused > 0 ? `; ${reused} images reused from a previous run` : ''}; results in ${outputUri}`,
+    `${count(images.succeeded)} of ${count(dataset.images_found)} images succeeded, ${count(images.failed)} failed, ` +
+      `${count(dataset.files_skipped)} non-image files skipped; ${count(calls.calls)} endpoint calls (${count(calls.retries)} retries)` +
+      `${reused > 0 ? `; ${count(reused)} images reused from a previous run` : ''}; results in ${outputUri}`,
   );
   if (summary.status === 'partial') {
     const why = summary.stop_reason && summary.stop_reason !== 'stopped by a signal' ? ` ${summary.stop_reason}.` : '';
-    io.out(`  STOPPED:${why} ${images.not_processed ?? 0} images not processed; run again over the same output to finish (complete images are reused).`);
+    io.out(`  STOPPED:${why} ${count(images.not_processed ?? 0)} images not processed; run again over the same output to finish (complete images are reused).`);
   }
   for (const failure of summary.failures.slice(0, 20)) io.out(`  FAILED ${failure.image} [${failure.stage}]: ${failure.message}`);
   if (images.failed > 20) {
     const listed = summary.failures.length;
-    io.out(`  … and ${images.failed - 20} more, ${images.failed > listed ? `the first ${listed} listed in analysis.json, every one in predictions.jsonl` : 'listed in analysis.json'}`);
+    io.out(`  … and ${count(images.failed - 20)} more, ${images.failed > listed ? `the first ${count(listed)} listed in analysis.json, every one in predictions.jsonl` : 'listed in analysis.json'}`);
   }
   if (summary.report?.pdf_error) io.out(`  note: ${summary.report.pdf_error}`);
 }

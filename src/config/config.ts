@@ -14,6 +14,8 @@ import { defaultBudget } from '../explain/kernel-shap.js';
 import { MIN_CALLS_PER_PLAYER, adjustedOutputCount, treeAdjustedSeconds } from '../explain/tree-adjusted.js';
 import { EXPLANATION_REVISION } from '../explain/revision.js';
 import { locationProblem } from '../storage/location.js';
+import { explanationBytes, mib, workingBytes } from '../compute/memory.js';
+import { formatCount } from '../output/format.js';
 
 export type ModelType = 'IMAGE_CLASSIFICATION' | 'OBJECT_DETECTION';
 export type ContentType = 'image/jpeg' | 'image/png' | 'application/x-npy';
@@ -267,6 +269,19 @@ function feasibilityProblems(config: AnalysisConfig): ConfigProblem[] {
       {
         path: 'methods.shap.num_samples',
         message: `${samples} samples over ${segments} segments is more than one image's solve can do (num_samples × num_segments² ≤ ${MAX_SOLVER_WORK.toExponential(0)}): with num_segments ${segments}, use num_samples ≤ ${Math.floor(MAX_SOLVER_WORK / (segments * segments))}`,
+      },
+    ];
+  }
+  const labels = image_config.model_type === 'IMAGE_CLASSIFICATION' ? config.predictor.label_headers.length : 0;
+  const budget = config.clarify_images.max_memory_mb * 1024 * 1024;
+  const calls = (samples ?? defaultBudget(segments)) + 1;
+  // Every label's answer to every call is held while an image is explained (the smallest image: no pixels).
+  const leastPerImage = workingBytes(0, 0) + explanationBytes(labels, calls, segments);
+  if (leastPerImage > budget) {
+    return [
+      {
+        path: 'clarify_images.max_memory_mb',
+        message: `${formatCount(labels)} labels (predictor.label_headers) at ${formatCount(calls)} calls per image need about ${mib(leastPerImage)} per image, more than max_memory_mb (${mib(budget)}): raise max_memory_mb if the container has the memory, or lower num_samples`,
       },
     ];
   }

@@ -3,6 +3,7 @@
  * notebook (nbformat 4.5) whose first cell loads `explanations_shap/out.jsonl` so the analysis can
  * go on, then the report's content as Markdown tables with the pictures embedded as attachments.
  */
+import { formatCount, formatStandardError, formatValue } from './format.js';
 import { importanceExplanation, moreFailures, type ReportFacts, type ReportImage } from './report.js';
 
 interface Cell {
@@ -23,9 +24,8 @@ function lines(text: string): string[] {
 
 /** A Markdown table cell: no pipes or line breaks inside. */
 const cellText = (text: string): string => text.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
-const fmt = (v: number): string => (Math.abs(v) >= 0.001 || v === 0 ? v.toFixed(4) : v.toExponential(2));
-/** A standard error: null or NaN (read back from a resumed image) means unknown. */
-const fmtSe = (v: number | null): string => (v !== null && Number.isFinite(v) ? fmt(v) : 'unknown');
+const fmt = formatValue;
+const fmtSe = formatStandardError;
 
 function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
   return [`| ${header.map(cellText).join(' | ')} |`, `| ${header.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.map(cellText).join(' | ')} |`)].join('\n');
@@ -49,7 +49,7 @@ export function renderNotebook(facts: ReportFacts, images: readonly ReportImage[
   if (facts.failed > 0) {
     const listed = facts.failures.slice(0, 200);
     const more = moreFailures(facts, listed.length);
-    markdown(`## Failures (${facts.failed})\n\n${table(['image', 'stage', 'reason'], listed.map((f) => [f.image, f.stage, f.message]))}${more ? `\n\n${more}` : ''}`);
+    markdown(`## Failures (${formatCount(facts.failed)})\n\n${table(['image', 'stage', 'reason'], listed.map((f) => [f.image, f.stage, f.message]))}${more ? `\n\n${more}` : ''}`);
   }
   if (facts.classification) {
     markdown(
@@ -58,7 +58,7 @@ export function renderNotebook(facts: ReportFacts, images: readonly ReportImage[
         : '## Global importance\n\nNo data: no image was explained.',
     );
   }
-  if (facts.shown < facts.total) markdown(`Showing the first ${facts.shown} of ${facts.total} images.`);
+  if (facts.shown < facts.total) markdown(`Showing the first ${formatCount(facts.shown)} of ${formatCount(facts.total)} images.`);
   images.forEach((image, i) => {
     if (image.failure) {
       markdown(`## ${image.uri}\n\nFailed at ${image.failure.stage}: ${image.failure.message}`);
@@ -83,7 +83,7 @@ export function renderNotebook(facts: ReportFacts, images: readonly ReportImage[
       return `### ${panel.title}\n\n${heatmap}\n\nprediction ${fmt(panel.prediction)}, base value ${fmt(panel.baseValue)}\n\n${segments}`;
     });
     markdown(
-      [`## ${image.uri}`, `${image.width}×${image.height} px, ${image.numSegments ?? '?'} segments, ${image.calls ?? 0} endpoint calls for the explanation.`, figures, ranking, ...panels].join('\n\n'),
+      [`## ${image.uri}`, `${image.width}×${image.height} px, ${image.numSegments ?? '?'} segments, ${formatCount(image.calls ?? 0)} endpoint calls for the explanation.`, figures, ranking, ...panels].join('\n\n'),
       attachments,
     );
   });

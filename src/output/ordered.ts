@@ -5,20 +5,33 @@
 export class OrderedEmitter<T> {
   private next = 0;
   private readonly waiting = new Map<number, T>();
+  private waitingBytes = 0;
   private chain: Promise<void> = Promise.resolve();
-  constructor(private readonly emit: (item: T) => Promise<void>) {}
+  /** `weigh`: about how many bytes an item holds while it waits (none given: 0). */
+  constructor(
+    private readonly emit: (item: T) => Promise<void>,
+    private readonly weigh: (item: T) => number = () => 0,
+  ) {}
 
   /** Results that arrived ahead of an earlier one, waiting for it. */
   get backlog(): number {
     return this.waiting.size;
   }
 
+  /** What the waiting results hold, as `weigh` counts it. */
+  get backlogBytes(): number {
+    return this.waitingBytes;
+  }
+
   /** Add result number `index`; returns once every result up to it that can be written has been. */
   push(index: number, item: T): Promise<void> {
     this.waiting.set(index, item);
+    this.waitingBytes += this.weigh(item);
     const ready: T[] = [];
     while (this.waiting.has(this.next)) {
-      ready.push(this.waiting.get(this.next) as T);
+      const item = this.waiting.get(this.next) as T;
+      ready.push(item);
+      this.waitingBytes -= this.weigh(item);
       this.waiting.delete(this.next);
       this.next += 1;
     }
@@ -32,6 +45,7 @@ export class OrderedEmitter<T> {
   async flushGaps(): Promise<void> {
     const ready = [...this.waiting.entries()].sort((a, b) => a[0] - b[0]).map(([, item]) => item);
     this.waiting.clear();
+    this.waitingBytes = 0;
     this.chain = this.chain.then(async () => {
       for (const r of ready) await this.emit(r);
     });

@@ -9,6 +9,7 @@ import sharp from 'sharp';
 import type { AnalysisConfig } from '../config/config.js';
 import { ADJUSTED_OUTPUTS, MIN_CALLS_PER_PLAYER } from '../explain/tree-adjusted.js';
 import { dejaVuSans } from './fonts.js';
+import { formatCount, formatStandardError, formatValue } from './format.js';
 import type { AnalysisSummary } from './records.js';
 
 export interface InfluentialSegment {
@@ -99,9 +100,9 @@ function escapeHtml(text: string): string {
 }
 
 const dataUri = (jpeg: Buffer): string => `data:image/jpeg;base64,${jpeg.toString('base64')}`;
-const fmt = (v: number): string => (Math.abs(v) >= 0.001 || v === 0 ? v.toFixed(4) : v.toExponential(2));
-/** A standard error, or "unknown" when the samples could not estimate one. */
-const fmtSe = (v: number): string => (Number.isFinite(v) ? fmt(v) : 'unknown');
+const fmt = formatValue;
+const fmtSe = formatStandardError;
+const count = formatCount;
 
 export interface ReportFacts {
   readonly title: string;
@@ -122,7 +123,7 @@ export interface ReportFacts {
 export function moreFailures(facts: ReportFacts, shown: number): string | undefined {
   if (facts.failed <= shown) return undefined;
   const more = facts.failed - shown;
-  return facts.failed > facts.failures.length ? `… and ${more} more: analysis.json lists the first ${facts.failures.length}, predictions.jsonl every one.` : `… and ${more} more in analysis.json.`;
+  return facts.failed > facts.failures.length ? `… and ${count(more)} more: analysis.json lists the first ${count(facts.failures.length)}, predictions.jsonl every one.` : `… and ${count(more)} more in analysis.json.`;
 }
 
 /** How many labels the report lists before folding the rest away. */
@@ -150,10 +151,10 @@ export function reportFacts(config: AnalysisConfig, summary: AnalysisSummary, sh
     ['Model type', summary.model_type],
     ['Endpoint', summary.endpoint],
     ['Dataset', summary.dataset.uri],
-    ['Images', `${summary.dataset.images_found} found, ${summary.images.succeeded} succeeded, ${summary.images.failed} failed, ${summary.dataset.files_skipped} non-image files skipped`],
+    ['Images', `${count(summary.dataset.images_found)} found, ${count(summary.images.succeeded)} succeeded, ${count(summary.images.failed)} failed, ${count(summary.dataset.files_skipped)} non-image files skipped`],
     ['Segments', `SLIC, num_segments ${ic.num_segments}, compactness ${ic.segment_compactness}`],
     ['SHAP', `${estimatorDescription(config)}, num_samples ${shap.num_samples ?? 'default (min(2M + 2048, 2^M − 2))'}, baseline ${baseline}, seed ${shap.seed ?? 0}${shap.use_logit ? ', log-odds' : ''}`],
-    ['Endpoint calls', `${summary.endpoint_calls.calls} (${summary.endpoint_calls.retries} retries, ${summary.endpoint_calls.failed_calls} failed), mean latency ${summary.endpoint_calls.mean_latency_ms} ms`],
+    ['Endpoint calls', `${count(summary.endpoint_calls.calls)} (${count(summary.endpoint_calls.retries)} retries, ${count(summary.endpoint_calls.failed_calls)} failed), mean latency ${summary.endpoint_calls.mean_latency_ms} ms`],
     ['Time', `${summary.durations.total_seconds} s (${summary.durations.started_at} → ${summary.durations.finished_at})`],
   ];
   if (ic.model_type === 'OBJECT_DETECTION') {
@@ -191,7 +192,7 @@ img{max-width:100%;height:auto}
   parts.push('<h2 id="run">Run</h2><table class="facts">', ...facts.rows.map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`), '</table>');
   if (facts.failed > 0) {
     const listed = facts.failures.slice(0, 200);
-    parts.push(`<h2 id="failures">Failures (${facts.failed})</h2><table class="failures"><tr><th>image</th><th>stage</th><th>reason</th></tr>`);
+    parts.push(`<h2 id="failures">Failures (${count(facts.failed)})</h2><table class="failures"><tr><th>image</th><th>stage</th><th>reason</th></tr>`);
     parts.push(...listed.map((f) => `<tr class="fail"><td>${escapeHtml(f.image)}</td><td>${escapeHtml(f.stage)}</td><td>${escapeHtml(f.message)}</td></tr>`), '</table>');
     const more = moreFailures(facts, listed.length);
     if (more) parts.push(`<p class="note">${escapeHtml(more)}</p>`);
@@ -210,7 +211,7 @@ img{max-width:100%;height:auto}
     }
   }
   parts.push(`<h2 id="images">Images</h2>`);
-  if (facts.shown < facts.total) parts.push(`<p class="note">Showing the first ${facts.shown} of ${facts.total} images.</p>`);
+  if (facts.shown < facts.total) parts.push(`<p class="note">Showing the first ${count(facts.shown)} of ${count(facts.total)} images.</p>`);
   for (const image of images) {
     parts.push(`<h2>${escapeHtml(image.uri)}</h2>`);
     if (image.failure) {
@@ -277,7 +278,7 @@ export function renderPdf(facts: ReportFacts, images: readonly ReportImage[]): P
       doc.font('Bold').text(`${k}: `, { continued: true, width }).font('Body').text(v);
     }
     if (facts.failed > 0) {
-      heading(`Failures (${facts.failed})`);
+      heading(`Failures (${count(facts.failed)})`);
       doc.fontSize(9).fillColor('#b00');
       const listed = facts.failures.slice(0, 100);
       for (const f of listed) {
@@ -299,7 +300,7 @@ export function renderPdf(facts: ReportFacts, images: readonly ReportImage[]): P
       }
     }
     heading('Images');
-    if (facts.shown < facts.total) doc.fontSize(9).text(`Showing the first ${facts.shown} of ${facts.total} images.`);
+    if (facts.shown < facts.total) doc.fontSize(9).text(`Showing the first ${count(facts.shown)} of ${count(facts.total)} images.`);
     for (const image of images) {
       // Keep the heading with its picture: start a page when both would not fit.
       ensure(image.pair && !image.failure ? Math.min(260, width * sizeRatio(image.pair)) + 60 : 60);

@@ -7,6 +7,7 @@
 import { type AnalysisConfig, configForWriting } from '../config/config.js';
 import type { CallStats } from '../predictor/invoker.js';
 import type { Storage, TextSink } from '../storage/storage.js';
+import { resultBytes } from '../compute/memory.js';
 import { VERSION } from '../version.js';
 import { type DetectionExplanationRecord, EXPLANATIONS_DIR, type ExplanationRecord, GlobalImportance } from './explanations.js';
 import { OrderedEmitter } from './ordered.js';
@@ -24,6 +25,14 @@ export interface ImageResult {
   readonly failure?: ImageFailure;
   readonly withoutDetections?: boolean;
   readonly report?: ReportImage;
+}
+
+/** About what a finished result holds while it waits to be written: its SHAP values and SEs. */
+export function waitingBytesOf(result: ImageResult): number {
+  const explanation = result.explanation;
+  if (!explanation) return 0;
+  const perOutput = 'explanations' in explanation ? explanation.explanations : explanation.objects;
+  return perOutput.reduce((sum, output) => sum + resultBytes(1, output.shap_values.length), 0);
 }
 
 /** JSON with the report's JPEG buffers as base64. */
@@ -62,6 +71,8 @@ export interface ResultWriter {
   add(result: ImageResult): Promise<void>;
   /** Results that finished ahead of an earlier image, waiting in memory for it. */
   readonly backlog: number;
+  /** What those results hold, about (`waitingBytesOf`). */
+  readonly backlogBytes: number;
   finish(facts: RunFacts): Promise<AnalysisSummary>;
   abort(): Promise<void>;
 }
@@ -127,7 +138,7 @@ export class FinalWriter implements ResultWriter {
         await this.explanations?.write(`${JSON.stringify(explanation)}\n`);
       }
       if (result.report) await this.report.add(result.index, result.report);
-    });
+    }, waitingBytesOf);
   }
 
   static async open(output: Storage, config: AnalysisConfig, log: (line: string) => void): Promise<FinalWriter> {
@@ -153,6 +164,10 @@ export class FinalWriter implements ResultWriter {
 
   get backlog(): number {
     return this.emitter.backlog;
+  }
+
+  get backlogBytes(): number {
+    return this.emitter.backlogBytes;
   }
 
   async finish(facts: RunFacts): Promise<AnalysisSummary> {
@@ -272,7 +287,7 @@ export class PartWriter implements ResultWriter {
       await this.results.write(`${serializeResult(result)}\n`);
       this.written += 1;
       if (result.failure) this.failures.add(result.failure);
-    });
+    }, waitingBytesOf);
   }
 
   static async open(output: Storage, config: AnalysisConfig, shard: Shard): Promise<PartWriter> {
@@ -295,6 +310,10 @@ export class PartWriter implements ResultWriter {
 
   get backlog(): number {
     return this.emitter.backlog;
+  }
+
+  get backlogBytes(): number {
+    return this.emitter.backlogBytes;
   }
 
   async finish(facts: RunFacts): Promise<AnalysisSummary> {
