@@ -93,6 +93,40 @@ export async function runLargeImages(work: string): Promise<LargeImageRow[]> {
   return rows;
 }
 
+export interface ManyLabelsRow {
+  readonly labels: number;
+  readonly succeeded: number;
+  readonly failed: number;
+  readonly maxRssMb: number;
+  readonly seconds: number;
+}
+
+/**
+ * Peak RSS of whole jobs whose classifier answers many labels: 6 photos (512×512, about 50
+ * segments), 2,048 samples each, the default budget and estimator. Every label's answer to every
+ * call is held while an image is explained, and the job admits images with it (explanationBytes).
+ */
+export async function runManyLabels(work: string, counts: readonly number[] = [3, 1000, 5000]): Promise<ManyLabelsRow[]> {
+  const photos = path.join(work, 'many-labels');
+  await mkdir(photos, { recursive: true });
+  const photo = fileURLToPath(new URL('../../examples/images/detection/astronaut.jpg', import.meta.url));
+  for (let i = 0; i < 6; i++) await sharp(photo).extract({ left: i * 4, top: i * 4, width: 480, height: 480 }).resize(512, 512).jpeg({ quality: 90 }).toFile(path.join(photos, `photo-${i}.jpg`));
+  const rows: ManyLabelsRow[] = [];
+  for (const labels of counts) {
+    const endpoint = await startLatencyServer(0, 1024, 0, 0, labels);
+    const scratch = await mkdtemp(path.join(os.tmpdir(), 'clarify-labels-'));
+    try {
+      const started = performance.now();
+      const result = await runChild(photos, path.join(scratch, 'out'), endpoint.url, {}, { labels, shap: { num_samples: 2048 }, image_config: { num_segments: 50, segment_compactness: 10 } });
+      rows.push({ labels, succeeded: result.images, failed: result.failed, maxRssMb: result.maxRssMb, seconds: (performance.now() - started) / 1000 });
+    } finally {
+      await endpoint.stop();
+      await rm(scratch, { recursive: true, force: true });
+    }
+  }
+  return rows;
+}
+
 export async function runMemory(sizes: readonly number[] = [100, 1000, 10_000]): Promise<MemoryRow[]> {
   const s3 = await startS3Server();
   const endpoint = await startLatencyServer(0, 1024);

@@ -11,7 +11,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { type AccuracyResult, runAccuracy } from './accuracy.js';
 import { MISSED_GOALS_HEADING, estimatorSection, runEstimators } from './estimators.js';
-import { runLargeImages, runMemory } from './memory.js';
+import { runLargeImages, runManyLabels, runMemory } from './memory.js';
+import { BYTES_PER_OUTPUT_CALL, explanationBytes } from '../src/compute/memory.js';
 import { runSoak } from './soak.js';
 import { FIT_RATIOS, REFERENCE_SECONDS_AT_FIT, REFERENCE_WORKLOAD, runReferenceWorkload, runSolveCost } from './solve-cost.js';
 import { type ClientCostRow, runAdaptive, runBatching, runClientCost, runCores, runSaturation, type SaturationRow } from './throughput.js';
@@ -263,6 +264,20 @@ async function main(): Promise<void> {
   for (const r of large) {
     const defaults = r.case.includes('defaults') || r.case.includes('max_image_side');
     lines.push(`| ${r.case} | ${r.succeeded} | ${r.failed} | ${r.maxRssMb.toFixed(0)} MB | ${r.seconds.toFixed(0)} s | ${defaults ? goal(r.maxRssMb < 2048) : '(budget raised)'} | ${r.note ? r.note.slice(0, 240) : 'explained'} |`);
+  }
+  lines.push('');
+
+  process.stderr.write('memory with many labels …\n');
+  const manyLabels = await runManyLabels(work);
+  lines.push('## Memory with many labels', '');
+  lines.push(
+    'Peak RSS of a whole job in its own process (VmHWM, as above) whose classifier answers many labels: 6 photos of 512×512, num_samples 2048, about 50 segments, the default estimator and `max_memory_mb` (1200 MiB), NPY against an instant endpoint (bench/latency-server.ts, a softmax over the labels). ' +
+      `Every label's answer to every call is held while an image is explained, and each image is admitted with about ${BYTES_PER_OUTPUT_CALL} bytes per label per call for them (src/compute/memory.ts); the goal is that the default job fits a 2 GB container.`,
+    '',
+  );
+  lines.push('| labels | succeeded | failed | admitted per image for the answers | peak RSS | time | goal < 2 GB |', '| ---: | ---: | ---: | ---: | ---: | ---: | --- |');
+  for (const r of manyLabels) {
+    lines.push(`| ${r.labels.toLocaleString('en-US')} | ${r.succeeded} | ${r.failed} | ${(explanationBytes(r.labels, 2049, 50) / 2 ** 20).toFixed(0)} MB | ${r.maxRssMb.toFixed(0)} MB | ${r.seconds.toFixed(0)} s | ${goal(r.maxRssMb < 2048 && r.failed === 0)} |`);
   }
   lines.push('');
 

@@ -45,6 +45,11 @@ export const MAX_WAITING_RESULTS = 64;
 /** What those results may hold at most, as a share of max_memory_mb (beside the images in flight). */
 export const WAITING_RESULTS_MEMORY_SHARE = 0.25;
 
+/** Whether the results waiting for an earlier image are as many, or hold as much, as the job lets wait. */
+export function waitingResultsFull(writer: Pick<ResultWriter, 'backlog' | 'backlogBytes'>, memoryCapacity: number): boolean {
+  return writer.backlog >= MAX_WAITING_RESULTS || writer.backlogBytes >= memoryCapacity * WAITING_RESULTS_MEMORY_SHARE;
+}
+
 export interface JobOptions {
   /** Overrides config.dataset_uri. */
   readonly datasetUri?: string;
@@ -171,6 +176,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   const { model_type: modelType, num_segments: plannedSegments } = config.methods.shap.image_config;
   const plannedCalls = (config.methods.shap.num_samples ?? defaultBudget(plannedSegments)) + 1;
   const labels = modelType === 'IMAGE_CLASSIFICATION' ? config.predictor.label_headers.length : 0;
+  const answerBytes = explanationBytes(labels, plannedCalls, plannedSegments);
   const groundwork = new ExplanationGroundwork(config, predictor, storageOptions, log, cpu);
   const classification = new ClassificationExplainer(groundwork);
   const detection = new DetectionExplainer(groundwork);
@@ -216,7 +222,6 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
       const decodeOptions = { maxPixels: ext.max_image_pixels, maxSide: ext.max_image_side };
       // Admitted by its working size, read from the header: a huge image waits for room, or is refused before it is decoded.
       const planned = await stageOf('decode', () => decodedSize(data, decodeOptions), describeDecodeError);
-      const answerBytes = explanationBytes(labels, plannedCalls, plannedSegments);
       const needed = workingBytes(planned.width * planned.height, groundwork.prepareAheadFor(planned)) + answerBytes;
       // The labels are named in the refusal where their answers are a good part of the need.
       const withLabels = answerBytes >= needed / 4 ? ` with ${formatCount(labels)} labels` : '';
@@ -388,8 +393,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
         // Results are written in dataset order: those that finish ahead of a slow image wait for it
         // in memory, so past MAX_WAITING_RESULTS of them, or a quarter of max_memory_mb (a
         // 5,000-label result over 50 segments holds about 16 MB), no new image starts until it is done.
-        const backlogFull = (): boolean => writer.backlog >= MAX_WAITING_RESULTS || writer.backlogBytes >= memory.capacity * WAITING_RESULTS_MEMORY_SHARE;
-        while (inFlight.size >= window || (backlogFull() && inFlight.size > 0)) await Promise.race(inFlight);
+        while (inFlight.size >= window || (waitingResultsFull(writer, memory.capacity) && inFlight.size > 0)) await Promise.race(inFlight);
       }
       listingComplete = true;
     } catch (error) {

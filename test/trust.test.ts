@@ -19,7 +19,7 @@ import { FinalWriter, MAX_LISTED_FAILURES, waitingBytesOf } from '../src/output/
 import { OrderedEmitter } from '../src/output/ordered.js';
 import { BYTES_PER_OUTPUT_SEGMENT, explanationBytes } from '../src/compute/memory.js';
 import { validateConfig } from '../src/config/config.js';
-import { MAX_WAITING_RESULTS, WAITING_RESULTS_MEMORY_SHARE } from '../src/job.js';
+import { MAX_WAITING_RESULTS, WAITING_RESULTS_MEMORY_SHARE, waitingResultsFull } from '../src/job.js';
 import { formatCount } from '../src/output/format.js';
 import { openStorage } from '../src/storage/storage.js';
 import { EXPLANATION_REVISION } from '../src/explain/revision.js';
@@ -367,7 +367,14 @@ describe('never stale, never stuck, always bounded', () => {
     const explanations = Array.from({ length: 5000 }, () => ({ shap_values: new Array<number>(50).fill(0) }));
     const weight = waitingBytesOf({ index: 0, key: 'k', uri: 'u', record: {} as PredictionRecord, explanation: { explanations } as unknown as ExplanationRecord });
     assert.equal(weight, 5000 * 50 * BYTES_PER_OUTPUT_SEGMENT);
-    assert.ok(MAX_WAITING_RESULTS * weight > 1200 * 1024 * 1024 * WAITING_RESULTS_MEMORY_SHARE, 'the count alone would let them past a quarter of the default budget');
+    const budget = 1200 * 1024 * 1024;
+    assert.ok(MAX_WAITING_RESULTS * weight > budget * WAITING_RESULTS_MEMORY_SHARE, 'the count alone would let them past a quarter of the default budget');
+    // The job starts no new image once either bound is reached.
+    const quarter = budget * WAITING_RESULTS_MEMORY_SHARE;
+    assert.equal(waitingResultsFull({ backlog: MAX_WAITING_RESULTS - 1, backlogBytes: 0 }, budget), false);
+    assert.equal(waitingResultsFull({ backlog: MAX_WAITING_RESULTS, backlogBytes: 0 }, budget), true);
+    assert.equal(waitingResultsFull({ backlog: Math.floor(quarter / weight), backlogBytes: Math.floor(quarter / weight) * weight }, budget), false);
+    assert.equal(waitingResultsFull({ backlog: Math.ceil(quarter / weight), backlogBytes: Math.ceil(quarter / weight) * weight }, budget), true, `${Math.ceil(quarter / weight)} such results`);
   });
 
   it('an endless answer is cut off at max_response_bytes and not retried', async () => {
