@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { stat } from 'node:fs/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { type AnalysisConfig, DEFAULT_DATASET_URI } from './config/config.js';
+import { type AnalysisConfig, answerBytesPerImage, DEFAULT_DATASET_URI, plannedCallsPerImage } from './config/config.js';
 import { type DatasetCounts, type DatasetImage, listImages, openDataset, ownOutputFilter } from './dataset/dataset.js';
 import { ConfigError, errorMessage, StageError } from './errors.js';
 import { ClassificationExplainer } from './explain/classification.js';
@@ -16,9 +16,8 @@ import { DetectionExplainer } from './explain/detection.js';
 import { ExplanationGroundwork } from './explain/groundwork.js';
 import { defaultWorkerCount, WorkerStages } from './compute/stages.js';
 import { fnv1a32 } from './explain/hash.js';
-import { defaultBudget } from './explain/kernel-shap.js';
 import { decodedSize, decodeImage, describeDecodeError } from './image/decode.js';
-import { explanationBytes, MemoryBudget, OverBudgetError, workingBytes } from './compute/memory.js';
+import { MemoryBudget, OverBudgetError, workingBytes } from './compute/memory.js';
 import { formatCount } from './output/format.js';
 import { inSharedMemory } from './compute/transfer.js';
 import { encodeImage } from './image/encode.js';
@@ -171,12 +170,9 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   setMaxListeners(0, cpuAbort.signal); // one listener per queued task (Piscina), many by design
   const cpu = new WorkerStages(ext.cpu_workers ?? defaultWorkerCount(), cpuAbort.signal);
   const memory = new MemoryBudget(ext.max_memory_mb * 1024 * 1024);
-  // A classifier's explanation holds every label's answer to every call (explanationBytes), as
-  // much as its pixels at a few thousand labels: each image is admitted with them.
-  const { model_type: modelType, num_segments: plannedSegments } = config.methods.shap.image_config;
-  const plannedCalls = (config.methods.shap.num_samples ?? defaultBudget(plannedSegments)) + 1;
-  const labels = modelType === 'IMAGE_CLASSIFICATION' ? config.predictor.label_headers.length : 0;
-  const answerBytes = explanationBytes(labels, plannedCalls, plannedSegments);
+  // A classifier's explanation holds every label's answer to every call, as much as its pixels
+  // at a few thousand labels: each image is admitted with them.
+  const answerBytes = answerBytesPerImage(config);
   const groundwork = new ExplanationGroundwork(config, predictor, storageOptions, log, cpu);
   const classification = new ClassificationExplainer(groundwork);
   const detection = new DetectionExplainer(groundwork);
@@ -224,7 +220,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
       const planned = await stageOf('decode', () => decodedSize(data, decodeOptions), describeDecodeError);
       const needed = workingBytes(planned.width * planned.height, groundwork.prepareAheadFor(planned)) + answerBytes;
       // The labels are named in the refusal where their answers are a good part of the need.
-      const withLabels = answerBytes >= needed / 4 ? ` with ${formatCount(labels)} labels` : '';
+      const withLabels = answerBytes >= needed / 4 ? ` with ${formatCount(config.predictor.label_headers.length)} labels` : '';
       releaseMemory = await stageOf('decode', () => memory.acquire(needed), (error) =>
         error instanceof OverBudgetError
           ? `${planned.width}×${planned.height} image${withLabels} ${error.message}: set clarify_images.max_image_side (e.g. 2048) to explain it shrunk, or raise max_memory_mb if the container has the memory`
@@ -323,7 +319,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
       endpointFailuresInARow = 0;
     }
   };
-  const callsPerImage = plannedCalls;
+  const callsPerImage = plannedCallsPerImage(config);
   /** What the summary says beyond the images; the listing before the run counted every image. */
   const runFacts = (): Omit<RunFacts, 'partial'> => {
     const listed = counts.imagesFound >= fullListing.imagesFound ? counts : fullListing;

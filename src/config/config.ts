@@ -261,6 +261,22 @@ export const MAX_SOLVER_WORK = 5e9;
  */
 export const MAX_TREE_ADJUSTED_SECONDS = 300;
 
+/** Endpoint calls an image is planned for: num_samples (or its default) and the unmasked image. */
+export function plannedCallsPerImage(config: AnalysisConfig): number {
+  const { num_samples: samples, image_config } = config.methods.shap;
+  return (samples ?? defaultBudget(image_config.num_segments)) + 1;
+}
+
+/** Outputs whose answers to every call an image's explanation holds: a classifier's labels (a detector's few objects are not counted). */
+function explainedLabels(config: AnalysisConfig): number {
+  return config.methods.shap.image_config.model_type === 'IMAGE_CLASSIFICATION' ? config.predictor.label_headers.length : 0;
+}
+
+/** What an image's explanation holds for those answers beside its pixels (explanationBytes), admitted with each image. */
+export function answerBytesPerImage(config: AnalysisConfig): number {
+  return explanationBytes(explainedLabels(config), plannedCallsPerImage(config), config.methods.shap.image_config.num_segments);
+}
+
 function feasibilityProblems(config: AnalysisConfig): ConfigProblem[] {
   const { num_samples: samples, image_config } = config.methods.shap;
   const segments = image_config.num_segments;
@@ -272,16 +288,14 @@ function feasibilityProblems(config: AnalysisConfig): ConfigProblem[] {
       },
     ];
   }
-  const labels = image_config.model_type === 'IMAGE_CLASSIFICATION' ? config.predictor.label_headers.length : 0;
   const budget = config.clarify_images.max_memory_mb * 1024 * 1024;
-  const calls = (samples ?? defaultBudget(segments)) + 1;
   // Every label's answer to every call is held while an image is explained (the smallest image: no pixels).
-  const leastPerImage = workingBytes(0, 0) + explanationBytes(labels, calls, segments);
+  const leastPerImage = workingBytes(0, 0) + answerBytesPerImage(config);
   if (leastPerImage > budget) {
     return [
       {
         path: 'clarify_images.max_memory_mb',
-        message: `${formatCount(labels)} labels (predictor.label_headers) at ${formatCount(calls)} calls per image need about ${mib(leastPerImage)} per image, more than max_memory_mb (${mib(budget)}): raise max_memory_mb if the container has the memory, or lower num_samples`,
+        message: `${formatCount(explainedLabels(config))} labels (predictor.label_headers) at ${formatCount(plannedCallsPerImage(config))} calls per image need about ${mib(leastPerImage)} per image, more than max_memory_mb (${mib(budget)}): raise max_memory_mb if the container has the memory, or lower num_samples`,
       },
     ];
   }

@@ -283,7 +283,7 @@ export class LocalStorage implements Storage {
         return { temp, handle };
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= STAGING_ATTEMPTS) {
-          await this.unstage();
+          await this.unstage(temp);
           throw error;
         }
         if (this.staging !== undefined && (await this.staging) === dir) this.staging = undefined;
@@ -291,8 +291,9 @@ export class LocalStorage implements Storage {
     }
   }
 
-  /** One staged file is gone (moved in or discarded): with none left, the folder goes too. */
-  private async unstage(): Promise<void> {
+  /** Staged file `temp` is gone (moved in or discarded): with none left, the folder goes too. */
+  private async unstage(temp: string): Promise<void> {
+    liveStagedFiles.delete(temp);
     this.staged -= 1;
     if (this.staged > 0 || this.staging === undefined) return;
     const staging = this.staging;
@@ -406,8 +407,7 @@ export class LocalStorage implements Storage {
       await rm(temp, { force: true });
       throw error;
     } finally {
-      liveStagedFiles.delete(temp);
-      await this.unstage();
+      await this.unstage(temp);
     }
   }
 
@@ -420,8 +420,7 @@ export class LocalStorage implements Storage {
     const unstage = async (): Promise<void> => {
       if (unstaged) return;
       unstaged = true;
-      liveStagedFiles.delete(temp);
-      await this.unstage();
+      await this.unstage(temp);
     };
     return new StreamSink(
       stream,
