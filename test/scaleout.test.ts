@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { watch } from 'node:fs';
+import { existsSync, watch } from 'node:fs';
 import { cp, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -274,6 +274,27 @@ describe('SageMaker Processing, scale-out, resume and graceful stop', () => {
     assert.equal(summary.images.succeeded, mine.length);
     const part = (await readFile(path.join(tmp, 'part-order', 'parts', '1-of-2', 'results.jsonl'), 'utf8')).trim().split('\n');
     assert.deepEqual(part.map((l) => deserializeResult(l).index), mine.map((r) => r.index));
+  });
+
+  it('a stopped part says how many of its images it never reached, and its summary has the run\'s facts', async () => {
+    // The Processing entrypoint's "stopped by SIGTERM: N images not processed" reads not_processed from this summary.
+    const whole = path.join(tmp, 'one-shard');
+    const config = JSON.parse(await readFile(path.join(whole, 'parts', '0-of-1', 'analysis_config.json'), 'utf8')) as AnalysisConfig;
+    const mine = (await readFile(path.join(whole, 'parts', '0-of-1', 'results.jsonl'), 'utf8')).trim().split('\n').map(deserializeResult).filter((r) => r.index % 2 === 1);
+    assert.ok(mine.length >= 3, `${mine.length} images in the shard`);
+    const writer = await PartWriter.open(openStorage(path.join(tmp, 'part-stopped')), config, { index: 1, count: 2 });
+    for (const r of mine) writer.admit(r.index);
+    await writer.add(mine[0]!);
+    await writer.add(mine[1]!);
+    const calls = { calls: 10, attempts: 12, retries: 2, failedCalls: 2, latencyMsTotal: 400 };
+    const summary = await writer.finish({ datasetUri: data, imagesFound: mine.length, filesSkipped: 0, endpoint: 'test', calls, startedAt: new Date(Date.now() - 1500), partial: true, stopReason: 'stopped by a signal' });
+    assert.equal(summary.status, 'partial');
+    assert.equal(summary.stop_reason, 'stopped by a signal');
+    assert.deepEqual(summary.images, { succeeded: 2, failed: 0, not_processed: mine.length - 2 });
+    assert.equal(summary.model_type, config.methods.shap.image_config.model_type);
+    assert.equal(summary.endpoint_calls.mean_latency_ms, 50, '400 ms over 8 answered calls');
+    assert.ok(summary.durations.total_seconds >= 1.5, `${summary.durations.total_seconds} s`);
+    assert.equal(existsSync(path.join(tmp, 'part-stopped', 'parts', '1-of-2', '_SUCCESS')), false, 'a stopped part is not marked complete');
   });
 
   it('a merge holds one result per part in memory, not the parts: 2 × 10,000 results (40 MB) merge under a 64 MB heap', async () => {

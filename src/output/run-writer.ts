@@ -82,6 +82,36 @@ function round(value: number, digits: number): number {
   return Math.round(value * f) / f;
 }
 
+/** What every summary opens with: who wrote it and how the run ended. */
+function summaryHead(facts: RunFacts, failed: number): Pick<AnalysisSummary, 'tool' | 'status' | 'stop_reason'> {
+  return {
+    tool: { name: 'clarify-images', version: VERSION },
+    status: facts.partial ? 'partial' : failed > 0 ? 'completed_with_failures' : 'completed',
+    ...(facts.partial && facts.stopReason ? { stop_reason: facts.stopReason } : {}),
+  };
+}
+
+function endpointCalls(calls: CallStats): AnalysisSummary['endpoint_calls'] {
+  const answered = calls.calls - calls.failedCalls;
+  return {
+    calls: calls.calls,
+    attempts: calls.attempts,
+    retries: calls.retries,
+    failed_calls: calls.failedCalls,
+    mean_latency_ms: answered > 0 ? round(calls.latencyMsTotal / answered, 3) : 0,
+  };
+}
+
+/** From the run's start to now. */
+function durations(startedAt: Date): AnalysisSummary['durations'] {
+  const finished = new Date();
+  return {
+    started_at: startedAt.toISOString(),
+    finished_at: finished.toISOString(),
+    total_seconds: round((finished.getTime() - startedAt.getTime()) / 1000, 3),
+  };
+}
+
 /** analysis.json lists the first this many failures (in dataset order); predictions.jsonl has every one. */
 export const MAX_LISTED_FAILURES = 1000;
 
@@ -175,14 +205,10 @@ export class FinalWriter implements ResultWriter {
     else await this.emitter.drain();
     await this.predictions.close();
     await this.explanations?.close();
-    const finished = new Date();
-    const { calls } = facts;
     const isDetection = this.config.methods.shap.image_config.model_type === 'OBJECT_DETECTION';
     const processed = this.succeeded + this.failures.count;
     const summary: AnalysisSummary = {
-      tool: { name: 'clarify-images', version: VERSION },
-      status: facts.partial ? 'partial' : this.failures.count > 0 ? 'completed_with_failures' : 'completed',
-      ...(facts.partial && facts.stopReason ? { stop_reason: facts.stopReason } : {}),
+      ...summaryHead(facts, this.failures.count),
       model_type: this.config.methods.shap.image_config.model_type,
       endpoint: facts.endpoint,
       dataset: { uri: facts.datasetUri, images_found: facts.imagesFound, files_skipped: facts.filesSkipped },
@@ -194,13 +220,7 @@ export class FinalWriter implements ResultWriter {
       },
       failures: this.failures.listed.sort((a, b) => (a.image < b.image ? -1 : a.image > b.image ? 1 : 0)),
       ...this.failures.notListed(),
-      endpoint_calls: {
-        calls: calls.calls,
-        attempts: calls.attempts,
-        retries: calls.retries,
-        failed_calls: calls.failedCalls,
-        mean_latency_ms: calls.calls - calls.failedCalls > 0 ? round(calls.latencyMsTotal / (calls.calls - calls.failedCalls), 3) : 0,
-      },
+      endpoint_calls: endpointCalls(facts.calls),
       explanations: {
         method: 'kernel_shap',
         estimator: this.config.clarify_images.estimator,
@@ -209,11 +229,7 @@ export class FinalWriter implements ResultWriter {
         mean_calls_per_image: this.explained > 0 ? round(this.explanationCalls / this.explained, 1) : 0,
         ...(isDetection ? { objects_explained: this.objectsExplained } : { global_importance: this.importance.summary() }),
       },
-      durations: {
-        started_at: facts.startedAt.toISOString(),
-        finished_at: finished.toISOString(),
-        total_seconds: round((finished.getTime() - facts.startedAt.getTime()) / 1000, 3),
-      },
+      durations: durations(facts.startedAt),
     };
     summary.report = await this.writeReport(summary);
     await this.output.write('analysis.json', `${JSON.stringify(summary, null, 2)}\n`, 'application/json');
@@ -281,6 +297,7 @@ export class PartWriter implements ResultWriter {
   private constructor(
     private readonly output: Storage,
     private readonly shard: Shard,
+    private readonly modelType: AnalysisSummary['model_type'],
     private readonly results: TextSink,
   ) {
     this.emitter = new OrderedEmitter<ImageResult>(async (result) => {
@@ -293,7 +310,7 @@ export class PartWriter implements ResultWriter {
   static async open(output: Storage, config: AnalysisConfig, shard: Shard): Promise<PartWriter> {
     const prefix = partPrefix(shard);
     await output.write(`${prefix}/analysis_config.json`, `${JSON.stringify(configForWriting(config), null, 2)}\n`, 'application/json');
-    return new PartWriter(output, shard, await output.openTextSink(`${prefix}/results.jsonl`, 'application/jsonlines'));
+    return new PartWriter(output, shard, config.methods.shap.image_config.model_type, await output.openTextSink(`${prefix}/results.jsonl`, 'application/jsonlines'));
   }
 
   admit(index: number): void {
@@ -334,17 +351,19 @@ export class PartWriter implements ResultWriter {
     await this.output.write(`${prefix}/part.json`, `${JSON.stringify(part, null, 2)}\n`, 'application/json');
     if (!facts.partial) await this.output.write(`${prefix}/_SUCCESS`, '', 'text/plain');
     return {
-      tool: { name: 'clarify-images', version: VERSION },
-      status: facts.partial ? 'partial' : this.failures.count > 0 ? 'completed_with_failures' : 'completed',
-      ...(facts.partial && facts.stopReason ? { stop_reason: facts.stopReason } : {}),
-      model_type: '',
+      ...summaryHead(facts, this.failures.count),
+      model_type: this.modelType,
       endpoint: facts.endpoint,
       dataset: { uri: facts.datasetUri, images_found: facts.imagesFound, files_skipped: facts.filesSkipped },
-      images: { succeeded: this.written - this.failures.count, failed: this.failures.count },
+      images: {
+        succeeded: this.written - this.failures.count,
+        failed: this.failures.count,
+        ...(facts.partial ? { not_processed: facts.imagesFound - this.written } : {}),
+      },
       failures: this.failures.listed,
       ...this.failures.notListed(),
-      endpoint_calls: { calls: facts.calls.calls, attempts: facts.calls.attempts, retries: facts.calls.retries, failed_calls: facts.calls.failedCalls, mean_latency_ms: 0 },
-      durations: { started_at: facts.startedAt.toISOString(), finished_at: new Date().toISOString(), total_seconds: 0 },
+      endpoint_calls: endpointCalls(facts.calls),
+      durations: durations(facts.startedAt),
     };
   }
 
