@@ -6,13 +6,12 @@
  * even for one image); then the notebooks' own file-opening code finds the results.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { shadowJobKey } from '../src/predictor/shadow-endpoint.js';
-import { CLI, runCli } from './support/cli.js';
+import { runCli, startCli } from './support/cli.js';
 import { ensureAptPackage } from './support/debian.js';
 import { runProcess } from './support/process.js';
 import { colourShareModel, startEndpointServer, type TestEndpointServer, type TestModel } from './support/endpoint-server.js';
@@ -204,17 +203,11 @@ describe('Coming from SageMaker Clarify: the notebooks run unchanged', () => {
     const configFile = path.join(tmp, 'sigterm.json');
     await writeFile(configFile, JSON.stringify(sdkClassificationNotebookConfig()));
     const out = path.join(tmp, 'sigterm-out');
-    const child = spawn(process.execPath, [CLI, 'run', '--config', configFile, '--dataset-uri', data, '--output', out], {
-      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env(classifier) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const run = startCli(['run', '--config', configFile, '--dataset-uri', data, '--output', out], env(classifier));
     while (![...control.endpoints.values()].some((e) => e.status === 'InService') || classifier.requests.length === 0) await new Promise((r) => setTimeout(r, 10));
-    child.kill('SIGTERM');
-    assert.equal(await exited, 143, stderr);
-    assert.match(stderr, /deleted/);
+    run.child.kill('SIGTERM');
+    assert.equal(await run.exited, 143, run.stderr);
+    assert.match(run.stderr, /deleted/);
     assertNothingLeft();
 
     // A crashed earlier run of the same job (same output): its endpoint is found by its tags and removed.

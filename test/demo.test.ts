@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
@@ -8,7 +7,7 @@ import { chromium } from 'playwright-core';
 import type { DetectionExplanationRecord, ExplanationRecord } from '../src/output/explanations.js';
 import type { AnalysisSummary } from '../src/output/records.js';
 import { CHROMIUM_ARGS, ensureChromium } from './support/chromium.js';
-import { CLI, runCli } from './support/cli.js';
+import { runCli, startCli } from './support/cli.js';
 import { scratchDir } from './support/scratch-dir.js';
 
 async function readLabels(file: string): Promise<{ labels: Uint16Array; width: number }> {
@@ -114,17 +113,12 @@ describe('npm run demo: a real classifier and a real detector, offline', () => {
 
   it('SIGINT stops the demo as it stops a run: exit 130, what was complete written, nothing staged, the detector never started', async () => {
     const stopped = await scratchDir('clarify-demo-stop-');
-    const child = spawn(process.execPath, [CLI, 'demo', '--output', stopped], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdoutText = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdoutText += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const run = startCli(['demo', '--output', stopped]);
     // The classifier's job has started (it logs its first line) when the signal comes.
-    while (!stderr.includes('clarify-images ')) await new Promise((r) => setTimeout(r, 50));
-    child.kill('SIGINT');
-    assert.equal(await exited, 130, stderr);
-    assert.match(stdoutText, /demo stopped by SIGINT/);
+    while (!run.stderr.includes('clarify-images ')) await new Promise((r) => setTimeout(r, 50));
+    run.child.kill('SIGINT');
+    assert.equal(await run.exited, 130, run.stderr);
+    assert.match(run.stdout, /demo stopped by SIGINT/);
     assert.deepEqual(await readdir(stopped), ['classification'], 'no detection run, no staging folder');
     const summary = JSON.parse(await readFile(path.join(stopped, 'classification', 'analysis.json'), 'utf8')) as AnalysisSummary;
     assert.equal(summary.status, 'partial');

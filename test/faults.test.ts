@@ -5,12 +5,11 @@
  * a stopped run counts the images it never reached.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { CLI, runCli } from './support/cli.js';
+import { runCli, startCli } from './support/cli.js';
 import { writeColourShareConfig } from './support/configs.js';
 import { colourShareModel, meanColour, startEndpointServer, type TestEndpointServer } from './support/endpoint-server.js';
 import { startFaultProxy } from './support/fault-proxy.js';
@@ -182,16 +181,10 @@ describe('faults are surfaced fast and clearly', () => {
     try {
       const data = await images('sigterm', Array.from({ length: 30 }, (_, i): fx.Rgb => [200, 20 + i * 5, 20]));
       const out = path.join(tmp, 'sigterm-out');
-      const child = spawn(process.execPath, [CLI, 'run', '--config', await config('sigterm', { endpoint_url: slow.url, stop_grace_seconds: 0 }), '--dataset-uri', data, '--output', out], {
-        env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stderr = '';
-      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-      const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+      const run = startCli(['run', '--config', await config('sigterm', { endpoint_url: slow.url, stop_grace_seconds: 0 }), '--dataset-uri', data, '--output', out]);
       while (slow.requests.length < 12) await new Promise((r) => setTimeout(r, 20));
-      child.kill('SIGTERM');
-      assert.equal(await exited, 143, stderr);
+      run.child.kill('SIGTERM');
+      assert.equal(await run.exited, 143, run.stderr);
       const summary = await readSummary(out);
       assert.equal(summary.status, 'partial');
       assert.equal(summary.dataset.images_found, 30);
@@ -209,21 +202,15 @@ describe('faults are surfaced fast and clearly', () => {
       const data = await images('second-signal', Array.from({ length: 6 }, (_, i): fx.Rgb => [200, 20 + i * 5, 20]));
       const out = path.join(tmp, 'second-signal-out');
       const staging = path.join(tmp, '.second-signal-out.staging');
-      const child = spawn(process.execPath, [CLI, 'run', '--config', await config('second-signal', { endpoint_url: slow.url, stop_grace_seconds: 60 }), '--dataset-uri', data, '--output', out], {
-        env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stderr = '';
-      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-      const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+      const run = startCli(['run', '--config', await config('second-signal', { endpoint_url: slow.url, stop_grace_seconds: 60 }), '--dataset-uri', data, '--output', out]);
       while (slow.requests.length < 2) await new Promise((r) => setTimeout(r, 20));
       // The run's output files are open in the staging folder by now.
       const staged = await readdir(staging);
       assert.ok(staged.length > 0, 'the run stages its output files while it runs');
-      child.kill('SIGTERM');
+      run.child.kill('SIGTERM');
       await new Promise((r) => setTimeout(r, 300));
-      child.kill('SIGTERM');
-      assert.equal(await exited, 143, stderr);
+      run.child.kill('SIGTERM');
+      assert.equal(await run.exited, 143, run.stderr);
       const left = await readdir(staging).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? [] : Promise.reject(error)));
       assert.deepEqual(left, [], 'no staged file is left beside the output');
     } finally {
@@ -257,21 +244,15 @@ describe('S3 outages and stalls are ridden out', () => {
     const file = await writeColourShareConfig(path.join(tmp, `${name}.json`), {
       clarify_images: { endpoint_url: endpoint.url, s3_retry_base_delay_ms: 200, s3_idle_timeout_ms: 500, stop_after_failed_images: 0 },
     });
-    const child = spawn(process.execPath, [CLI, 'run', '--config', file, '--dataset-uri', 's3://data/set/', '--output', `s3://results/${name}`], {
-      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...s3.env(), AWS_ENDPOINT_URL_S3: proxy.url },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const run = startCli(['run', '--config', file, '--dataset-uri', 's3://data/set/', '--output', `s3://results/${name}`], { ...s3.env(), AWS_ENDPOINT_URL_S3: proxy.url });
     const start = endpoint.requests.length;
     while (endpoint.requests.length < start + 20) await new Promise((r) => setTimeout(r, 10));
     proxy.mode = fault;
     await new Promise((r) => setTimeout(r, faultMs));
     proxy.mode = 'pass';
-    const code = await exited;
+    const code = await run.exited;
     await proxy.stop();
-    return { code, stderr, faults: { ...proxy.faults } };
+    return { code, stderr: run.stderr, faults: { ...proxy.faults } };
   }
 
   it('a 3 s S3 outage mid-run: retried with backoff and logged; every image succeeds and the summary is written', async () => {

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import sharp from 'sharp';
-import { CLI, runCli } from './support/cli.js';
+import { CLI, runCli, startCli } from './support/cli.js';
 import { runProcess } from './support/process.js';
 import { type DecodedRequest, startEndpointServer, type TestEndpointServer } from './support/endpoint-server.js';
 import { blockImage, REGION_LABELS, regionModel } from './support/region-model.js';
@@ -336,18 +336,12 @@ describe('SageMaker Processing, scale-out, resume and graceful stop', () => {
     const objects = async (): Promise<string[]> => ((await s3.client.send(new ListObjectsV2Command({ Bucket: 'stopped-merge' }))).Contents ?? []).map((o) => o.Key!).sort();
     // The second host never comes: the first writes its part, then waits for the other (an hour by default).
     const stopWhileWaiting = async (args: string[], env: Record<string, string>, signal: NodeJS.Signals): Promise<{ code: number | null; stderr: string }> => {
-      const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stderr = '';
-      const waiting = new Promise<void>((resolve) =>
-        child.stderr.on('data', (c: Buffer) => {
-          stderr += c.toString();
-          if (/waiting for 1 of 2 parts/.test(stderr)) resolve();
-        }),
-      );
-      const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-      await Promise.race([waiting, exited]);
-      child.kill(signal);
-      return { code: await exited, stderr };
+      const run = startCli(args, env);
+      let done = false;
+      void run.exited.then(() => (done = true));
+      while (!done && !/waiting for 1 of 2 parts/.test(run.stderr)) await new Promise((r) => setTimeout(r, 10));
+      run.child.kill(signal);
+      return { code: await run.exited, stderr: run.stderr };
     };
     const host = await stopWhileWaiting(['processing'], { CLARIFY_IMAGES_ML_ROOT: root, ...s3.env() }, 'SIGTERM');
     assert.equal(host.code, 143, host.stderr);
@@ -397,21 +391,15 @@ describe('SageMaker Processing, scale-out, resume and graceful stop', () => {
     const config = await configFile('stoppable', { stop_grace_seconds: 0 });
     delayMs = 15;
     calls.clear();
-    const child = spawn(process.execPath, [CLI, 'run', '--config', config, '--dataset-uri', data, '--output', out], {
-      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const run = startCli(['run', '--config', config, '--dataset-uri', data, '--output', out]);
     // Stop once two images are complete (their markers exist).
     for (;;) {
       const markers = await readdir(path.join(out, 'state')).catch(() => []);
       if (markers.length >= 2) break;
       await new Promise((r) => setTimeout(r, 20));
     }
-    child.kill('SIGTERM');
-    assert.equal(await exited, 143, stderr);
+    run.child.kill('SIGTERM');
+    assert.equal(await run.exited, 143, run.stderr);
     delayMs = 0;
     const files = await walk(out);
     assert.deepEqual(files.filter((f) => f.includes('.partial-')), [], 'no partial file left');

@@ -4,13 +4,12 @@
  * never lists its own output; a trickling or endless answer cannot hold a call or grow memory.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { CLI, runCli } from './support/cli.js';
+import { runCli, startCli } from './support/cli.js';
 import { colourShareModel, type DecodedRequest, startEndpointServer, type TestEndpointServer } from './support/endpoint-server.js';
 import * as fx from './support/fixtures.js';
 import { type ExplanationRecord, GlobalImportance } from '../src/output/explanations.js';
@@ -123,13 +122,10 @@ describe('never stale, never stuck, always bounded', () => {
     assert.equal((await runCli(['run', '--config', await config('kill-a', modelA.url), '--dataset-uri', data, '--output', out])).code, 0);
     const slow = await startEndpointServer({ model: (r) => ({ prediction: colourShareModel(r) }), faults: () => ({ delayMs: 30 }) });
     try {
-      const child = spawn(process.execPath, [CLI, 'run', '--config', await config('kill-b', slow.url), '--dataset-uri', data, '--output', out], {
-        env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
-        stdio: 'ignore',
-      });
+      const run = startCli(['run', '--config', await config('kill-b', slow.url), '--dataset-uri', data, '--output', out]);
       while (slow.requests.length < 3) await new Promise((r) => setTimeout(r, 10));
-      child.kill('SIGKILL');
-      await new Promise((r) => child.on('close', r));
+      run.child.kill('SIGKILL');
+      await run.exited;
     } finally {
       await slow.stop();
     }

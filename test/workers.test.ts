@@ -5,12 +5,11 @@
  * measured in the same test, never with a fixed limit.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
-import { CLI, runCli } from './support/cli.js';
+import { runCli, startCli } from './support/cli.js';
 import { colourShareModel, startEndpointServer, type TestEndpointServer } from './support/endpoint-server.js';
 import * as fx from './support/fixtures.js';
 import { createRgbImage, type RgbImage } from '../src/image/rgb.js';
@@ -144,19 +143,13 @@ describe('CPU-heavy stages on worker threads', () => {
     const file = await config('big', { num_samples: 200 }, { stop_grace_seconds: 0 });
     const out = path.join(tmp, 'big-out');
     const before = endpoint.requests.length;
-    const child = spawn(process.execPath, [CLI, 'run', '--config', file, '--dataset-uri', path.join(tmp, 'big'), '--output', out], {
-      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const run = startCli(['run', '--config', file, '--dataset-uri', path.join(tmp, 'big'), '--output', out]);
     // The prediction is the image's first call; segmentation starts right after it.
     while (endpoint.requests.length === before) await new Promise((r) => setTimeout(r, 5));
     await new Promise((r) => setTimeout(r, 100));
     const signalled = performance.now();
-    child.kill('SIGTERM');
-    assert.equal(await exited, 143, stderr);
+    run.child.kill('SIGTERM');
+    assert.equal(await run.exited, 143, run.stderr);
     const stopMs = performance.now() - signalled;
     assert.ok(stopMs < slicMs / 2, `stopped ${stopMs.toFixed(0)} ms after SIGTERM; the segmentation alone takes ${slicMs.toFixed(0)} ms`);
     const summary = JSON.parse(await readFile(path.join(out, 'analysis.json'), 'utf8')) as AnalysisSummary;
