@@ -36,10 +36,15 @@ export function concatRows(inputs: readonly ArrayLike<number>[], widths: readonl
   let offset = 0;
   inputs.forEach((values, i) => {
     const width = widths[i]!;
-    for (let r = 0; r < rows; r++) {
-      const from = r * width;
-      const to = r * total + offset;
-      for (let k = 0; k < width; k++) out[to + k] = values[from + k]!;
+    if (width === 1) {
+      // face-api's planes; without the inner loop this is twice as fast.
+      for (let r = 0, to = offset; r < rows; r++, to += total) out[to] = values[r]!;
+    } else {
+      for (let r = 0; r < rows; r++) {
+        const from = r * width;
+        const to = r * total + offset;
+        for (let k = 0; k < width; k++) out[to + k] = values[from + k]!;
+      }
     }
     offset += width;
   });
