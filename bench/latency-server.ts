@@ -6,7 +6,9 @@
  * estimator's forests and regressions have work only where the answers differ between masks.
  * Over the cap, a call waits for a slot (MODE queue, a real-time endpoint's queue) or is refused
  * at once with 429 (MODE throttle, as a serverless endpoint at its concurrency limit).
- * Usage: node latency-server.js LATENCY_MS CAP PER_REQUEST_MS PER_IMAGE_MS LABELS [MODE]
+ * With SIGMA > 0 each call's latency is LATENCY_MS times log-normal noise of that spread (mean 1,
+ * seeded): an endpoint whose answers vary in time, as most real ones do.
+ * Usage: node latency-server.js LATENCY_MS CAP PER_REQUEST_MS PER_IMAGE_MS LABELS [MODE] [SIGMA]
  * Prints {"port": N} when listening; GET answers {"served": images, "throttled": 429s}.
  */
 import http from 'node:http';
@@ -14,7 +16,22 @@ import type { AddressInfo } from 'node:net';
 
 const [latencyMs, cap, perRequestMs, perImageMs, labels] = process.argv.slice(2, 7).map(Number) as [number, number, number, number, number];
 const mode = process.argv[7] === 'throttle' ? 'throttle' : 'queue';
+const sigma = Number(process.argv[8] ?? 0);
 let throttled = 0;
+
+let seed = 12345;
+/** Uniform in (0, 1), seeded (an LCG), so runs are alike. */
+function uniform(): number {
+  seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+  return (seed + 0.5) / 2 ** 32;
+}
+
+/** Log-normal noise with mean 1; exactly 1 when sigma is 0. */
+function noise(): number {
+  if (sigma === 0) return 1;
+  const normal = Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+  return Math.exp(sigma * normal - (sigma * sigma) / 2);
+}
 
 /** Every this many bytes is read for an image's mean: cheap beside the client's work, and a prime, so no channel is favoured. */
 const MEAN_STRIDE = 7;
@@ -73,7 +90,7 @@ const server = http.createServer((req, res) => {
         const body = n > 1 ? JSON.stringify(answers) : JSON.stringify(answers[0]);
         res.writeHead(200, { 'Content-Type': 'application/json' }).end(body);
         waiting.shift()?.();
-      }, latencyMs + perRequestMs + perImageMs * n);
+      }, latencyMs * noise() + perRequestMs + perImageMs * n);
     };
     if (active < cap) start();
     else if (mode === 'throttle') {

@@ -17,9 +17,9 @@ export interface Endpoint {
   stop(): Promise<void>;
 }
 
-export async function startLatencyServer(latencyMs: number, cap: number, perRequestMs = 0, perImageMs = 0, labels = 3, mode: 'queue' | 'throttle' = 'queue'): Promise<Endpoint> {
+export async function startLatencyServer(latencyMs: number, cap: number, perRequestMs = 0, perImageMs = 0, labels = 3, mode: 'queue' | 'throttle' = 'queue', sigma = 0): Promise<Endpoint> {
   const script = fileURLToPath(new URL('./latency-server.js', import.meta.url));
-  const child: ChildProcess = spawn(process.execPath, [script, String(latencyMs), String(cap), String(perRequestMs), String(perImageMs), String(labels), mode], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child: ChildProcess = spawn(process.execPath, [script, String(latencyMs), String(cap), String(perRequestMs), String(perImageMs), String(labels), mode, String(sigma)], { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolve, reject) => {
     createInterface({ input: child.stdout! }).once('line', (line) => resolve((JSON.parse(line) as { port: number }).port));
     child.once('exit', (code) => reject(new Error(`latency server exited ${code}`)));
@@ -203,6 +203,8 @@ export async function runBatching(work: string): Promise<BatchRow[]> {
 export interface AdaptiveRow {
   readonly endpoint: 'throttle' | 'queue';
   readonly cap: number;
+  /** The spread of the endpoint's log-normal latency noise (0: every call takes 50 ms). */
+  readonly sigma: number;
   readonly mode: 'adaptive' | 'fixed';
   readonly maxConcurrency: number;
   readonly capacity: number;
@@ -217,26 +219,35 @@ export interface AdaptiveRow {
  * with 429 (serverless); "queue" endpoints make them wait (real-time instances).
  * Achieved = successful calls per second; throttles per 1,000 successful calls.
  */
-export async function runAdaptive(work: string): Promise<AdaptiveRow[]> {
+export interface AdaptiveCase {
+  readonly endpointMode: 'throttle' | 'queue';
+  readonly cap: number;
+  readonly sigma: number;
+}
+
+export const ADAPTIVE_CASES: readonly AdaptiveCase[] = [
+  ...[2, 8, 32].map((cap) => ({ endpointMode: 'throttle' as const, cap, sigma: 0 })),
+  ...[8, 32].map((cap) => ({ endpointMode: 'queue' as const, cap, sigma: 0 })),
+  // Answers that vary in time (log-normal, σ = 1: a tenth of calls take over 3.6× the median).
+  ...[8, 32].map((cap) => ({ endpointMode: 'queue' as const, cap, sigma: 1 })),
+];
+
+export async function runAdaptive(work: string, cases: readonly AdaptiveCase[] = ADAPTIVE_CASES, modes: readonly (readonly ['adaptive' | 'fixed', number])[] = [['adaptive', 64], ['fixed', 16]], secondsOfCalls = 8): Promise<AdaptiveRow[]> {
   const dataset = path.join(work, 'adaptive');
   await writeImages(dataset, 12, 64, 64);
   const latencyMs = 50;
   const rows: AdaptiveRow[] = [];
-  const cases = [
-    ...[2, 8, 32].map((cap) => ({ endpointMode: 'throttle' as const, cap })),
-    ...[8, 32].map((cap) => ({ endpointMode: 'queue' as const, cap })),
-  ];
-  for (const { endpointMode, cap } of cases) {
-    for (const [mode, maxConcurrency] of [['adaptive', 64], ['fixed', 16]] as const) {
-      const endpoint = await startLatencyServer(latencyMs, cap, 0, 0, 3, endpointMode);
+  for (const { endpointMode, cap, sigma } of cases) {
+    for (const [mode, maxConcurrency] of modes) {
+      const endpoint = await startLatencyServer(latencyMs, cap, 0, 0, 3, endpointMode, sigma);
       const capacity = (cap * 1000) / latencyMs;
       // About 8 s of calls at capacity, spread over the 12 images.
-      const samples = Math.max(30, Math.round((capacity * 8) / 12));
+      const samples = Math.max(30, Math.round((capacity * secondsOfCalls) / 12));
       const m = await measureJob(endpoint, dataset, { contentType: 'application/x-npy', concurrency: maxConcurrency, samples, segments: 30, mode, estimator: 'kernel' });
       const counts = (await (await fetch(endpoint.url)).json()) as { served: number; throttled: number };
       await endpoint.stop();
       const achieved = m.requests / m.seconds;
-      rows.push({ endpoint: endpointMode, cap, mode, maxConcurrency, capacity, achieved, ratio: achieved / capacity, throttlesPer1000: (counts.throttled * 1000) / Math.max(1, counts.served) });
+      rows.push({ endpoint: endpointMode, cap, sigma, mode, maxConcurrency, capacity, achieved, ratio: achieved / capacity, throttlesPer1000: (counts.throttled * 1000) / Math.max(1, counts.served) });
     }
   }
   return rows;

@@ -65,6 +65,61 @@ async function simulate(limiter: ConcurrencyLimiter, options: { capacity: number
 
 const tail = (values: number[], n: number): number[] => values.slice(-n);
 
+/** A seeded uniform generator (LCG), so a simulated run is the same on every machine. */
+function uniform(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return (state + 0.5) / 2 ** 32;
+  };
+}
+
+interface VirtualRun {
+  /** Calls served per unit of time, as a share of what the endpoint can serve at this max. */
+  readonly throughputShare: number;
+  /** The limit after each call. */
+  readonly limits: number[];
+  /** Each call's latency ÷ its unqueued latency. */
+  readonly queueing: number[];
+}
+
+/**
+ * Virtual time, no timers: an endpoint whose calls take `baseMs` (times `step.factor` from call
+ * `step.at` on) times log-normal noise of spread `sigma` (mean 1), and above `capacity` calls at
+ * once, in proportion to how many are in flight (a queue). Callers keep the limiter full.
+ */
+async function simulateVirtual(
+  limiter: ConcurrencyLimiter,
+  options: { capacity: number; sigma: number; calls: number; seed: number; max: number; baseMs?: number; step?: { at: number; factor: number } },
+): Promise<VirtualRun> {
+  const random = uniform(options.seed);
+  const normal = (): number => Math.sqrt(-2 * Math.log(random())) * Math.cos(2 * Math.PI * random());
+  const flying: { end: number; latency: number; unqueued: number; release: (outcome: { kind: 'ok'; latencyMs: number }) => void }[] = [];
+  const limits: number[] = [];
+  const queueing: number[] = [];
+  let now = 0;
+  let workDone = 0; // in units of unqueued call time, to compare with what the endpoint could do
+  for (let done = 0; done < options.calls; done++) {
+    while (flying.length < limiter.limit) {
+      const release = await limiter.acquire();
+      const base = (options.baseMs ?? 100) * (options.step && done >= options.step.at ? options.step.factor : 1);
+      const unqueued = base * Math.exp(options.sigma * normal() - (options.sigma * options.sigma) / 2);
+      const latency = unqueued * Math.max(1, (flying.length + 1) / options.capacity);
+      flying.push({ end: now + latency, latency, unqueued, release });
+    }
+    flying.sort((a, b) => a.end - b.end);
+    const call = flying.shift()!;
+    now = call.end;
+    call.release({ kind: 'ok', latencyMs: call.latency });
+    workDone += call.unqueued;
+    limits.push(limiter.limit);
+    queueing.push(call.latency / call.unqueued);
+  }
+  return { throughputShare: workDone / now / Math.min(options.capacity, options.max), limits, queueing };
+}
+
+const mean = (values: readonly number[]): number => values.reduce((a, b) => a + b, 0) / values.length;
+
 describe('adaptive concurrency', () => {
   for (const capacity of [2, 8, 32]) {
     it(`finds a throttling endpoint's capacity C = ${capacity} from below and above, never above max, with few throttles`, async () => {
@@ -123,6 +178,38 @@ describe('adaptive concurrency', () => {
     // Refusals may still go lower: an endpoint that takes one call at a time can say so.
     for (let i = 0; i < 3; i++) (await limiter.acquire())({ kind: 'overload' });
     assert.equal(limiter.limit, 1);
+  });
+
+  for (const sigma of [0.5, 1]) {
+    it(`answers that vary in time (log-normal, σ = ${sigma}) from an endpoint that never queues do not read as queueing: the limit stays at max`, async () => {
+      // Before 2026-12-02 the baseline was the lowest of 30 window means: noise alone put it far below the typical window, and the limit fell to 2.
+      const limiter = new ConcurrencyLimiter({ mode: 'adaptive', max: 64 });
+      const run = await simulateVirtual(limiter, { capacity: 100_000, sigma, calls: 20_000, seed: 7, max: 64 });
+      assert.ok(run.throughputShare >= 0.93, `throughput ${run.throughputShare.toFixed(3)} of max / latency`);
+      assert.ok(mean(tail(run.limits, 10_000)) >= 0.9 * 64, `mean limit ${mean(tail(run.limits, 10_000)).toFixed(1)} over the last 10,000 calls`);
+    });
+  }
+
+  for (const sigma of [0, 0.5]) {
+    it(`a queueing endpoint of 8 slots is held near them for 40,000 calls (σ = ${sigma}): no creep towards max, no collapse`, async () => {
+      // Before 2026-12-02 the limit crept to max (64, 8× the latency) with steady answers, and fell to 2 to 4 with noisy ones.
+      const limiter = new ConcurrencyLimiter({ mode: 'adaptive', max: 64 });
+      const run = await simulateVirtual(limiter, { capacity: 8, sigma, calls: 40_000, seed: 11, max: 64 });
+      const late = tail(run.limits, 20_000);
+      assert.ok(run.throughputShare >= 0.95, `throughput ${run.throughputShare.toFixed(3)} of capacity`);
+      // Refreshes of the baseline dip below the slots for a moment, by design; the limit does not stay there.
+      const low = [...late].sort((a, b) => a - b)[Math.floor(late.length * 0.05)]!;
+      assert.ok(low >= 6, `the limit was ${low} or lower for 5 % of the last 20,000 calls`);
+      assert.ok(mean(late) <= 24, `mean limit ${mean(late).toFixed(1)} over the last 20,000 calls, for 8 slots`);
+      assert.ok(mean(tail(run.queueing, 20_000)) <= 3, `calls took ${mean(tail(run.queueing, 20_000)).toFixed(2)}× their unqueued time`);
+    });
+  }
+
+  it('an endpoint that becomes twice as slow (no queue) costs a short dip, not the rest of the run', async () => {
+    const limiter = new ConcurrencyLimiter({ mode: 'adaptive', max: 64 });
+    const run = await simulateVirtual(limiter, { capacity: 100_000, sigma: 0.3, calls: 40_000, seed: 5, max: 64, step: { at: 10_000, factor: 2 } });
+    assert.ok(limiter.stats().decreases >= 1, 'the slower answers were read as queueing at first');
+    assert.ok(mean(tail(run.limits, 10_000)) >= 0.9 * 64, `mean limit ${mean(tail(run.limits, 10_000)).toFixed(1)} over the last 10,000 calls`);
   });
 
   it('fixed mode keeps max in flight and never adapts', async () => {
