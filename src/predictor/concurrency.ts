@@ -224,9 +224,7 @@ export class ConcurrencyLimiter {
     if (n < Math.max(this.refresh ? REFRESH_SAMPLE_CALLS : LATENCY_SAMPLE_CALLS, this.current)) return 'unknown';
     const logMean = this.sampleLogSum / n;
     const variance = Math.max(0, (this.sampleLogSquares - n * logMean * logMean) / (n - 1));
-    this.sampleLogSum = 0;
-    this.sampleLogSquares = 0;
-    this.sampleCount = 0;
+    this.clearSample();
     const sample = { logMean, standardError: Math.sqrt(variance / n) };
     this.recentSamples.push(sample);
     if (this.recentSamples.length > BASELINE_SAMPLES) this.recentSamples.shift();
@@ -261,13 +259,10 @@ export class ConcurrencyLimiter {
    * is the latency rule's to cut, not the refresh's to measure.)
    */
   private startRefresh(): void {
-    const last = this.recentSamples[this.recentSamples.length - 1]!;
-    const share = Math.min(0.5, Math.max(0.25, Math.exp(this.baseline().logMean - last.logMean)));
+    const share = Math.min(0.5, Math.max(0.25, this.baselineOverLast()));
     this.refresh = { restoreTo: this.current, skip: this.inFlight };
     this.current = Math.max(LATENCY_FLOOR, Math.floor(this.current * share));
-    this.sampleLogSum = 0;
-    this.sampleLogSquares = 0;
-    this.sampleCount = 0;
+    this.clearSample();
     this.slowSamples = 0;
   }
 
@@ -280,10 +275,21 @@ export class ConcurrencyLimiter {
     return this.recentSamples.reduce((low, s) => (s.logMean < low.logMean ? s : low));
   }
 
+  /** baseline / latency of the last sample (geometric means). */
+  private baselineOverLast(): number {
+    const last = this.recentSamples[this.recentSamples.length - 1]!;
+    return Math.exp(this.baseline().logMean - last.logMean);
+  }
+
   /** baseline · tolerance / latency, from the last sample. */
   private cutFactor(): number {
-    const last = this.recentSamples[this.recentSamples.length - 1]!;
-    return (this.options.latencyTolerance ?? 1.5) * Math.exp(this.baseline().logMean - last.logMean);
+    return (this.options.latencyTolerance ?? 1.5) * this.baselineOverLast();
+  }
+
+  private clearSample(): void {
+    this.sampleLogSum = 0;
+    this.sampleLogSquares = 0;
+    this.sampleCount = 0;
   }
 
   private grow(saturated: boolean): void {
