@@ -170,8 +170,8 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   setMaxListeners(0, cpuAbort.signal); // one listener per queued task (Piscina), many by design
   const cpu = new WorkerStages(ext.cpu_workers ?? defaultWorkerCount(), cpuAbort.signal);
   const memory = new MemoryBudget(ext.max_memory_mb * 1024 * 1024);
-  // A classifier's explanation holds every label's answer to every call, as much as its pixels
-  // at a few thousand labels: each image is admitted with them.
+  // A classifier's explanation holds every label's answer to every call (a detector's, every
+  // object's), as much as its pixels at a few thousand labels: each image is admitted with them.
   const answerBytes = answerBytesPerImage(config);
   const groundwork = new ExplanationGroundwork(config, predictor, storageOptions, log, cpu);
   const classification = new ClassificationExplainer(groundwork);

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError, type ConfigProblem } from '../src/errors.js';
-import { configNotes, endpointTarget, validateConfig } from '../src/config/config.js';
+import { answerBytesPerImage, configNotes, endpointTarget, validateConfig } from '../src/config/config.js';
+import { explanationBytes } from '../src/compute/memory.js';
 import { type RawConfig, sdkClassificationConfig } from './support/configs.js';
 
 function problemsOf(config: unknown): ConfigProblem[] {
@@ -53,6 +54,23 @@ describe('config', () => {
     assert.equal(config.clarify_images.concurrency, 'adaptive');
     assert.equal(config.clarify_images.missing_label_score, 'error');
     assert.equal(config.clarify_images.estimator, 'tree-adjusted');
+  });
+
+  it('counts a detector\'s objects against max_memory_mb as a classifier\'s labels: all of them with context 1, one at a time below', () => {
+    const detector = (max_objects: number, context: number): RawConfig => ({
+      dataset_type: 'application/x-image',
+      methods: { shap: { num_samples: 2048, image_config: { model_type: 'OBJECT_DETECTION', max_objects, context } } },
+      predictor: { endpoint_name: 'e', label_headers: ['face'] },
+    });
+    assert.equal(answerBytesPerImage(validateConfig(detector(100, 1))), explanationBytes(100, 2049, 20));
+    assert.equal(answerBytesPerImage(validateConfig(detector(100, 0.5))), explanationBytes(1, 2049, 20));
+    // A million objects' scores to 2,049 calls would be 65 GB an image: refused, naming what to lower.
+    const problems = problemsOf(detector(1_000_000, 1));
+    assert.equal(problems.length, 1);
+    assert.equal(problems[0]!.path, 'clarify_images.max_memory_mb');
+    assert.match(problems[0]!.message, /^1,000,000 objects \(methods\.shap\.image_config\.max_objects, with context 1\) at 2,049 calls per image need about [\d,]+ MB per image, .* or lower num_samples or max_objects$/);
+    // One object at a time: the same count is no memory problem.
+    assert.doesNotThrow(() => validateConfig(detector(1_000_000, 0.5)));
   });
 
   it('names the path of an unknown estimator and lists the two there are', () => {

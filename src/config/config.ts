@@ -267,14 +267,26 @@ export function plannedCallsPerImage(config: AnalysisConfig): number {
   return (samples ?? defaultBudget(image_config.num_segments)) + 1;
 }
 
-/** Outputs whose answers to every call an image's explanation holds: a classifier's labels (a detector's few objects are not counted). */
-function explainedLabels(config: AnalysisConfig): number {
-  return config.methods.shap.image_config.model_type === 'IMAGE_CLASSIFICATION' ? config.predictor.label_headers.length : 0;
+/**
+ * Outputs whose answers to every call an image's explanation holds at once: a classifier's labels;
+ * a detection image's objects, up to max_objects, when they share one set of calls (context 1),
+ * else one object at a time.
+ */
+function explainedOutputs(config: AnalysisConfig): number {
+  const { model_type, context, max_objects } = config.methods.shap.image_config;
+  if (model_type === 'IMAGE_CLASSIFICATION') return config.predictor.label_headers.length;
+  return context >= 1 ? max_objects : 1;
+}
+
+/** The outputs of explainedOutputs in the config's own terms, for a message. */
+function explainedOutputsSaid(config: AnalysisConfig): string {
+  const count = formatCount(explainedOutputs(config));
+  return config.methods.shap.image_config.model_type === 'IMAGE_CLASSIFICATION' ? `${count} labels (predictor.label_headers)` : `${count} objects (methods.shap.image_config.max_objects, with context 1)`;
 }
 
 /** What an image's explanation holds for those answers beside its pixels (explanationBytes), admitted with each image. */
 export function answerBytesPerImage(config: AnalysisConfig): number {
-  return explanationBytes(explainedLabels(config), plannedCallsPerImage(config), config.methods.shap.image_config.num_segments);
+  return explanationBytes(explainedOutputs(config), plannedCallsPerImage(config), config.methods.shap.image_config.num_segments);
 }
 
 function feasibilityProblems(config: AnalysisConfig): ConfigProblem[] {
@@ -289,13 +301,13 @@ function feasibilityProblems(config: AnalysisConfig): ConfigProblem[] {
     ];
   }
   const budget = config.clarify_images.max_memory_mb * 1024 * 1024;
-  // Every label's answer to every call is held while an image is explained (the smallest image: no pixels).
+  // Every output's answer to every call is held while an image is explained (the smallest image: no pixels).
   const leastPerImage = workingBytes(0, 0) + answerBytesPerImage(config);
   if (leastPerImage > budget) {
     return [
       {
         path: 'clarify_images.max_memory_mb',
-        message: `${formatCount(explainedLabels(config))} labels (predictor.label_headers) at ${formatCount(plannedCallsPerImage(config))} calls per image need about ${mib(leastPerImage)} per image, more than max_memory_mb (${mib(budget)}): raise max_memory_mb if the container has the memory, or lower num_samples`,
+        message: `${explainedOutputsSaid(config)} at ${formatCount(plannedCallsPerImage(config))} calls per image need about ${mib(leastPerImage)} per image, more than max_memory_mb (${mib(budget)}): raise max_memory_mb if the container has the memory, or lower num_samples${config.methods.shap.image_config.model_type === 'OBJECT_DETECTION' ? ' or max_objects' : ''}`,
       },
     ];
   }
