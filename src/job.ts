@@ -209,12 +209,19 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
     }
     const reused = await resume.lookup(name, image.key, image.index, contentId);
     if (reused) return reused;
+    /** The bytes to explain. An S3 object replaced since it was listed is known by the version read: its result must not be reused for the listed one. */
+    const readListed = async (): Promise<Buffer> => {
+      if (!image.etag || !dataset.readVersion) return dataset.read(image.key);
+      const { bytes: read, etag } = await dataset.readVersion(image.key);
+      if (etag && etag !== image.etag) contentId = `etag:${etag}`;
+      return read;
+    };
     let size: { width: number; height: number; original?: { width: number; height: number } } | undefined;
     let releaseMemory: (() => void) | undefined;
     try {
       const read = bytes;
       bytes = undefined;
-      const data = read ?? (await stageOf('read', () => dataset.read(image.key)));
+      const data = read ?? (await stageOf('read', readListed));
       const decodeOptions = { maxPixels: ext.max_image_pixels, maxSide: ext.max_image_side };
       // Admitted by its working size, read from the header: a huge image waits for room, or is refused before it is decoded.
       const planned = await stageOf('decode', () => decodedSize(data, decodeOptions), describeDecodeError);

@@ -23,6 +23,7 @@ import { formatCount } from '../src/output/format.js';
 import { openStorage } from '../src/storage/storage.js';
 import { EXPLANATION_REVISION } from '../src/explain/revision.js';
 import { scratchDir } from './support/scratch-dir.js';
+import { startS3Server } from './support/s3-server.js';
 
 const readRecords = async (out: string): Promise<PredictionRecord[]> =>
   (await readFile(path.join(out, 'predictions.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as PredictionRecord);
@@ -113,6 +114,50 @@ describe('never stale, never stuck, always bounded', () => {
     assert.equal(again.code, 0);
     assert.doesNotMatch(again.stdout, /reused/);
     assert.ok(modelA.requests.length > calls, 'the image was explained again');
+  });
+
+  it('an S3 image replaced after it was listed is recorded as what was read: put back, it is explained again, not reused', async () => {
+    const s3 = await startS3Server();
+    // The first call (the first image's) is held until the last image has been replaced in S3;
+    // the listing is done by then, and the last image is read after that call.
+    let replaceOnFirstCall: (() => Promise<void>) | undefined;
+    const server = await startEndpointServer({
+      model: (r) => ({ prediction: colourShareModel(r) }),
+      faults: () => {
+        const replace = replaceOnFirstCall;
+        replaceOnFirstCall = undefined;
+        return replace ? { until: replace() } : undefined;
+      },
+    });
+    try {
+      await s3.createBucket('data');
+      const blue = await fx.solidPng(24, 24, [20, 20, 220]);
+      const green = await fx.solidPng(24, 24, [20, 220, 20]);
+      await s3.put('data', 'set/a.png', await fx.solidPng(24, 24, [220, 20, 20]));
+      await s3.put('data', 'set/z.png', blue);
+      const file = await config('replaced-in-s3', server.url);
+      const out = path.join(tmp, 'replaced-in-s3-out');
+      const run = (): ReturnType<typeof runCli> => runCli(['run', '--config', file, '--dataset-uri', 's3://data/set/', '--output', out], s3.env());
+
+      replaceOnFirstCall = () => s3.put('data', 'set/z.png', green);
+      const first = await run();
+      assert.equal(first.code, 0, first.stderr);
+      assert.equal(replaceOnFirstCall, undefined, 'the image was replaced during the run');
+      assert.deepEqual((await readRecords(out)).map((r) => r.predicted_label), ['red', 'green'], 'z.png explained as it was read');
+
+      // Put back: the same bytes, so the same ETag as the first run listed. Its result was for the
+      // green image, so only a.png may be reused.
+      await s3.put('data', 'set/z.png', blue);
+      const before = server.requests.length;
+      const second = await run();
+      assert.equal(second.code, 0, second.stderr);
+      assert.match(second.stdout, /1 images reused/);
+      assert.ok(server.requests.length > before, 'z.png was explained again');
+      assert.deepEqual((await readRecords(out)).map((r) => r.predicted_label), ['red', 'blue']);
+    } finally {
+      await server.stop();
+      await s3.stop();
+    }
   });
 
   it('a run killed over an earlier complete output leaves "running", never the earlier "completed" summary', async () => {

@@ -5,7 +5,7 @@ import { parseLocation } from '../storage/location.js';
 import { openDatasetStorage, readUri, type Storage, type StorageOptions, type StoredObject } from '../storage/storage.js';
 
 /** What the job needs of a dataset: its objects, their bytes and their URIs. */
-export type DatasetSource = Pick<Storage, 'list' | 'read' | 'uri'>;
+export type DatasetSource = Pick<Storage, 'list' | 'read' | 'readVersion' | 'uri'>;
 
 const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png'];
 

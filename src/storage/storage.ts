@@ -57,6 +57,11 @@ export interface Storage {
   /** Every object below the root, in the store's listing order (S3 and local: byte order of keys), one page in memory at a time. */
   list(): AsyncIterable<StoredObject>;
   read(key: string): Promise<Buffer>;
+  /**
+   * The bytes and the ETag of the version read, where the store versions its objects (S3): an
+   * object replaced after it was listed is then known by what was read, not by the listing.
+   */
+  readVersion?(key: string): Promise<{ bytes: Buffer; etag?: string }>;
   /** A text object's lines (split at \n), read `chunkBytes` at a time: memory holds one chunk and one line. */
   readLines(key: string, chunkBytes?: number): AsyncIterable<string>;
   write(key: string, body: Uint8Array | string, contentType?: string): Promise<void>;
@@ -483,11 +488,16 @@ export class S3Storage implements Storage {
     }
   }
 
-  read(key: string): Promise<Buffer> {
+  async read(key: string): Promise<Buffer> {
+    return (await this.readVersion(key)).bytes;
+  }
+
+  readVersion(key: string): Promise<{ bytes: Buffer; etag?: string }> {
     return withS3Retries(`S3 read of ${this.uri(key)}`, async () => {
       const response = await this.client.send(new GetObjectCommand({ Bucket: this.location.bucket, Key: this.objectKey(key) }));
       if (!response.Body) throw new Error(`${this.uri(key)} has no body`);
-      return Buffer.from(await response.Body.transformToByteArray());
+      const bytes = Buffer.from(await response.Body.transformToByteArray());
+      return response.ETag ? { bytes, etag: response.ETag } : { bytes };
     });
   }
 
