@@ -11,6 +11,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { type AnalysisConfig, answerBytesPerImage, DEFAULT_DATASET_URI, plannedCallsPerImage } from './config/config.js';
 import { type DatasetCounts, type DatasetImage, listImages, openDataset, ownOutputFilter } from './dataset/dataset.js';
 import { ConfigError, errorMessage, StageError } from './errors.js';
+import { readBaseline } from './explain/baseline.js';
 import { ClassificationExplainer } from './explain/classification.js';
 import { DetectionExplainer } from './explain/detection.js';
 import { ExplanationGroundwork } from './explain/groundwork.js';
@@ -164,7 +165,13 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
     throw new Error(`cannot list the dataset ${datasetUri}: ${errorMessage(error)}`, { cause: error });
   });
   const writer: ResultWriter = shard ? await PartWriter.open(output, effective, shard) : await FinalWriter.open(output, effective, log);
-  const resume = new ResumeStore(output, effective, !options.force);
+  // A baseline image shapes every result, and may be replaced under the same URI: it is read once,
+  // its hash joins the resume fingerprint, and the same bytes are explained with.
+  const baselineUri = config.methods.shap.baseline;
+  const baselineBytes = baselineUri === undefined ? undefined : readBaseline(baselineUri, storageOptions);
+  baselineBytes?.catch(() => undefined); // each image reports it (StageError), as before
+  const baselineContent = baselineBytes && (await baselineBytes.then((bytes) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`, () => 'unreadable'));
+  const resume = new ResumeStore(output, effective, !options.force, baselineContent);
   // CPU-heavy stages run on worker threads: the event loop stays free for calls, timeouts and signals.
   const cpuAbort = new AbortController();
   setMaxListeners(0, cpuAbort.signal); // one listener per queued task (Piscina), many by design
@@ -173,7 +180,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   // A classifier's explanation holds every label's answer to every call (a detector's, every
   // object's), as much as its pixels at a few thousand labels: each image is admitted with them.
   const answerBytes = answerBytesPerImage(config);
-  const groundwork = new ExplanationGroundwork(config, predictor, storageOptions, log, cpu);
+  const groundwork = new ExplanationGroundwork(config, predictor, storageOptions, log, cpu, baselineBytes);
   const classification = new ClassificationExplainer(groundwork);
   const detection = new DetectionExplainer(groundwork);
   const wantsReport = (index: number): boolean => shownInReport(index, ext.report_max_images);

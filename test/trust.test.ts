@@ -94,6 +94,37 @@ describe('never stale, never stuck, always bounded', () => {
     assert.ok((await readRecords(out)).every((r) => r.image.startsWith(moved)));
   });
 
+  it('a baseline image replaced under the same path is a new explanation: explained again, not reused', async () => {
+    const data = path.join(tmp, 'baseline-data');
+    await images(data, { 'a.png': [220, 20, 20] });
+    const baseline = path.join(tmp, 'baseline.png');
+    await writeFile(baseline, await fx.solidPng(8, 8, [0, 0, 0]));
+    const out = path.join(tmp, 'baseline-out');
+    const file = await config('baseline', modelA.url, {});
+    const withBaseline = JSON.parse(await readFile(file, 'utf8')) as { methods: { shap: Record<string, unknown> } };
+    withBaseline.methods.shap['baseline'] = baseline;
+    await writeFile(file, JSON.stringify(withBaseline));
+    const run = (): ReturnType<typeof runCli> => runCli(['run', '--config', file, '--dataset-uri', data, '--output', out]);
+    const valuesOf = async (): Promise<number[]> => {
+      const line = JSON.parse((await readFile(path.join(out, 'explanations_shap', 'out.jsonl'), 'utf8')).trim()) as { explanations: { shap_values: number[] }[] };
+      return line.explanations[0]!.shap_values;
+    };
+    assert.equal((await run()).code, 0);
+    const onBlack = await valuesOf();
+    assert.match((await run()).stdout, /1 images reused/, 'unchanged: reused');
+
+    // The same path, another image: the values are those the new baseline gives.
+    await writeFile(baseline, await fx.solidPng(8, 8, [255, 255, 255]));
+    const calls = modelA.requests.length;
+    const replaced = await run();
+    assert.equal(replaced.code, 0, replaced.stderr);
+    assert.doesNotMatch(replaced.stdout, /reused/);
+    assert.ok(modelA.requests.length > calls, 'the image was explained again');
+    const onWhite = await valuesOf();
+    assert.notDeepEqual(onWhite, onBlack);
+    assert.match((await run()).stdout, /1 images reused/, 'and reused from then on');
+  });
+
   it('results an earlier revision of the explanation computed are explained again, not reused', async () => {
     const data = path.join(tmp, 'revision-data');
     await images(data, { 'a.png': [220, 20, 20] });

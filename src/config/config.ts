@@ -623,12 +623,17 @@ export function configForWriting(config: AnalysisConfig): AnalysisConfig {
   return { ...config, predictor: { ...config.predictor, custom_attributes: `[redacted: ${attributes.length} characters, sha256 ${hash}…]` } };
 }
 
-/** A stable fingerprint of everything that shapes a result (for resume): the fields, the endpoint, the dataset, this code's way of explaining. */
-export function resultFingerprint(config: AnalysisConfig): string {
+/**
+ * A stable fingerprint of everything that shapes a result (for resume): the fields, the endpoint,
+ * the dataset, this code's way of explaining, and the content of methods.shap.baseline (its
+ * SHA-256, or why it could not be read), which may be replaced under the same URI.
+ */
+export function resultFingerprint(config: AnalysisConfig, baselineContent?: string): string {
   return JSON.stringify([
     ...RESULT_SHAPING_FIELDS.map((p) => [p, configValue(config, p) ?? null]),
     ['endpoint', endpointIdentity(config)],
     ['dataset_uri', config.dataset_uri ?? null],
     ['explanation_revision', EXPLANATION_REVISION],
+    ...(config.methods.shap.baseline === undefined ? [] : [['baseline_content', baselineContent ?? null]]),
   ]);
 }

@@ -51,22 +51,30 @@ export async function resizeBaseline(baseline: RgbImage, width: number, height: 
   return createRgbImage(width, height, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
 }
 
-/** Reads and decodes `methods.shap.baseline`; errors say which part failed (reading or decoding). */
-export async function loadBaselineImage(uri: string, maxPixels: number, options: StorageOptions): Promise<RgbImage> {
-  let bytes: Buffer;
+/** Reads `methods.shap.baseline`'s bytes; errors say what is wrong with the URI. */
+export async function readBaseline(uri: string, options: StorageOptions): Promise<Buffer> {
   try {
-    bytes = await readUri(uri, options);
+    return await readUri(uri, options);
   } catch (error) {
     const code = (error as { code?: string; name?: string }).code ?? (error as { name?: string }).name;
     if (code === 'ENOENT' || code === 'NoSuchKey' || code === 'NotFound') throw new Error(`${uri} does not exist`);
     if (code === 'EISDIR') throw new Error(`${uri} is a folder, not an image`);
     throw new Error(`cannot read ${uri}: ${errorMessage(error)}`);
   }
+}
+
+/** Decodes the baseline's bytes; errors name the URI. */
+export async function decodeBaseline(bytes: Buffer, uri: string, maxPixels: number): Promise<RgbImage> {
   try {
     return await decodeImage(bytes, { maxPixels });
   } catch (error) {
     throw new Error(`${uri}: ${describeDecodeError(error)}`);
   }
+}
+
+/** Reads and decodes `methods.shap.baseline`; errors say which part failed (reading or decoding). */
+export async function loadBaselineImage(uri: string, maxPixels: number, options: StorageOptions): Promise<RgbImage> {
+  return decodeBaseline(await readBaseline(uri, options), uri, maxPixels);
 }
 
 /** Before any image: the baseline a config names exists and is an image (a ConfigError otherwise). */

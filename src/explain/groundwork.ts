@@ -16,7 +16,7 @@ import type { SegmentIndex } from './masking.js';
 import { StopError } from '../predictor/invoker.js';
 import { prepareAheadFor } from '../compute/memory.js';
 import { readUri, type StorageOptions } from '../storage/storage.js';
-import { blurBaseline, loadBaselineImage, meanBaseline, noiseBaseline, resizeBaseline } from './baseline.js';
+import { blurBaseline, decodeBaseline, loadBaselineImage, meanBaseline, noiseBaseline, resizeBaseline } from './baseline.js';
 import { fnv1a32 } from './hash.js';
 import { defaultBudget } from './kernel-shap.js';
 import { NpyBatcher } from '../predictor/batcher.js';
@@ -33,6 +33,8 @@ export class ExplanationGroundwork {
     log: (line: string) => void = () => undefined,
     /** Where segmentation, masking and the solve run: worker threads in a job, this thread by default. */
     readonly cpu: CpuStages = inlineStages,
+    /** methods.shap.baseline's bytes as the job read them (and hashed them for resume); read here otherwise. */
+    private readonly baselineBytes?: Promise<Buffer>,
   ) {
     const ext = config.clarify_images;
     this.batcher = ext.batch_size > 1 ? new NpyBatcher(predictor, config.predictor.accept_type, ext.batch_size, ext.max_payload_bytes, ext.max_concurrency, log) : undefined;
@@ -74,7 +76,8 @@ export class ExplanationGroundwork {
   async baselineFor(image: RgbImage, key: string): Promise<RgbImage> {
     const uri = this.config.methods.shap.baseline;
     if (uri) {
-      this.baselineImage ??= loadBaselineImage(uri, this.config.clarify_images.max_image_pixels, this.storageOptions).catch((error: unknown) => {
+      const maxPixels = this.config.clarify_images.max_image_pixels;
+      this.baselineImage ??= (this.baselineBytes ? this.baselineBytes.then((bytes) => decodeBaseline(bytes, uri, maxPixels)) : loadBaselineImage(uri, maxPixels, this.storageOptions)).catch((error: unknown) => {
         throw new StageError('explain', `cannot use methods.shap.baseline: ${errorMessage(error)}`, { cause: error });
       });
       return resizeBaseline(await this.baselineImage, image.width, image.height);

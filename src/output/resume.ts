@@ -1,7 +1,7 @@
 /**
  * Resume: after an image's artifacts are written, a marker `state/<name>.json` records its
  * results, the fingerprint of everything that shapes them (config fields, endpoint identity,
- * dataset URI) and the image's content (ETag or SHA-256). A later run over the same output reuses
+ * dataset URI, the baseline image's content) and the image's content (ETag or SHA-256). A later run over the same output reuses
  * an image only when all of these match exactly and every artifact it names is there;
  * otherwise (or with --force) the image is explained again. Failed images are never reused.
  */
@@ -32,8 +32,10 @@ export class ResumeStore {
     private readonly output: Storage,
     config: AnalysisConfig,
     private readonly enabled: boolean,
+    /** methods.shap.baseline's content, as resultFingerprint takes it. */
+    baselineContent?: string,
   ) {
-    this.fingerprint = resultFingerprint(config);
+    this.fingerprint = resultFingerprint(config, baselineContent);
   }
 
   private keyOf(name: string): string {
