@@ -171,7 +171,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   const baselineBytes = baselineUri === undefined ? undefined : readBaseline(baselineUri, storageOptions);
   baselineBytes?.catch(() => undefined); // each image reports it (StageError), as before
   const baselineContent = baselineBytes && (await baselineBytes.then((bytes) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`, () => 'unreadable'));
-  const resume = new ResumeStore(output, effective, !options.force, baselineContent);
+  const resume = new ResumeStore(output, effective, !options.force, baselineContent, log);
   // CPU-heavy stages run on worker threads: the event loop stays free for calls, timeouts and signals.
   const cpuAbort = new AbortController();
   setMaxListeners(0, cpuAbort.signal); // one listener per queued task (Piscina), many by design
@@ -214,8 +214,10 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
     } catch {
       contentId = 'unreadable';
     }
-    const reused = await resume.lookup(name, image.key, image.index, contentId);
-    if (reused) return reused;
+    const reuse = await resume.decide(name, image.key, image.index, contentId);
+    if (reuse.kind === 'reuse') return reuse.result;
+    // The first stored image is predicted again before any stored result is reused: same answer, reused.
+    const check = reuse.kind === 'check' ? reuse : undefined;
     /** The bytes to explain. An S3 object replaced since it was listed is known by the version read: its result must not be reused for the listed one. */
     const readListed = async (): Promise<Buffer> => {
       if (!image.etag || !dataset.readVersion) return dataset.read(image.key);
@@ -247,6 +249,8 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
       const payload = await stageOf('encode', () => encodeImage(rgb, config.predictor.content_type, { jpegQuality: ext.jpeg_quality }));
       const prediction = await predictor.predict(payload, rgb.width, rgb.height);
       const record = predictionRecord(image, size, prediction);
+      const stored = check?.settle(record);
+      if (stored) return stored;
       const base = { index: image.index, key: image.key, uri: image.uri, record };
       let result: ImageResult;
       if (prediction.kind === 'detection') {
@@ -294,6 +298,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
       const report: ReportImage | undefined = wantsReport(image.index) ? { uri: image.uri, name, width: 0, height: 0, ranking: [], panels: [], failure } : undefined;
       return { index: image.index, key: image.key, uri: image.uri, record: failureRecord(image, failure, size && { width: size.width, height: size.height }), failure, report };
     } finally {
+      check?.settle(undefined); // not predicted: the next stored image checks instead
       releaseMemory?.();
     }
   };

@@ -415,10 +415,12 @@ describe('SageMaker Processing, scale-out, resume and graceful stop', () => {
     const again = await runCli(['run', '--config', config, '--dataset-uri', data, '--output', out]);
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, new RegExp(`${finishedKeys.length} images reused`));
-    for (const key of finishedKeys) {
+    // One call checks that the endpoint still gives the stored answer (the first finished image's prediction); no other.
+    const repeated = finishedKeys.map((key) => {
       const { image } = IMAGES.find((i) => i.file === key)!;
-      assert.equal(calls.get(sizeKey(image)), before.get(sizeKey(image)), `${key} was finished, yet the endpoint was called again`);
-    }
+      return (calls.get(sizeKey(image)) ?? 0) - (before.get(sizeKey(image)) ?? 0);
+    });
+    assert.deepEqual(repeated.filter((n) => n > 0), [1], `calls for the finished images: ${repeated.join(', ')}`);
     const lines = (await readFile(path.join(out, 'predictions.jsonl'), 'utf8')).trim().split('\n');
     assert.deepEqual(lines.map((l) => (JSON.parse(l) as { key: string }).key), IMAGES.map((i) => i.file).sort(), 'every image once, in order');
     assert.deepEqual((await walk(out)).filter((f) => f.includes('.partial-')), []);
@@ -434,7 +436,9 @@ describe('SageMaker Processing, scale-out, resume and graceful stop', () => {
     calls.clear();
     const again = await runCli(['run', '--config', config, '--dataset-uri', data, '--output', out]);
     assert.match(again.stdout, /8 images reused/);
-    assert.deepEqual([...calls.keys()], [sizeKey(IMAGES[3]!.image)], 'only the image with the missing heatmap was explained again');
+    // The image with the missing heatmap is explained again; one other call checks the endpoint's answer.
+    assert.ok(calls.get(sizeKey(IMAGES[3]!.image))! > 1, 'the image with the missing heatmap was explained again');
+    assert.deepEqual([...calls].filter(([key]) => key !== sizeKey(IMAGES[3]!.image)).map(([, n]) => n), [1], 'and one other call, the check');
     assert.ok((await stat(path.join(out, heatmap))).size > 0);
     calls.clear();
     const forced = await runCli(['run', '--config', config, '--dataset-uri', data, '--output', out, '--force']);

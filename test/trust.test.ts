@@ -16,6 +16,7 @@ import { type ExplanationRecord, GlobalImportance } from '../src/output/explanat
 import { failureRecord, type PredictionRecord } from '../src/output/records.js';
 import { FinalWriter, MAX_LISTED_FAILURES, waitingBytesOf } from '../src/output/run-writer.js';
 import { OrderedEmitter } from '../src/output/ordered.js';
+import { answerDifference } from '../src/output/resume.js';
 import { BYTES_PER_OUTPUT_SEGMENT, explanationBytes } from '../src/compute/memory.js';
 import { validateConfig } from '../src/config/config.js';
 import { MAX_WAITING_RESULTS, WAITING_RESULTS_MEMORY_SHARE, waitingResultsFull } from '../src/job.js';
@@ -123,6 +124,57 @@ describe('never stale, never stuck, always bounded', () => {
     const onWhite = await valuesOf();
     assert.notDeepEqual(onWhite, onBlack);
     assert.match((await run()).stdout, /1 images reused/, 'and reused from then on');
+  });
+
+  it('a model updated behind the same endpoint is noticed: the first stored image is predicted again, and on another answer nothing is reused', async () => {
+    let reversed = false;
+    const server = await startEndpointServer({ model: (r) => ({ prediction: reversed ? [...(colourShareModel(r) as number[])].reverse() : colourShareModel(r) }) });
+    try {
+      const data = path.join(tmp, 'updated-data');
+      await images(data, { 'a.png': [220, 20, 20], 'b.png': [20, 20, 220], 'c.png': [20, 220, 20] });
+      const out = path.join(tmp, 'updated-out');
+      const file = await config('updated', server.url);
+      const run = (): ReturnType<typeof runCli> => runCli(['run', '--config', file, '--dataset-uri', data, '--output', out]);
+      assert.equal((await run()).code, 0);
+      assert.deepEqual((await readRecords(out)).map((r) => r.predicted_label), ['red', 'blue', 'green']);
+
+      // The same model: one call checks it, and every stored result is reused.
+      let before = server.requests.length;
+      const same = await run();
+      assert.match(same.stdout, /3 images reused/);
+      assert.equal(server.requests.length - before, 1, 'one call, the check');
+
+      // Updated in place (same URL, another model): the check sees it; everything is explained again.
+      reversed = true;
+      before = server.requests.length;
+      const updated = await run();
+      assert.equal(updated.code, 0, updated.stderr);
+      assert.doesNotMatch(updated.stdout, /reused/);
+      assert.match(updated.stderr, /resume: the endpoint answers \S+a\.png differently from the stored result \(red 0\.\d+, now 0\.\d+\): the model behind it has changed, so no stored result is reused in this run/);
+      assert.ok(server.requests.length - before > 3 * 10, 'every image explained again');
+      assert.deepEqual((await readRecords(out)).map((r) => r.predicted_label), ['blue', 'red', 'green']);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('answers compared for the check: the same within 1e-4, another score, label, box or count is another answer', () => {
+    const record = (score: number, x1 = 0.5, objects = 1): PredictionRecord => ({
+      image: 'u',
+      key: 'k',
+      objects: Array.from({ length: objects }, () => ({ label: 'face', class_index: 0, score, box: { x0: 0.1, y0: 0.1, x1, y1: 0.5 }, box_pixels: { x0: 1, y0: 1, x1: 5, y1: 5 } })),
+      detections_total: objects,
+    });
+    assert.equal(answerDifference(record(0.9), record(0.9 + 5e-5)), undefined);
+    assert.equal(answerDifference(record(0.9), record(0.91)), 'object 1 (face) 0.9000, now 0.9100');
+    assert.equal(answerDifference(record(0.9), record(0.9, 0.52)), 'object 1 (face) has another box');
+    assert.equal(answerDifference(record(0.9), record(0.9, 0.5, 2)), '1 objects of 1 detections, now 2 of 2');
+    const scores = (values: number[]): PredictionRecord => ({ image: 'u', key: 'k', predictions: values.map((score, index) => ({ label: `l${index}`, index, score })) });
+    assert.equal(answerDifference(scores([0.2, 0.8]), scores([0.2, 0.8])), undefined);
+    assert.equal(answerDifference(scores([0.2, 0.8]), scores([0.2, 0.79])), 'l1 0.8000, now 0.7900');
+    // Unnormalised scores (logits) are compared relative to their size.
+    assert.equal(answerDifference(scores([1200]), scores([1200.05])), undefined);
+    assert.equal(answerDifference(scores([0.2, 0.8]), scores([0.2])), '2 scores, now 1');
   });
 
   it('results an earlier revision of the explanation computed are explained again, not reused', async () => {

@@ -4,10 +4,62 @@
  * dataset URI, the baseline image's content) and the image's content (ETag or SHA-256). A later run over the same output reuses
  * an image only when all of these match exactly and every artifact it names is there;
  * otherwise (or with --force) the image is explained again. Failed images are never reused.
+ *
+ * The same endpoint name or URL may serve another model by now (an endpoint updated in place, a
+ * redeployed container), which no fingerprint can see: so before the first result is reused, its
+ * image is predicted again, and the stored results are reused only if the endpoint still gives
+ * the stored answer. That call is the one the image's explanation would make first anyway.
  */
 import { resultFingerprint, type AnalysisConfig } from '../config/config.js';
 import type { Storage } from '../storage/storage.js';
+import type { PredictionRecord } from './records.js';
 import { deserializeResult, type ImageResult, serializeResult } from './run-writer.js';
+
+/** What to do with an image: reuse its stored result, explain it, or predict it to check the endpoint first. */
+export type ReuseDecision =
+  | { readonly kind: 'reuse'; readonly result: ImageResult }
+  | { readonly kind: 'explain' }
+  | {
+      readonly kind: 'check';
+      /**
+       * The image's prediction in this run: the stored result when it is the stored answer (then
+       * every stored result may be reused), else undefined (explain it; nothing stored is reused).
+       * Undefined also ends a check that could not predict; the next stored image checks instead.
+       */
+      settle(fresh: PredictionRecord | undefined): ImageResult | undefined;
+    };
+
+/** Scores and box corners that differ by more than this (relative to 1 or their size) are another answer. */
+export const ANSWER_TOLERANCE = 1e-4;
+
+const differs = (a: number, b: number): boolean => Math.abs(a - b) > ANSWER_TOLERANCE * Math.max(1, Math.abs(a), Math.abs(b));
+const said = (x: number): string => x.toPrecision(4);
+
+/** How a fresh prediction differs from the stored one, in words; undefined when it is the same answer. */
+export function answerDifference(stored: PredictionRecord, fresh: PredictionRecord): string | undefined {
+  if (stored.predictions || fresh.predictions) {
+    const before = stored.predictions ?? [];
+    const now = new Map((fresh.predictions ?? []).map((p) => [p.index, p]));
+    if (before.length !== now.size) return `${before.length} scores, now ${now.size}`;
+    for (const p of before) {
+      const q = now.get(p.index);
+      if (!q) return `no score for ${p.label} now`;
+      if (differs(p.score, q.score)) return `${p.label} ${said(p.score)}, now ${said(q.score)}`;
+    }
+    return undefined;
+  }
+  const before = stored.objects ?? [];
+  const now = fresh.objects ?? [];
+  if (before.length !== now.length || stored.detections_total !== fresh.detections_total) return `${before.length} objects of ${stored.detections_total ?? 0} detections, now ${now.length} of ${fresh.detections_total ?? 0}`;
+  for (const [k, o] of before.entries()) {
+    const q = now[k]!;
+    if (o.class_index !== q.class_index || o.label !== q.label) return `object ${k + 1} ${o.label}, now ${q.label}`;
+    if (differs(o.score, q.score)) return `object ${k + 1} (${o.label}) ${said(o.score)}, now ${said(q.score)}`;
+    const corners = ['x0', 'y0', 'x1', 'y1'] as const;
+    if (corners.some((c) => differs(o.box[c], q.box[c]))) return `object ${k + 1} (${o.label}) has another box`;
+  }
+  return undefined;
+}
 
 interface Marker {
   readonly fingerprint: string;
@@ -28,14 +80,58 @@ function artifactsOf(result: ImageResult): string[] {
 export class ResumeStore {
   private readonly fingerprint: string;
   reused = 0;
+  /** Whether the endpoint still gives the stored answers: unknown until one stored image is predicted again. */
+  private endpoint: 'unknown' | 'same' | 'changed' = 'unknown';
+  /** A check under way: settles when its image has been predicted, or could not be. */
+  private checking: Promise<void> | undefined;
   constructor(
     private readonly output: Storage,
     config: AnalysisConfig,
     private readonly enabled: boolean,
     /** methods.shap.baseline's content, as resultFingerprint takes it. */
     baselineContent?: string,
+    private readonly log: (line: string) => void = () => undefined,
   ) {
     this.fingerprint = resultFingerprint(config, baselineContent);
+  }
+
+  /**
+   * Reuse, explain or check: an image with a valid stored result is reused once the endpoint is
+   * known to give the stored answers; the first such image checks it (other images wait for that).
+   */
+  async decide(name: string, key: string, index: number, content: string): Promise<ReuseDecision> {
+    const stored = await this.lookup(name, key, index, content);
+    for (;;) {
+      if (!stored || this.endpoint === 'changed') return { kind: 'explain' };
+      if (this.endpoint === 'same') {
+        this.reused += 1;
+        return { kind: 'reuse', result: stored };
+      }
+      if (!this.checking) break;
+      await this.checking;
+    }
+    let finish!: () => void;
+    this.checking = new Promise<void>((resolve) => (finish = resolve));
+    let settled = false;
+    return {
+      kind: 'check',
+      settle: (fresh) => {
+        if (settled) return undefined;
+        settled = true;
+        this.checking = undefined;
+        finish();
+        if (!fresh) return undefined;
+        const difference = answerDifference(stored.record, fresh);
+        if (difference !== undefined) {
+          this.endpoint = 'changed';
+          this.log(`resume: the endpoint answers ${stored.uri} differently from the stored result (${difference}): the model behind it has changed, so no stored result is reused in this run`);
+          return undefined;
+        }
+        this.endpoint = 'same';
+        this.reused += 1;
+        return stored;
+      },
+    };
   }
 
   private keyOf(name: string): string {
@@ -43,7 +139,7 @@ export class ResumeStore {
   }
 
   /** The stored result of a complete image, verified, with its index in this run's listing. */
-  async lookup(name: string, key: string, index: number, content: string): Promise<ImageResult | undefined> {
+  private async lookup(name: string, key: string, index: number, content: string): Promise<ImageResult | undefined> {
     if (!this.enabled) return undefined;
     let marker: Marker;
     try {
@@ -53,7 +149,6 @@ export class ResumeStore {
     }
     if (marker.fingerprint !== this.fingerprint || marker.key !== key || marker.content !== content) return undefined;
     for (const artifact of marker.artifacts) if (!(await this.output.exists(artifact))) return undefined;
-    this.reused += 1;
     return { ...deserializeResult(marker.result), index };
   }
 
