@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError, type ConfigProblem } from '../src/errors.js';
-import { answerBytesPerImage, configNotes, endpointTarget, validateConfig } from '../src/config/config.js';
+import { readFileSync } from 'node:fs';
+import { answerBytesPerImage, configNotes, endpointTarget, NOT_RESULT_SHAPING, RESULT_SHAPING_FIELDS, resultFingerprint, validateConfig } from '../src/config/config.js';
 import { explanationBytes } from '../src/compute/memory.js';
 import { type RawConfig, sdkClassificationConfig } from './support/configs.js';
 
@@ -24,6 +25,16 @@ function withChange(change: (c: RawConfig) => void): RawConfig {
 const shapOf = (c: RawConfig): RawConfig => (c['methods'] as RawConfig)['shap'] as RawConfig;
 const imageConfigOf = (c: RawConfig): RawConfig => shapOf(c)['image_config'] as RawConfig;
 const predictorOf = (c: RawConfig): RawConfig => c['predictor'] as RawConfig;
+
+interface SchemaNode {
+  readonly properties?: Record<string, SchemaNode>;
+}
+
+/** Dotted paths of the schema's fields that hold values (objects with properties are walked into). */
+function schemaLeaves(node: SchemaNode, prefix = ''): string[] {
+  if (!node.properties) return [prefix];
+  return Object.entries(node.properties).flatMap(([key, child]) => schemaLeaves(child, prefix ? `${prefix}.${key}` : key));
+}
 
 describe('config', () => {
   it('accepts a config as the SageMaker Python SDK writes it, unchanged', () => {
@@ -71,6 +82,32 @@ describe('config', () => {
     assert.match(problems[0]!.message, /^1,000,000 objects \(methods\.shap\.image_config\.max_objects, with context 1\) at 2,049 calls per image need about [\d,]+ MB per image, .* or lower num_samples or max_objects$/);
     // One object at a time: the same count is no memory problem.
     assert.doesNotThrow(() => validateConfig(detector(1_000_000, 0.5)));
+  });
+
+  it('every field of the schema either shapes results (the resume fingerprint, compare) or is listed as not, with why', () => {
+    const schema = JSON.parse(readFileSync(new URL('../../config-schemas/analysis_config.schema.json', import.meta.url), 'utf8')) as SchemaNode;
+    const leaves = schemaLeaves(schema);
+    assert.ok(leaves.length > 60, `${leaves.length} fields`);
+    const shaping = (field: string): boolean => RESULT_SHAPING_FIELDS.some((f) => field === f || field.startsWith(`${f}.`));
+    const unclassified = leaves.filter((field) => !shaping(field) && !(field in NOT_RESULT_SHAPING));
+    assert.deepEqual(unclassified, [], 'each new field must be classified');
+    assert.deepEqual(leaves.filter((field) => shaping(field) && field in NOT_RESULT_SHAPING), [], 'none both');
+    assert.deepEqual(Object.keys(NOT_RESULT_SHAPING).filter((field) => !leaves.includes(field)), [], 'none the schema lacks');
+    assert.deepEqual(RESULT_SHAPING_FIELDS.filter((field) => !leaves.some((leaf) => leaf === field || leaf.startsWith(`${field}.`))), [], 'none the schema lacks');
+  });
+
+  it('the fingerprint changes with max_image_side (another image is explained) and, on SageMaker routes, with the region', () => {
+    const base = withChange(() => undefined);
+    const fingerprint = (change: (c: RawConfig) => void): string => resultFingerprint(validateConfig(withChange(change)));
+    const same = resultFingerprint(validateConfig(base));
+    const ext = (c: RawConfig): Record<string, unknown> => ((c['clarify_images'] as Record<string, unknown> | undefined) ?? (c['clarify_images'] = {})) as Record<string, unknown>;
+    assert.notEqual(fingerprint((c) => (ext(c)['max_image_side'] = 512)), same);
+    assert.notEqual(fingerprint((c) => (ext(c)['region'] = 'eu-west-1')), fingerprint((c) => (ext(c)['region'] = 'us-west-2')));
+    // Performance settings do not: a resumed run may go faster.
+    assert.equal(fingerprint((c) => (ext(c)['max_concurrency'] = 4)), same);
+    // A container URL is the endpoint whatever the region.
+    const url = (region: string) => (c: RawConfig): void => void Object.assign(ext(c), { endpoint_url: 'http://localhost:8080', region });
+    assert.equal(fingerprint(url('eu-west-1')), fingerprint(url('us-west-2')));
   });
 
   it('names the path of an unknown estimator and lists the two there are', () => {

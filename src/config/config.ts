@@ -554,6 +554,7 @@ export function endpointTarget(
 /**
  * Config fields that shape predictions and explanations. Runs that agree on these can be compared
  * and resumed; the endpoint and performance settings (concurrency, retries, timeouts) may differ.
+ * Every field of the schema is either here or in NOT_RESULT_SHAPING (a test holds that).
  */
 export const RESULT_SHAPING_FIELDS: readonly string[] = [
   'dataset_type',
@@ -585,7 +586,56 @@ export const RESULT_SHAPING_FIELDS: readonly string[] = [
   'clarify_images.missing_label_score',
   'clarify_images.wire_content_type',
   'clarify_images.wire_accept',
+  'clarify_images.max_image_side',
 ];
+
+/** The schema's other fields, and why a result does not depend on them. */
+export const NOT_RESULT_SHAPING: Readonly<Record<string, string>> = {
+  version: 'names the config format',
+  dataset_uri: 'in the fingerprint on its own, as the URI this run lists',
+  'methods.shap.agg_method': "global importance, computed from every image's values in each run",
+  'methods.shap.image_config.debug': 'accepted and ignored',
+  'methods.report.name': 'the report, drawn again in each run',
+  'methods.report.title': 'the report, drawn again in each run',
+  'clarify_images.report_max_images': 'the report, drawn again in each run',
+  'predictor.endpoint_name': 'the endpoint identity',
+  'predictor.model_name': 'the endpoint identity',
+  'predictor.target_model': 'the endpoint identity',
+  'predictor.custom_attributes': 'the endpoint identity (hashed)',
+  'clarify_images.endpoint_url': 'the endpoint identity',
+  'clarify_images.region': 'the endpoint identity (SageMaker routes)',
+  'predictor.endpoint_name_prefix': "a shadow endpoint's name; its model is the identity",
+  'predictor.instance_type': 'where a shadow endpoint runs, not what it answers',
+  'predictor.initial_instance_count': 'where a shadow endpoint runs, not what it answers',
+  'predictor.accelerator_type': 'where a shadow endpoint runs, not what it answers',
+  'clarify_images.shadow_endpoint_timeout_seconds': 'how long to wait for a shadow endpoint',
+  'clarify_images.batch_size': 'how the same masked images are sent, one or several per request',
+  'clarify_images.max_payload_bytes': 'how the same masked images are sent, one or several per request',
+  'clarify_images.max_image_pixels': 'a guard: refuses an image, never changes a result',
+  'clarify_images.max_memory_mb': 'how many images are explained at once',
+  'clarify_images.cpu_workers': 'how many threads do the same work',
+  'clarify_images.concurrency': 'how many calls are in flight',
+  'clarify_images.max_concurrency': 'how many calls are in flight',
+  'clarify_images.max_retries': 'how a failing call is retried',
+  'clarify_images.retry_base_delay_ms': 'how a failing call is retried',
+  'clarify_images.retry_max_delay_ms': 'how a failing call is retried',
+  'clarify_images.retry_budget': 'how a failing call is retried',
+  'clarify_images.max_throttle_seconds': 'how a throttled call is retried',
+  'clarify_images.request_timeout_ms': 'when a call has failed',
+  'clarify_images.max_response_bytes': 'when a call has failed',
+  'clarify_images.stop_after_failed_images': 'when the job stops',
+  'clarify_images.stop_grace_seconds': 'when the job stops',
+  'clarify_images.merge_timeout_seconds': 'how long scale-out parts are awaited',
+  'clarify_images.output_uri': 'where the results are written',
+  'clarify_images.s3_max_attempts': 'how S3 is retried',
+  'clarify_images.s3_retry_base_delay_ms': 'how S3 is retried',
+  'clarify_images.s3_idle_timeout_ms': 'how S3 is retried',
+};
+
+/** The AWS region the SageMaker clients use: the config's, else the environment's, else us-east-1. */
+export function awsRegion(region: string | undefined): string {
+  return region ?? process.env['AWS_REGION'] ?? process.env['AWS_DEFAULT_REGION'] ?? 'us-east-1';
+}
 
 export function configValue(config: unknown, path: string): unknown {
   return path.split('.').reduce<unknown>((value, key) => (value && typeof value === 'object' ? (value as Record<string, unknown>)[key] : undefined), config);
@@ -604,9 +654,12 @@ export function isShadowEndpointName(name: string, prefix = 'sm-clarify'): boole
 export function endpointIdentity(config: AnalysisConfig): Record<string, string | null> {
   const p = config.predictor;
   const attributes = p.custom_attributes === undefined ? null : createHash('sha256').update(p.custom_attributes).digest('hex').slice(0, 16);
+  const url = config.clarify_images.endpoint_url;
   return {
-    endpoint_url: config.clarify_images.endpoint_url ?? null,
-    endpoint: config.clarify_images.endpoint_url ? null : p.model_name && (!p.endpoint_name || isShadowEndpointName(p.endpoint_name, p.endpoint_name_prefix)) ? `model:${p.model_name}` : (p.endpoint_name ?? null),
+    endpoint_url: url ?? null,
+    // An endpoint name means another endpoint in another region.
+    region: url ? null : awsRegion(config.clarify_images.region),
+    endpoint: url ? null : p.model_name && (!p.endpoint_name || isShadowEndpointName(p.endpoint_name, p.endpoint_name_prefix)) ? `model:${p.model_name}` : (p.endpoint_name ?? null),
     target_model: p.target_model ?? null,
     custom_attributes_sha256: attributes,
   };

@@ -18,7 +18,7 @@ import {
   ListTagsCommand,
   SageMakerClient,
 } from '@aws-sdk/client-sagemaker';
-import type { AnalysisConfig } from '../config/config.js';
+import { type AnalysisConfig, awsRegion } from '../config/config.js';
 import { ConfigError, errorMessage } from '../errors.js';
 
 export const DEFAULT_ENDPOINT_PREFIX = 'sm-clarify';
@@ -88,7 +88,7 @@ export class ShadowEndpoint {
     if (!modelName) throw new ConfigError([{ path: 'predictor.model_name', message: 'is required to create a shadow endpoint' }]);
     if (!predictor.instance_type) throw new ConfigError([{ path: 'predictor.instance_type', message: 'is required with predictor.model_name (the shadow endpoint runs on it)' }]);
     const log = options.log ?? (() => undefined);
-    const client = options.client ?? new SageMakerClient({ region: options.region ?? process.env['AWS_REGION'] ?? process.env['AWS_DEFAULT_REGION'] ?? 'us-east-1' });
+    const client = options.client ?? new SageMakerClient({ region: awsRegion(options.region) });
     const prefix = predictor.endpoint_name_prefix ?? DEFAULT_ENDPOINT_PREFIX;
     await removeLeftovers(client, prefix, options.jobKey, log);
     const name = shadowEndpointName(prefix);

@@ -5,6 +5,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { InvokeEndpointCommand, SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
+import { awsRegion } from '../config/config.js';
 
 export interface InvokeRequest {
   readonly body: Uint8Array;
@@ -87,7 +88,7 @@ export class SageMakerRuntimeTransport implements EndpointTransport {
     this.description = `SageMaker endpoint ${endpointName}`;
     this.deadlineMs = options.requestTimeoutMs;
     this.client = new SageMakerRuntimeClient({
-      region: options.region ?? process.env['AWS_REGION'] ?? process.env['AWS_DEFAULT_REGION'] ?? 'us-east-1',
+      region: awsRegion(options.region),
       maxAttempts: 1, // retries are ours, with jitter and shared accounting
       requestHandler: {
         requestTimeout: options.requestTimeoutMs,
