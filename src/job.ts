@@ -235,8 +235,9 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
       // Admitted by its working size, read from the header: a huge image waits for room, or is refused before it is decoded.
       const planned = await stageOf('decode', () => decodedSize(data, decodeOptions), describeDecodeError);
       const needed = workingBytes(planned.width * planned.height, groundwork.prepareAheadFor(planned)) + answerBytes;
-      // The labels are named in the refusal where their answers are a good part of the need.
-      const withLabels = answerBytes >= needed / 4 ? ` with ${formatCount(config.predictor.label_headers.length)} labels` : '';
+      // The labels (or objects) are named in the refusal where their answers are a good part of the need.
+      const outputsSaid = config.methods.shap.image_config.model_type === 'OBJECT_DETECTION' ? `up to ${formatCount(config.methods.shap.image_config.max_objects)} objects` : `${formatCount(config.predictor.label_headers.length)} labels`;
+      const withLabels = answerBytes >= needed / 4 ? ` with ${outputsSaid}` : '';
       releaseMemory = await stageOf('decode', () => memory.acquire(needed), (error) =>
         error instanceof OverBudgetError
           ? `${planned.width}×${planned.height} image${withLabels} ${error.message}: set clarify_images.max_image_side (e.g. 2048) to explain it shrunk, or raise max_memory_mb if the container has the memory`

@@ -1,9 +1,10 @@
 /**
  * Resume: after an image's artifacts are written, a marker `state/<name>.json` records its
  * results, the fingerprint of everything that shapes them (config fields, endpoint identity,
- * dataset URI, the baseline image's content) and the image's content (ETag or SHA-256). A later run over the same output reuses
- * an image only when all of these match exactly and every artifact it names is there;
- * otherwise (or with --force) the image is explained again. Failed images are never reused.
+ * dataset URI, the baseline image's content) and the image's content (ETag or SHA-256). A later
+ * run over the same output reuses an image only when all of these match exactly and every
+ * artifact it names is there; otherwise (or with --force) the image is explained again. Failed
+ * images are never reused.
  *
  * The same endpoint name or URL may serve another model by now (an endpoint updated in place, a
  * redeployed container), which no fingerprint can see: so before the first result is reused, its
