@@ -351,6 +351,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
       endpoint: invoker.transport.description,
       calls: invoker.stats,
       startedAt,
+      reused: resume.reused,
     };
   };
   progress = options.progress

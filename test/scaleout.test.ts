@@ -16,7 +16,8 @@ import { startS3Server, type TestS3Server } from './support/s3-server.js';
 import { scratchDir } from './support/scratch-dir.js';
 import { MergeStoppedError, mergeParts } from '../src/output/merge.js';
 import { openStorage, type Storage } from '../src/storage/storage.js';
-import { deserializeResult, PartWriter } from '../src/output/run-writer.js';
+import { deserializeResult, PartWriter, type PartSummary } from '../src/output/run-writer.js';
+import type { AnalysisSummary } from '../src/output/records.js';
 import type { AnalysisConfig } from '../src/config/config.js';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
@@ -68,7 +69,11 @@ function stable(summary: Record<string, unknown>, resumed = false): Record<strin
   const copy = JSON.parse(JSON.stringify(summary)) as Record<string, Record<string, unknown>>;
   delete copy['durations'];
   if (copy['endpoint_calls']) delete copy['endpoint_calls']['mean_latency_ms'];
-  if (resumed) delete copy['endpoint_calls'];
+  if (resumed) {
+    // A resumed run makes fewer calls, and says how many results it reused.
+    delete copy['endpoint_calls'];
+    if (copy['images']) delete copy['images']['reused'];
+  }
   return copy;
 }
 
@@ -270,7 +275,7 @@ describe('SageMaker Processing, scale-out, resume and graceful stop', () => {
       await writer.add(r);
       assert.equal(written[written.length - 1], r.index, 'written as it arrives, in order');
     }
-    const summary = await writer.finish({ datasetUri: data, imagesFound: mine.length, filesSkipped: 0, endpoint: 'test', calls: { calls: 0, attempts: 0, retries: 0, failedCalls: 0, latencyMsTotal: 0 }, startedAt: new Date(), partial: false });
+    const summary = await writer.finish({ datasetUri: data, imagesFound: mine.length, filesSkipped: 0, endpoint: 'test', calls: { calls: 0, attempts: 0, retries: 0, failedCalls: 0, latencyMsTotal: 0 }, startedAt: new Date(), partial: false, reused: 0 });
     assert.equal(summary.images.succeeded, mine.length);
     const part = (await readFile(path.join(tmp, 'part-order', 'parts', '1-of-2', 'results.jsonl'), 'utf8')).trim().split('\n');
     assert.deepEqual(part.map((l) => deserializeResult(l).index), mine.map((r) => r.index));
@@ -287,10 +292,11 @@ describe('SageMaker Processing, scale-out, resume and graceful stop', () => {
     await writer.add(mine[0]!);
     await writer.add(mine[1]!);
     const calls = { calls: 10, attempts: 12, retries: 2, failedCalls: 2, latencyMsTotal: 400 };
-    const summary = await writer.finish({ datasetUri: data, imagesFound: mine.length, filesSkipped: 0, endpoint: 'test', calls, startedAt: new Date(Date.now() - 1500), partial: true, stopReason: 'stopped by a signal' });
+    const summary = await writer.finish({ datasetUri: data, imagesFound: mine.length, filesSkipped: 0, endpoint: 'test', calls, startedAt: new Date(Date.now() - 1500), partial: true, stopReason: 'stopped by a signal', reused: 1 });
     assert.equal(summary.status, 'partial');
     assert.equal(summary.stop_reason, 'stopped by a signal');
-    assert.deepEqual(summary.images, { succeeded: 2, failed: 0, not_processed: mine.length - 2 });
+    assert.deepEqual(summary.images, { succeeded: 2, failed: 0, not_processed: mine.length - 2, reused: 1 });
+    assert.equal((JSON.parse(await readFile(path.join(tmp, 'part-stopped', 'parts', '1-of-2', 'part.json'), 'utf8')) as PartSummary).reused, 1, 'for the merge to add up');
     assert.equal(summary.model_type, config.methods.shap.image_config.model_type);
     assert.equal(summary.endpoint_calls.mean_latency_ms, 50, '400 ms over 8 answered calls');
     assert.ok(summary.durations.total_seconds >= 1.5, `${summary.durations.total_seconds} s`);
@@ -307,7 +313,8 @@ describe('SageMaker Processing, scale-out, resume and graceful stop', () => {
       await mkdir(dir, { recursive: true });
       await cp(path.join(tmp, 'one-shard', 'parts', '0-of-1', 'analysis_config.json'), path.join(dir, 'analysis_config.json'));
       const part = JSON.parse(await readFile(path.join(tmp, 'one-shard', 'parts', '0-of-1', 'part.json'), 'utf8')) as Record<string, unknown>;
-      await writeFile(path.join(dir, 'part.json'), JSON.stringify({ ...part, shard: { index: shard, count: 2 }, images_found: count / 2 }));
+      // Shard 0 reused 5 stored results and shard 1 none: the merged summary adds them up.
+      await writeFile(path.join(dir, 'part.json'), JSON.stringify({ ...part, shard: { index: shard, count: 2 }, images_found: count / 2, reused: shard === 0 ? 5 : 0 }));
       const lines: string[] = [];
       for (let index = shard; index < count; index += 2) {
         const { report, ...result } = template[index % template.length]!;
@@ -323,6 +330,8 @@ describe('SageMaker Processing, scale-out, resume and graceful stop', () => {
     assert.equal(merge.code, 0, merge.stderr.slice(-2000));
     const merged = (await readFile(path.join(out, 'predictions.jsonl'), 'utf8')).trim().split('\n');
     assert.equal(merged.length, count);
+    const summary = JSON.parse(await readFile(path.join(out, 'analysis.json'), 'utf8')) as AnalysisSummary;
+    assert.equal(summary.images.reused, 5);
   });
 
   it('a merge stopped while it waits for parts: Processing\'s first host and `merge` exit 143 / 130 saying which parts, and write nothing', async () => {

@@ -13,7 +13,7 @@ import { runCli, startCli } from './support/cli.js';
 import { colourShareModel, type DecodedRequest, startEndpointServer, type TestEndpointServer } from './support/endpoint-server.js';
 import * as fx from './support/fixtures.js';
 import { type ExplanationRecord, GlobalImportance } from '../src/output/explanations.js';
-import { failureRecord, type PredictionRecord } from '../src/output/records.js';
+import { type AnalysisSummary, failureRecord, type PredictionRecord } from '../src/output/records.js';
 import { FinalWriter, MAX_LISTED_FAILURES, waitingBytesOf } from '../src/output/run-writer.js';
 import { OrderedEmitter } from '../src/output/ordered.js';
 import { answerDifference } from '../src/output/resume.js';
@@ -143,6 +143,8 @@ describe('never stale, never stuck, always bounded', () => {
       const same = await run();
       assert.match(same.stdout, /3 images reused/);
       assert.equal(server.requests.length - before, 1, 'one call, the check');
+      const summaryOf = async (): Promise<AnalysisSummary> => JSON.parse(await readFile(path.join(out, 'analysis.json'), 'utf8')) as AnalysisSummary;
+      assert.deepEqual((await summaryOf()).images, { succeeded: 3, failed: 0, reused: 3 });
 
       // Updated in place (same URL, another model): the check sees it; everything is explained again.
       reversed = true;
@@ -153,6 +155,7 @@ describe('never stale, never stuck, always bounded', () => {
       assert.match(updated.stderr, /resume: the endpoint answers \S+a\.png differently from the stored result \(red 0\.\d+, now 0\.\d+\): the model behind it has changed, so no stored result is reused in this run/);
       assert.ok(server.requests.length - before > 3 * 10, 'every image explained again');
       assert.deepEqual((await readRecords(out)).map((r) => r.predicted_label), ['blue', 'red', 'green']);
+      assert.deepEqual((await summaryOf()).images, { succeeded: 3, failed: 0 });
     } finally {
       await server.stop();
     }
@@ -646,7 +649,7 @@ describe('global importance in bounded memory', () => {
       const failure = { image: `/data/${key}`, stage: 'decode' as const, message: 'image is truncated or corrupt' };
       await writer.add({ index, key, uri: failure.image, record: failureRecord({ uri: failure.image, key }, failure), failure });
     }
-    const summary = await writer.finish({ datasetUri: '/data', imagesFound: total, filesSkipped: 0, endpoint: 'e', calls: { calls: 0, attempts: 0, retries: 0, failedCalls: 0, latencyMsTotal: 0 }, startedAt: new Date(), partial: false });
+    const summary = await writer.finish({ datasetUri: '/data', imagesFound: total, filesSkipped: 0, endpoint: 'e', calls: { calls: 0, attempts: 0, retries: 0, failedCalls: 0, latencyMsTotal: 0 }, startedAt: new Date(), partial: false, reused: 0 });
     assert.equal(summary.images.failed, total);
     assert.equal(summary.failures.length, MAX_LISTED_FAILURES);
     assert.equal(summary.failures_not_listed, 234);

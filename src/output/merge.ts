@@ -107,5 +107,6 @@ export async function mergeParts(output: Storage, options: MergeOptions): Promis
     calls,
     startedAt: new Date(Math.min(...summaries.map((s) => Date.parse(s.started_at)))),
     partial: false,
+    reused: summaries.reduce((a, s) => a + (s.reused ?? 0), 0),
   });
 }

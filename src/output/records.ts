@@ -71,7 +71,15 @@ export interface AnalysisSummary {
   model_type: string;
   endpoint: string;
   dataset: { uri: string; images_found: number; files_skipped: number };
-  images: { succeeded: number; failed: number; without_detections?: number; /** A stopped run: images listed but not processed. */ not_processed?: number };
+  images: {
+    succeeded: number;
+    failed: number;
+    without_detections?: number;
+    /** A stopped run: images listed but not processed. */
+    not_processed?: number;
+    /** Of those succeeded, how many a previous run's stored results gave (when any did). */
+    reused?: number;
+  };
   /** The first MAX_LISTED_FAILURES failed images (in dataset order), sorted by image. */
   failures: ImageFailure[];
   /** Failed images beyond those listed (each is in predictions.jsonl). */

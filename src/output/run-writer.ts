@@ -62,6 +62,8 @@ export interface RunFacts {
   readonly startedAt: Date;
   /** The run was stopped (signal) before every image was processed. */
   readonly partial: boolean;
+  /** Images whose result a previous run stored and this one reused (after checking the endpoint). */
+  readonly reused: number;
   readonly stopReason?: string;
 }
 
@@ -217,6 +219,7 @@ export class FinalWriter implements ResultWriter {
         failed: this.failures.count,
         ...(isDetection ? { without_detections: this.withoutDetections } : {}),
         ...(facts.partial ? { not_processed: facts.imagesFound - processed } : {}),
+        ...(facts.reused > 0 ? { reused: facts.reused } : {}),
       },
       failures: this.failures.listed.sort((a, b) => (a.image < b.image ? -1 : a.image > b.image ? 1 : 0)),
       ...this.failures.notListed(),
@@ -279,6 +282,8 @@ export interface PartSummary {
   readonly calls: CallStats;
   readonly started_at: string;
   readonly partial: boolean;
+  /** Absent in parts written before 2026-12-02. */
+  readonly reused?: number;
 }
 
 /**
@@ -347,6 +352,7 @@ export class PartWriter implements ResultWriter {
       calls: facts.calls,
       started_at: facts.startedAt.toISOString(),
       partial: facts.partial,
+      reused: facts.reused,
     };
     await this.output.write(`${prefix}/part.json`, `${JSON.stringify(part, null, 2)}\n`, 'application/json');
     if (!facts.partial) await this.output.write(`${prefix}/_SUCCESS`, '', 'text/plain');
@@ -359,6 +365,7 @@ export class PartWriter implements ResultWriter {
         succeeded: this.written - this.failures.count,
         failed: this.failures.count,
         ...(facts.partial ? { not_processed: facts.imagesFound - this.written } : {}),
+        ...(facts.reused > 0 ? { reused: facts.reused } : {}),
       },
       failures: this.failures.listed,
       ...this.failures.notListed(),
