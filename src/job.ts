@@ -445,6 +445,6 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   invoker.close();
   options.stop?.removeEventListener('abort', onStop);
   const summary = await writer.finish({ ...runFacts(), partial: stopped, stopReason: haltReason ?? (stopped ? 'stopped by a signal' : undefined) });
-  if (resume.reused > 0) log(`${resume.reused} images reused from a previous run (verified; --force recomputes)`);
+  if (resume.reused > 0) log(`${resume.reused} images reused from a previous run (their files verified, and the endpoint's answer to one of them; --force recomputes)`);
   return { summary, exitCode: summary.images.failed > 0 || haltReason ? 1 : 0, stopped: stopped && !haltReason, halted: haltReason !== undefined, reused: resume.reused };
 }
