@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { stat } from 'node:fs/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { type AnalysisConfig, answerBytesPerImage, DEFAULT_DATASET_URI, plannedCallsPerImage } from './config/config.js';
+import { type AnalysisConfig, answerBytesPerImage, DEFAULT_DATASET_URI, explainedOutputsSaid, plannedCallsPerImage } from './config/config.js';
 import { type DatasetCounts, type DatasetImage, listImages, openDataset, ownOutputFilter } from './dataset/dataset.js';
 import { ConfigError, errorMessage, StageError } from './errors.js';
 import { readBaseline } from './explain/baseline.js';
@@ -19,7 +19,6 @@ import { defaultWorkerCount, WorkerStages } from './compute/stages.js';
 import { fnv1a32 } from './explain/hash.js';
 import { decodedSize, decodeImage, describeDecodeError } from './image/decode.js';
 import { MemoryBudget, OverBudgetError, workingBytes } from './compute/memory.js';
-import { formatCount } from './output/format.js';
 import { inSharedMemory } from './compute/transfer.js';
 import { encodeImage } from './image/encode.js';
 import type { RgbImage } from './image/rgb.js';
@@ -169,7 +168,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   // its hash joins the resume fingerprint, and the same bytes are explained with.
   const baselineUri = config.methods.shap.baseline;
   const baselineBytes = baselineUri === undefined ? undefined : readBaseline(baselineUri, storageOptions);
-  baselineBytes?.catch(() => undefined); // each image reports it (StageError), as before
+  // The rejection is handled here (as 'unreadable'); each image still reports it (StageError), as before.
   const baselineContent = baselineBytes && (await baselineBytes.then((bytes) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`, () => 'unreadable'));
   const resume = new ResumeStore(output, effective, !options.force, baselineContent, log);
   // CPU-heavy stages run on worker threads: the event loop stays free for calls, timeouts and signals.
@@ -236,8 +235,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
       const planned = await stageOf('decode', () => decodedSize(data, decodeOptions), describeDecodeError);
       const needed = workingBytes(planned.width * planned.height, groundwork.prepareAheadFor(planned)) + answerBytes;
       // The labels (or objects) are named in the refusal where their answers are a good part of the need.
-      const outputsSaid = config.methods.shap.image_config.model_type === 'OBJECT_DETECTION' ? `up to ${formatCount(config.methods.shap.image_config.max_objects)} objects` : `${formatCount(config.predictor.label_headers.length)} labels`;
-      const withLabels = answerBytes >= needed / 4 ? ` with ${outputsSaid}` : '';
+      const withLabels = answerBytes >= needed / 4 ? ` with ${explainedOutputsSaid(config)}` : '';
       releaseMemory = await stageOf('decode', () => memory.acquire(needed), (error) =>
         error instanceof OverBudgetError
           ? `${planned.width}×${planned.height} image${withLabels} ${error.message}: set clarify_images.max_image_side (e.g. 2048) to explain it shrunk, or raise max_memory_mb if the container has the memory`

@@ -279,7 +279,7 @@ function explainedOutputs(config: AnalysisConfig): number {
 }
 
 /** The outputs of explainedOutputs in the config's own terms, for a message. */
-function explainedOutputsSaid(config: AnalysisConfig): string {
+export function explainedOutputsSaid(config: AnalysisConfig): string {
   const count = formatCount(explainedOutputs(config));
   return config.methods.shap.image_config.model_type === 'IMAGE_CLASSIFICATION' ? `${count} labels (predictor.label_headers)` : `${count} objects (methods.shap.image_config.max_objects, with context 1)`;
 }
