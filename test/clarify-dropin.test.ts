@@ -201,7 +201,10 @@ describe('Coming from SageMaker Clarify: the notebooks run unchanged', () => {
     await mkdir(data, { recursive: true });
     for (let i = 0; i < 3; i++) await writeFile(path.join(data, `img-${i}.png`), await png({ width: 40 + i, height: 40, data: new Uint8Array((40 + i) * 40 * 3).fill(90 + i * 20) }));
     const configFile = path.join(tmp, 'sigterm.json');
-    await writeFile(configFile, JSON.stringify(sdkClassificationNotebookConfig()));
+    // The notebook's config with a smaller budget: the shadow endpoint's life does not depend on it.
+    const config = sdkClassificationNotebookConfig() as { methods: { shap: Record<string, unknown> } };
+    config.methods.shap['num_samples'] = 100;
+    await writeFile(configFile, JSON.stringify(config));
     const out = path.join(tmp, 'sigterm-out');
     const run = startCli(['run', '--config', configFile, '--dataset-uri', data, '--output', out], env(classifier));
     while (![...control.endpoints.values()].some((e) => e.status === 'InService') || classifier.requests.length === 0) await new Promise((r) => setTimeout(r, 10));

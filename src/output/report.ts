@@ -4,7 +4,6 @@
  * heatmap(s), the top labels or objects, and the most influential segments. Bounded: at most
  * `maxImages` images are shown (the summary counts them all).
  */
-import PDFDocument from 'pdfkit';
 import sharp from 'sharp';
 import type { AnalysisConfig } from '../config/config.js';
 import { ADJUSTED_OUTPUTS, MIN_CALLS_PER_PLAYER } from '../explain/tree-adjusted.js';
@@ -249,7 +248,9 @@ img{max-width:100%;height:auto}
 
 
 /** The same content as the HTML, laid out with pdfkit (pure JavaScript, no browser), with a real font embedded. */
-export function renderPdf(facts: ReportFacts, images: readonly ReportImage[]): Promise<Buffer> {
+export async function renderPdf(facts: ReportFacts, images: readonly ReportImage[]): Promise<Buffer> {
+  // Loaded here, not at start-up: pdfkit and its fonts take ~0.13 s that only a finished run needs.
+  const { default: PDFDocument } = await import('pdfkit');
   return new Promise((resolve, reject) => {
     const doc = new PDFDocument({ size: 'A4', margin: 40, info: { Title: facts.title, Creator: 'clarify-images' } });
     const chunks: Buffer[] = [];

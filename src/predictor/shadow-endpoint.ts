@@ -7,23 +7,20 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  CreateEndpointCommand,
-  CreateEndpointConfigCommand,
-  DeleteEndpointCommand,
-  DeleteEndpointConfigCommand,
-  DescribeEndpointCommand,
-  ListEndpointConfigsCommand,
-  ListEndpointsCommand,
-  ListTagsCommand,
-  SageMakerClient,
-} from '@aws-sdk/client-sagemaker';
+import type { SageMakerClient } from '@aws-sdk/client-sagemaker';
 import { type AnalysisConfig, awsRegion } from '../config/config.js';
 import { ConfigError, errorMessage } from '../errors.js';
 
 export const DEFAULT_ENDPOINT_PREFIX = 'sm-clarify';
 const TAG_CREATOR = 'clarify-images:created-by';
 const TAG_JOB = 'clarify-images:job';
+
+type SageMakerSdk = typeof import('@aws-sdk/client-sagemaker');
+let loadedSdk: SageMakerSdk | undefined;
+/** The control-plane SDK, loaded on first use: only model_name configs need it, and it costs ~0.1 s at every start. */
+async function sageMakerSdk(): Promise<SageMakerSdk> {
+  return (loadedSdk ??= await import('@aws-sdk/client-sagemaker'));
+}
 
 export interface ShadowEndpointOptions {
   /** Identifies this job (its output and shard) so a later run can remove what a crash left. */
@@ -88,7 +85,8 @@ export class ShadowEndpoint {
     if (!modelName) throw new ConfigError([{ path: 'predictor.model_name', message: 'is required to create a shadow endpoint' }]);
     if (!predictor.instance_type) throw new ConfigError([{ path: 'predictor.instance_type', message: 'is required with predictor.model_name (the shadow endpoint runs on it)' }]);
     const log = options.log ?? (() => undefined);
-    const client = options.client ?? new SageMakerClient({ region: awsRegion(options.region) });
+    const sm = await sageMakerSdk();
+    const client = options.client ?? new sm.SageMakerClient({ region: awsRegion(options.region) });
     const prefix = predictor.endpoint_name_prefix ?? DEFAULT_ENDPOINT_PREFIX;
     await removeLeftovers(client, prefix, options.jobKey, log);
     const name = shadowEndpointName(prefix);
@@ -100,7 +98,7 @@ export class ShadowEndpoint {
     try {
       await call('CreateEndpointConfig', `create the shadow endpoint's config for model ${modelName}`, () =>
         client.send(
-          new CreateEndpointConfigCommand({
+          new sm.CreateEndpointConfigCommand({
             EndpointConfigName: name,
             ProductionVariants: [
               {
@@ -116,7 +114,7 @@ export class ShadowEndpoint {
           }),
         ),
       );
-      await call('CreateEndpoint', `create the shadow endpoint for model ${modelName}`, () => client.send(new CreateEndpointCommand({ EndpointName: name, EndpointConfigName: name, Tags: tags })));
+      await call('CreateEndpoint', `create the shadow endpoint for model ${modelName}`, () => client.send(new sm.CreateEndpointCommand({ EndpointName: name, EndpointConfigName: name, Tags: tags })));
       log(`shadow endpoint ${name}: creating from model ${modelName} (${predictor.initial_instance_count ?? 1} × ${predictor.instance_type})`);
       await endpoint.waitInService(options);
       return endpoint;
@@ -131,9 +129,10 @@ export class ShadowEndpoint {
     const timeoutMs = options.timeoutMs ?? 30 * 60_000;
     const interval = options.pollIntervalMs ?? 15_000;
     let lastStatus = '';
+    const sm = await sageMakerSdk();
     for (;;) {
       if (options.signal?.aborted) throw new Error(`stopped while shadow endpoint ${this.name} was being created`);
-      const described = await call('DescribeEndpoint', `wait for the shadow endpoint ${this.name}`, () => this.client.send(new DescribeEndpointCommand({ EndpointName: this.name })));
+      const described = await call('DescribeEndpoint', `wait for the shadow endpoint ${this.name}`, () => this.client.send(new sm.DescribeEndpointCommand({ EndpointName: this.name })));
       const status = described.EndpointStatus ?? 'Unknown';
       const elapsed = Math.round((Date.now() - started) / 1000);
       if (status !== lastStatus || elapsed % 60 < interval / 1000) this.log(`shadow endpoint ${this.name}: ${status} (${elapsed} s)`);
@@ -157,10 +156,11 @@ export class ShadowEndpoint {
 }
 
 async function deleteEndpointAndConfig(client: SageMakerClient, name: string, log: (line: string) => void): Promise<void> {
+  const sm = await sageMakerSdk();
   const problems: string[] = [];
   for (const [action, send] of [
-    ['DeleteEndpoint', () => client.send(new DeleteEndpointCommand({ EndpointName: name }))],
-    ['DeleteEndpointConfig', () => client.send(new DeleteEndpointConfigCommand({ EndpointConfigName: name }))],
+    ['DeleteEndpoint', () => client.send(new sm.DeleteEndpointCommand({ EndpointName: name }))],
+    ['DeleteEndpointConfig', () => client.send(new sm.DeleteEndpointConfigCommand({ EndpointConfigName: name }))],
   ] as const) {
     try {
       await call(action, `delete the shadow endpoint ${name}`, send);
@@ -174,23 +174,24 @@ async function deleteEndpointAndConfig(client: SageMakerClient, name: string, lo
 
 /** Endpoints (and endpoint configs) this job created in an earlier run that did not get to delete them (a crash, a second signal). */
 async function removeLeftovers(client: SageMakerClient, prefix: string, jobKey: string, log: (line: string) => void): Promise<void> {
+  const sm = await sageMakerSdk();
   const purpose = 'look for shadow endpoints an earlier run left behind';
   const ours = async (arn: string | undefined): Promise<boolean> => {
     if (!arn) return false;
-    const tags = await call('ListTags', purpose, () => client.send(new ListTagsCommand({ ResourceArn: arn })));
+    const tags = await call('ListTags', purpose, () => client.send(new sm.ListTagsCommand({ ResourceArn: arn })));
     const tag = (key: string): string | undefined => tags.Tags?.find((t) => t.Key === key)?.Value;
     return tag(TAG_CREATOR) === 'clarify-images' && tag(TAG_JOB) === jobKey;
   };
   const leftovers = new Set<string>();
   let token: string | undefined;
   do {
-    const page = await call('ListEndpoints', purpose, () => client.send(new ListEndpointsCommand({ NameContains: prefix, NextToken: token })));
+    const page = await call('ListEndpoints', purpose, () => client.send(new sm.ListEndpointsCommand({ NameContains: prefix, NextToken: token })));
     for (const e of page.Endpoints ?? []) if (e.EndpointName?.startsWith(`${prefix}-`) && (await ours(e.EndpointArn))) leftovers.add(e.EndpointName);
     token = page.NextToken;
   } while (token);
   // A crash between creating the config and the endpoint leaves a config alone.
   do {
-    const page = await call('ListEndpointConfigs', purpose, () => client.send(new ListEndpointConfigsCommand({ NameContains: prefix, NextToken: token })));
+    const page = await call('ListEndpointConfigs', purpose, () => client.send(new sm.ListEndpointConfigsCommand({ NameContains: prefix, NextToken: token })));
     for (const c of page.EndpointConfigs ?? []) if (c.EndpointConfigName?.startsWith(`${prefix}-`) && (await ours(c.EndpointConfigArn))) leftovers.add(c.EndpointConfigName);
     token = page.NextToken;
   } while (token);
