@@ -132,8 +132,10 @@ describe('predictor against a local endpoint', () => {
 
   it('a slow answer past request_timeout_ms is retried', async () => {
     const start = server.requests.length;
-    faults = (r) => (r.requestNumber === start + 1 ? { delayMs: 400 } : undefined);
-    const config = classificationConfig(server.url, { predictor: { probability: 'prediction' }, clarify_images: { request_timeout_ms: 100 } });
+    // A deadline well above a local answer's few ms, so that only the delayed call misses it, even
+    // with other test files running beside this one.
+    faults = (r) => (r.requestNumber === start + 1 ? { delayMs: 1500 } : undefined);
+    const config = classificationConfig(server.url, { predictor: { probability: 'prediction' }, clarify_images: { request_timeout_ms: 400 } });
     const predictor = new Predictor(config, createInvoker(config));
     const prediction = await predictor.predict(await encodeImage(RED, 'image/png', { jpegQuality: 95 }), 12, 8);
     assert.equal(prediction.kind === 'classification' && prediction.predicted.label, 'red');

@@ -10,6 +10,7 @@ import { startEndpointServer, type TestEndpointServer } from './support/endpoint
 import { blockImage, REGION_LABELS, regionModel } from './support/region-model.js';
 import { CLI } from './support/cli.js';
 import { runProcess } from './support/process.js';
+import { ensureAptPackage } from './support/debian.js';
 import { scratchDir } from './support/scratch-dir.js';
 
 describe('progress', () => {
@@ -48,9 +49,9 @@ describe('progress', () => {
   });
 
   it('on a terminal (tmux): the bar moves with calls before any image is done, failures print above it, and the summary is the last line', async (t) => {
-    const tmux = await runProcess('tmux', ['-V']);
-    if (tmux.code !== 0) {
-      t.skip('tmux is not installed');
+    const missing = await ensureAptPackage('tmux', async () => (await runProcess('tmux', ['-V'])).code === 0);
+    if (missing) {
+      t.skip(missing.reason);
       return;
     }
     const dir = await scratchDir('clarify-progress-tty-');
