@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { mkdir, readdir, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type DatasetCounts, type DatasetSource, listImages, openDataset } from '../src/dataset/dataset.js';
+import { type DatasetCounts, type DatasetSource, listImages, ManifestDataset, openDataset } from '../src/dataset/dataset.js';
 import { ConfigError } from '../src/errors.js';
-import { LINE_READ_CHUNK_BYTES, linesOf, openStorage } from '../src/storage/storage.js';
+import { LINE_READ_CHUNK_BYTES, LineTooLongError, linesOf, openStorage } from '../src/storage/storage.js';
 import { startS3Server, type TestS3Server } from './support/s3-server.js';
 import { scratchDir } from './support/scratch-dir.js';
 
@@ -83,6 +83,25 @@ describe('dataset listing', () => {
     const split: string[] = [];
     for await (const l of linesOf(oneByte())) split.push(l);
     assert.deepEqual(split, ['a猫', '', 'b']);
+    // A line over the bound is refused once the bound is passed, not after it has all arrived.
+    let chunksRead = 0;
+    const long = async function* (): AsyncIterable<Uint8Array> {
+      yield Buffer.from('short\n');
+      // 1 MiB in all: were the bound not kept, the line would end and no error be thrown.
+      for (let i = 0; i < 1024; i++) {
+        chunksRead += 1;
+        yield Buffer.alloc(1024, 120);
+      }
+    };
+    const bounded: string[] = [];
+    await assert.rejects(
+      (async () => {
+        for await (const l of linesOf(long(), 4096)) bounded.push(l);
+      })(),
+      (e: unknown) => e instanceof LineTooLongError && e.lineNumber === 2 && /line 2 is longer than 4096 bytes/.test(e.message),
+    );
+    assert.deepEqual(bounded, ['short']);
+    assert.equal(chunksRead, 5);
   });
 
   it('lists a local folder in the same order S3 would', async () => {
@@ -184,6 +203,36 @@ describe('dataset listing', () => {
       assert.deepEqual(augmented.uris, ['s3://images/many/img-00009.jpg', 's3://images/many-other/outside.jpg']);
       const source = await openDataset('s3://images/manifests/labelled.jsonl', { s3Client: s3.client });
       assert.equal((await source.read(augmented.keys[1]!)).toString(), 'z');
+    });
+
+    it('an augmented manifest is read a line at a time, keeping only its keys; a JSON-array manifest and a line are bounded', async () => {
+      const dir = await scratchDir('ci-manifests-');
+      const keysOf = async (manifest: ManifestDataset): Promise<string[]> => {
+        const keys: string[] = [];
+        for await (const object of manifest.list()) keys.push(object.key);
+        return keys;
+      };
+      // As Windows editors save them: a byte-order mark, CRLF line ends, a blank line; the array across lines.
+      const pretty = path.join(dir, 'pretty.manifest');
+      await writeFile(pretty, `\uFEFF${JSON.stringify([{ prefix: 's3://images/many/' }, 'b.jpg', 'a.jpg'], null, 2).replace(/\n/g, '\r\n')}\r\n`);
+      assert.deepEqual(await keysOf(await ManifestDataset.load(pretty)), ['b.jpg', 'a.jpg']);
+      const crlf = path.join(dir, 'crlf.jsonl');
+      await writeFile(crlf, `\uFEFF{"source-ref": "s3://images/x.jpg"}\r\n\r\n{"source-ref": "s3://images/y.jpg"}\r\n`);
+      assert.deepEqual(await keysOf(await ManifestDataset.load(crlf)), ['images/x.jpg', 'images/y.jpg']);
+
+      // With a 4 KiB bound: 50 lines of 1 KiB labels (50 KiB) are read; the same entries as a JSON array are not.
+      const bound = 4096;
+      const label = 'x'.repeat(1000);
+      const refs = Array.from({ length: 50 }, (_, i) => `s3://images/many/img-${i}.jpg`);
+      await s3.put('images', 'manifests/large.jsonl', refs.map((ref) => JSON.stringify({ 'source-ref': ref, label })).join('\n'));
+      const large = await ManifestDataset.load('s3://images/manifests/large.jsonl', { s3Client: s3.client }, bound);
+      assert.equal((await keysOf(large)).length, 50);
+      const array = path.join(dir, 'large.manifest');
+      await writeFile(array, ['[{"prefix": "s3://images/many/"}', ...refs.map((ref) => `, ${JSON.stringify(`${ref}?${label}`)}`), ']'].join('\n'));
+      await assert.rejects(ManifestDataset.load(array, {}, bound), (e: unknown) => e instanceof ConfigError && /dataset_uri: .*large\.manifest is not a manifest: a JSON-array manifest larger than 0\.00391 MiB; write it as an augmented manifest/.test(e.message));
+      const long = path.join(dir, 'long.jsonl');
+      await writeFile(long, [JSON.stringify({ 'source-ref': refs[0] }), JSON.stringify({ 'source-ref': refs[1] }), JSON.stringify({ 'source-ref': refs[2], label: label.repeat(10) })].join('\n'));
+      await assert.rejects(ManifestDataset.load(long, {}, bound), (e: unknown) => e instanceof ConfigError && /dataset_uri: .*line 3 is longer than 4096 bytes/.test(e.message));
     });
 
     it('a manifest that is missing or malformed is a config error naming dataset_uri', async () => {

@@ -2,7 +2,7 @@
 import { ConfigError, errorMessage } from '../errors.js';
 import path from 'node:path';
 import { parseLocation } from '../storage/location.js';
-import { openDatasetStorage, readUri, type Storage, type StorageOptions, type StoredObject } from '../storage/storage.js';
+import { LineTooLongError, openDatasetStorage, readUri, readUriLines, type Storage, type StorageOptions, type StoredObject } from '../storage/storage.js';
 
 /** What the job needs of a dataset: its objects, their bytes and their URIs. */
 export type DatasetSource = Pick<Storage, 'list' | 'read' | 'readVersion' | 'uri'>;
@@ -70,6 +70,11 @@ export function ownOutputFilter(dataset: DatasetSource, outputUri: string): ((ke
   return (key) => key === folder || key.startsWith(`${folder}/`) || key.startsWith(staging);
 }
 
+/** A JSON-array manifest, or one line of an augmented manifest, is read whole up to this size. */
+export const MAX_MANIFEST_TEXT_MIB = 64;
+const MAX_MANIFEST_TEXT_BYTES = MAX_MANIFEST_TEXT_MIB * 1024 * 1024;
+const mib = (bytes: number): string => `${+(bytes / 1024 / 1024).toPrecision(3)}`;
+
 /** A URI naming a manifest rather than images: SageMaker's ManifestFile or AugmentedManifestFile. */
 export function isManifestUri(uri: string): boolean {
   return /\.(manifest|json|jsonl)$/i.test(uri);
@@ -85,23 +90,55 @@ export function isManifestUri(uri: string): boolean {
 export class ManifestDataset implements DatasetSource {
   private constructor(private readonly entries: ReadonlyMap<string, string>, private readonly options: StorageOptions) {}
 
-  static async load(uri: string, options: StorageOptions = {}): Promise<ManifestDataset> {
-    let text: string;
-    try {
-      text = (await readUri(uri, options)).toString('utf8');
-    } catch (error) {
-      throw new ConfigError([{ path: 'dataset_uri', message: `cannot read the manifest ${uri}: ${errorMessage(error)}` }]);
-    }
+  static async load(uri: string, options: StorageOptions = {}, maxTextBytes = MAX_MANIFEST_TEXT_BYTES): Promise<ManifestDataset> {
     const entries = new Map<string, string>();
     const add = (key: string, imageUri: string): void => {
       if (!entries.has(key)) entries.set(key, imageUri);
     };
-    const trimmed = text.trim();
     const problem = (message: string): ConfigError => new ConfigError([{ path: 'dataset_uri', message: `${uri} is not a manifest: ${message}` }]);
-    if (trimmed.startsWith('[')) {
+    // Read line by line: an augmented manifest (often large, with labels on every line) is never
+    // held whole, only its keys. A JSON-array manifest must be parsed whole, so it is bounded.
+    let array: string[] | undefined;
+    let arrayBytes = 0;
+    let lineNumber = 0;
+    try {
+      let first = true;
+      for await (const read of readUriLines(uri, options, maxTextBytes)) {
+        lineNumber += 1;
+        const line = lineNumber === 1 ? read.replace(/^\uFEFF/, '') : read;
+        if (array) {
+          arrayBytes += Buffer.byteLength(line) + 1;
+          if (arrayBytes > maxTextBytes) throw problem(`a JSON-array manifest larger than ${mib(maxTextBytes)} MiB; write it as an augmented manifest (one {"source-ref": "s3://…"} per line), which is read a line at a time`);
+          array.push(line);
+          continue;
+        }
+        if (line.trim() === '') continue;
+        // The first line with text says which kind of manifest this is.
+        if (first && line.trimStart().startsWith('[')) {
+          array = [line];
+          arrayBytes = Buffer.byteLength(line) + 1;
+          continue;
+        }
+        first = false;
+        let record: unknown;
+        try {
+          record = JSON.parse(line);
+        } catch (error) {
+          throw problem(`line ${lineNumber} is not JSON (${errorMessage(error)})`);
+        }
+        const ref = (record as { 'source-ref'?: unknown } | null)?.['source-ref'];
+        if (typeof ref !== 'string' || ref === '') throw problem(`line ${lineNumber} has no "source-ref"`);
+        add(ref.replace(/^s3:\/\//i, ''), ref);
+      }
+    } catch (error) {
+      if (error instanceof ConfigError) throw error;
+      if (error instanceof LineTooLongError) throw problem(`${error.message} (at most ${mib(maxTextBytes)} MiB is read at once)`);
+      throw new ConfigError([{ path: 'dataset_uri', message: `cannot read the manifest ${uri}: ${errorMessage(error)}` }]);
+    }
+    if (array) {
       let parsed: unknown;
       try {
-        parsed = JSON.parse(trimmed);
+        parsed = JSON.parse(array.join('\n'));
       } catch (error) {
         throw problem(`invalid JSON (${errorMessage(error)})`);
       }
@@ -112,19 +149,6 @@ export class ManifestDataset implements DatasetSource {
       files.forEach((file, i) => {
         if (typeof file !== 'string' || file === '') throw problem(`entry ${i + 1} is not a relative path`);
         add(file, `${base}${file}`);
-      });
-    } else {
-      trimmed.split(/\r?\n/).forEach((line, i) => {
-        if (line.trim() === '') return;
-        let record: unknown;
-        try {
-          record = JSON.parse(line);
-        } catch (error) {
-          throw problem(`line ${i + 1} is not JSON (${errorMessage(error)})`);
-        }
-        const ref = (record as { 'source-ref'?: unknown } | null)?.['source-ref'];
-        if (typeof ref !== 'string' || ref === '') throw problem(`line ${i + 1} has no "source-ref"`);
-        add(ref.replace(/^s3:\/\//i, ''), ref);
       });
     }
     return new ManifestDataset(entries, options);

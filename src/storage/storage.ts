@@ -29,19 +29,37 @@ export const LINE_READ_CHUNK_BYTES = 4 * 1024 * 1024;
  * never inside a multi-byte character), so no line keeps a chunk alive. A line that spans chunks
  * is held as its pieces until its end.
  */
-export async function* linesOf(chunks: AsyncIterable<Uint8Array>): AsyncIterable<string> {
+export async function* linesOf(chunks: AsyncIterable<Uint8Array>, maxLineBytes = Infinity): AsyncIterable<string> {
   let pieces: Buffer[] = [];
+  let held = 0;
+  let lineNumber = 0;
+  const tooLong = (): Error => new LineTooLongError(lineNumber + 1, maxLineBytes);
   for await (const chunk of chunks) {
     const bytes = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     let start = 0;
     for (let end = bytes.indexOf(10); end >= 0; end = bytes.indexOf(10, start)) {
+      if (held + end - start > maxLineBytes) throw tooLong();
       yield pieces.length === 0 ? bytes.toString('utf8', start, end) : Buffer.concat([...pieces, bytes.subarray(start, end)]).toString('utf8');
+      lineNumber += 1;
       pieces = [];
+      held = 0;
       start = end + 1;
     }
-    if (start < bytes.length) pieces.push(Buffer.from(bytes.subarray(start)));
+    if (start < bytes.length) {
+      held += bytes.length - start;
+      if (held > maxLineBytes) throw tooLong();
+      pieces.push(Buffer.from(bytes.subarray(start)));
+    }
   }
   if (pieces.length > 0) yield Buffer.concat(pieces).toString('utf8');
+}
+
+/** A line longer than a reader holds: said with its number, before it is read whole. */
+export class LineTooLongError extends Error {
+  constructor(readonly lineNumber: number, readonly maxLineBytes: number) {
+    super(`line ${lineNumber} is longer than ${maxLineBytes >= 1 << 20 ? `${+(maxLineBytes / (1 << 20)).toFixed(1)} MiB` : `${maxLineBytes} bytes`}`);
+    this.name = 'LineTooLongError';
+  }
 }
 
 /** A stream of text written to one object; only visible at its key once `close` resolves. */
@@ -62,8 +80,8 @@ export interface Storage {
    * object replaced after it was listed is then known by what was read, not by the listing.
    */
   readVersion?(key: string): Promise<{ bytes: Buffer; etag?: string }>;
-  /** A text object's lines (split at \n), read `chunkBytes` at a time: memory holds one chunk and one line. */
-  readLines(key: string, chunkBytes?: number): AsyncIterable<string>;
+  /** A text object's lines (split at \n), read `chunkBytes` at a time: memory holds one chunk and one line (a longer line than `maxLineBytes` throws LineTooLongError). */
+  readLines(key: string, chunkBytes?: number, maxLineBytes?: number): AsyncIterable<string>;
   write(key: string, body: Uint8Array | string, contentType?: string): Promise<void>;
   openTextSink(key: string, contentType?: string): Promise<TextSink>;
   /** Whether a complete object is at the key. */
@@ -181,16 +199,29 @@ export function openDatasetStorage(uri: string, options: StorageOptions = {}): S
 
 /** Read one object named by its full URI (s3://bucket/key or a local path). */
 export async function readUri(uri: string, options: StorageOptions = {}): Promise<Buffer> {
-  if (/^s3:\/\//i.test(uri)) {
-    const rest = uri.slice(5);
-    const slash = rest.indexOf('/');
-    if (slash <= 0 || slash === rest.length - 1) throw new Error(`"${uri}" does not name an object (s3://bucket/key)`);
-    const bucket = new S3Storage({ kind: 's3', bucket: rest.slice(0, slash), prefix: '' }, s3ClientFor(options));
-    return bucket.read(rest.slice(slash + 1));
-  }
+  const object = objectAt(uri, options);
+  return object ? object.storage.read(object.key) : readFile(localFile(uri));
+}
+
+/** One object's lines, a chunk at a time (see Storage.readLines). */
+export function readUriLines(uri: string, options: StorageOptions = {}, maxLineBytes?: number): AsyncIterable<string> {
+  const object = objectAt(uri, options);
+  return object ? object.storage.readLines(object.key, LINE_READ_CHUNK_BYTES, maxLineBytes) : linesOf(createReadStream(localFile(uri), { highWaterMark: LINE_READ_CHUNK_BYTES }), maxLineBytes);
+}
+
+/** The bucket and key of an s3:// URI that names one object; undefined for a local path. */
+function objectAt(uri: string, options: StorageOptions): { storage: S3Storage; key: string } | undefined {
+  if (!/^s3:\/\//i.test(uri)) return undefined;
+  const rest = uri.slice(5);
+  const slash = rest.indexOf('/');
+  if (slash <= 0 || slash === rest.length - 1) throw new Error(`"${uri}" does not name an object (s3://bucket/key)`);
+  return { storage: new S3Storage({ kind: 's3', bucket: rest.slice(0, slash), prefix: '' }, s3ClientFor(options)), key: rest.slice(slash + 1) };
+}
+
+function localFile(uri: string): string {
   const location = parseLocation(uri);
   if (location.kind !== 'local') throw new Error(`cannot read ${uri}`);
-  return readFile(location.dir);
+  return location.dir;
 }
 
 function compareBytes(a: string, b: string): number {
@@ -386,8 +417,8 @@ export class LocalStorage implements Storage {
     }
   }
 
-  readLines(key: string, chunkBytes = LINE_READ_CHUNK_BYTES): AsyncIterable<string> {
-    return linesOf(createReadStream(this.pathOf(key), { highWaterMark: chunkBytes }));
+  readLines(key: string, chunkBytes = LINE_READ_CHUNK_BYTES, maxLineBytes?: number): AsyncIterable<string> {
+    return linesOf(createReadStream(this.pathOf(key), { highWaterMark: chunkBytes }), maxLineBytes);
   }
 
   async exists(key: string): Promise<boolean> {
@@ -505,7 +536,7 @@ export class S3Storage implements Storage {
    * Ranged reads of one version of the object (its ETag, checked by S3 on every range), each
    * retried as a whole like `read`, so a long object is never held at once.
    */
-  readLines(key: string, chunkBytes = LINE_READ_CHUNK_BYTES): AsyncIterable<string> {
+  readLines(key: string, chunkBytes = LINE_READ_CHUNK_BYTES, maxLineBytes?: number): AsyncIterable<string> {
     const { bucket } = this.location;
     const objectKey = this.objectKey(key);
     const uri = this.uri(key);
@@ -522,7 +553,7 @@ export class S3Storage implements Storage {
         });
       }
     }
-    return linesOf(chunks());
+    return linesOf(chunks(), maxLineBytes);
   }
 
   /** lib-storage switches to multipart for large bodies. S3 makes an object visible only when complete. */
