@@ -18,7 +18,7 @@ import { ExplanationGroundwork } from './explain/groundwork.js';
 import { defaultWorkerCount, WorkerStages } from './compute/stages.js';
 import { fnv1a32 } from './explain/hash.js';
 import { decodedSize, decodeImage, describeDecodeError } from './image/decode.js';
-import { MemoryBudget, OverBudgetError, workingBytes } from './compute/memory.js';
+import { MemoryBudget, mib, OverBudgetError, workingBytes } from './compute/memory.js';
 import { inSharedMemory } from './compute/transfer.js';
 import { encodeImage } from './image/encode.js';
 import type { RgbImage } from './image/rgb.js';
@@ -204,8 +204,11 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
     // What the image is: S3's ETag from the listing, or a hash of the bytes (read once, used below).
     let bytes: Buffer | undefined;
     let contentId: string;
+    // A file larger than the whole memory budget (a video named .png, a stray archive) is never read.
+    const oversize = image.size > memory.capacity;
     try {
       if (image.etag) contentId = `etag:${image.etag}`;
+      else if (oversize) contentId = `size:${image.size}`;
       else {
         bytes = await dataset.read(image.key);
         contentId = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
@@ -229,11 +232,13 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
     try {
       const read = bytes;
       bytes = undefined;
+      if (oversize) throw new StageError('read', `the file is ${mib(image.size)}, more than clarify_images.max_memory_mb (${mib(memory.capacity)}) holds, so it is not read (raise max_memory_mb if the container has the memory)`);
       const data = read ?? (await stageOf('read', readListed));
       const decodeOptions = { maxPixels: ext.max_image_pixels, maxSide: ext.max_image_side };
       // Admitted by its working size, read from the header: a huge image waits for room, or is refused before it is decoded.
       const planned = await stageOf('decode', () => decodedSize(data, decodeOptions), describeDecodeError);
-      const needed = workingBytes(planned.width * planned.height, groundwork.prepareAheadFor(planned)) + answerBytes;
+      // The file's bytes are held until the image is done, beside its pixels.
+      const needed = workingBytes(planned.width * planned.height, groundwork.prepareAheadFor(planned)) + answerBytes + data.length;
       // The labels (or objects) are named in the refusal where their answers are a good part of the need.
       const withLabels = answerBytes >= needed / 4 ? ` with ${explainedOutputsSaid(config)}` : '';
       releaseMemory = await stageOf('decode', () => memory.acquire(needed), (error) =>

@@ -4,7 +4,7 @@
  * max_image_side explains it shrunk and records its own size.
  */
 import assert from 'node:assert/strict';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
@@ -93,6 +93,23 @@ describe('big images in a run', () => {
     assert.match(record.error?.message ?? '', /^1600×1200 image needs about \d+ MB to explain, more than clarify_images\.max_memory_mb \(64 MB\): set clarify_images\.max_image_side/);
     assert.match(stdout, /FAILED .*big\.png \[decode\]: 1600×1200 image needs about/);
     assert.equal(endpoint.requests.length, calls, 'not one call for it');
+  });
+
+  it('a file larger than max_memory_mb is refused before it is read; the others are explained', async () => {
+    const data = path.join(tmp, 'oversize');
+    await mkdir(data, { recursive: true });
+    await writeFile(path.join(data, 'a-small.png'), await sharp({ create: { width: 40, height: 30, channels: 3, background: { r: 200, g: 30, b: 30 } } }).png().toBuffer());
+    // 65 MiB on disk as the listing sees it (sparse: nothing is written), over a 64 MiB budget.
+    await writeFile(path.join(data, 'b-huge.png'), '');
+    await truncate(path.join(data, 'b-huge.png'), 65 * 1024 * 1024);
+    const file = await writeColourShareConfig(path.join(tmp, 'oversize.json'), { samples: 16, segments: 8, clarify_images: { endpoint_url: endpoint.url, max_memory_mb: 64 } });
+    const out = path.join(tmp, 'oversize-out');
+    const result = await runCli(['run', '--config', file, '--dataset-uri', data, '--output', out]);
+    assert.equal(result.code, 1, result.stderr);
+    const records = (await readFile(path.join(out, 'predictions.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as PredictionRecord);
+    assert.equal(records[0]!.predicted_label, 'red');
+    assert.equal(records[1]!.error?.stage, 'read');
+    assert.match(records[1]!.error?.message ?? '', /^the file is 65 MB, more than clarify_images\.max_memory_mb \(64 MB\) holds, so it is not read/);
   });
 
   it('max_image_side explains it shrunk, within the budget, and records its own size', async () => {
