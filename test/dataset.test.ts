@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { mkdir, readdir, stat, symlink, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import path from 'node:path';
+import { S3Client } from '@aws-sdk/client-s3';
 import { after, before, describe, it } from 'node:test';
 import { type DatasetCounts, type DatasetSource, listImages, ManifestDataset, openDataset } from '../src/dataset/dataset.js';
 import { ConfigError } from '../src/errors.js';
-import { LINE_READ_CHUNK_BYTES, LineTooLongError, linesOf, openStorage } from '../src/storage/storage.js';
-import { startS3Server, type TestS3Server } from './support/s3-server.js';
+import { LINE_READ_CHUNK_BYTES, LineTooLongError, linesOf, ListingLoopError, openStorage } from '../src/storage/storage.js';
+import { startS3Server, TEST_CREDENTIALS, type TestS3Server } from './support/s3-server.js';
 import { scratchDir } from './support/scratch-dir.js';
 
 async function collect(uri: string, s3?: TestS3Server, source: DatasetSource = openStorage(uri, { s3Client: s3?.client })): Promise<{ keys: string[]; uris: string[]; counts: DatasetCounts }> {
@@ -102,6 +104,40 @@ describe('dataset listing', () => {
     );
     assert.deepEqual(bounded, ['short']);
     assert.equal(chunksRead, 5);
+  });
+
+  it('an S3-compatible server whose listing goes back (a token it gave before, or the same page again) is not listed forever', async () => {
+    // Plays a faulty S3-compatible server: ListObjectsV2 answers as S3 does, but never moves on.
+    // After 50 pages it ends, so that without the guard this test fails instead of hanging.
+    let requests = 0;
+    const page = (keys: string[], token: string): string =>
+      `<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name><Prefix>imgs/</Prefix><KeyCount>${keys.length}</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>${requests < 50}</IsTruncated><NextContinuationToken>${token}</NextContinuationToken>${keys.map((k) => `<Contents><Key>imgs/${k}</Key><Size>3</Size><ETag>"e"</ETag></Contents>`).join('')}</ListBucketResult>`;
+    for (const fault of ['same token', 'same page'] as const) {
+      requests = 0;
+      const server = createServer((req, res) => {
+        requests += 1;
+        const continued = new URL(req.url ?? '/', 'http://x').searchParams.has('continuation-token');
+        const body = fault === 'same token' ? page(continued ? ['c.jpg'] : ['a.jpg', 'b.jpg'], 'T1') : page(['a.jpg', 'b.jpg'], `T${requests}`);
+        res.writeHead(200, { 'content-type': 'application/xml' }).end(body);
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const { port } = server.address() as { port: number };
+      const client = new S3Client({ endpoint: `http://127.0.0.1:${port}`, region: 'us-east-1', forcePathStyle: true, credentials: TEST_CREDENTIALS });
+      try {
+        const keys: string[] = [];
+        await assert.rejects(
+          (async () => {
+            for await (const object of openStorage('s3://b/imgs/', { s3Client: client }).list()) keys.push(object.key);
+          })(),
+          (e: unknown) => e instanceof ListingLoopError && /S3 list of s3:\/\/b\/imgs\/: the server returned (a continuation token it had given before|the same page, from "imgs\/a\.jpg"); the listing is stopped/.test(e.message),
+        );
+        assert.deepEqual(keys, fault === 'same token' ? ['a.jpg', 'b.jpg', 'c.jpg'] : ['a.jpg', 'b.jpg'], fault);
+        assert.equal(requests, 2, fault);
+      } finally {
+        client.destroy();
+        server.close();
+      }
+    }
   });
 
   it('lists a local folder in the same order S3 would', async () => {

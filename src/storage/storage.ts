@@ -62,6 +62,14 @@ export class LineTooLongError extends Error {
   }
 }
 
+/** An S3 listing that would never end: the server went back to where it had been. */
+export class ListingLoopError extends Error {
+  constructor(uri: string, what: string) {
+    super(`S3 list of ${uri}: the server returned ${what}; the listing is stopped rather than repeated forever`);
+    this.name = 'ListingLoopError';
+  }
+}
+
 /** A stream of text written to one object; only visible at its key once `close` resolves. */
 export interface TextSink {
   write(text: string): Promise<void>;
@@ -495,16 +503,27 @@ export class S3Storage implements Storage {
   async *list(): AsyncIterable<StoredObject> {
     const { bucket, prefix } = this.location;
     let token: string | undefined;
+    // An S3-compatible server that hands out a token it gave before, or the same page again, would
+    // be listed forever: the listing stops there, saying why (a token per 1,000 keys is kept).
+    const tokens = new Set<string>();
+    let firstKey: string | undefined;
     do {
       const continuation = token;
       const page = await withS3Retries(`S3 list of ${this.uri('')}`, () =>
         this.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${prefix}${this.listFilter}`, ContinuationToken: continuation })),
       );
+      const first = page.Contents?.[0]?.Key;
+      if (continuation !== undefined && first !== undefined && first === firstKey) throw new ListingLoopError(this.uri(''), `the same page, from ${JSON.stringify(first)}`);
+      firstKey = first;
       for (const object of page.Contents ?? []) {
         if (!object.Key || object.Key.endsWith('/')) continue; // folder markers
         yield { key: object.Key.slice(prefix.length), size: object.Size ?? 0, ...(object.ETag ? { etag: object.ETag } : {}) };
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      if (token !== undefined) {
+        if (tokens.has(token)) throw new ListingLoopError(this.uri(''), 'a continuation token it had given before');
+        tokens.add(token);
+      }
     } while (token);
   }
 
