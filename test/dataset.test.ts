@@ -265,10 +265,10 @@ describe('dataset listing', () => {
       assert.equal((await keysOf(large)).length, 50);
       const array = path.join(dir, 'large.manifest');
       await writeFile(array, ['[{"prefix": "s3://images/many/"}', ...refs.map((ref) => `, ${JSON.stringify(`${ref}?${label}`)}`), ']'].join('\n'));
-      await assert.rejects(ManifestDataset.load(array, {}, bound), (e: unknown) => e instanceof ConfigError && /dataset_uri: .*large\.manifest is not a manifest: a JSON-array manifest larger than 0\.00391 MiB; write it as an augmented manifest/.test(e.message));
+      await assert.rejects(ManifestDataset.load(array, {}, bound), (e: unknown) => e instanceof ConfigError && /dataset_uri: .*large\.manifest is a JSON-array manifest larger than 0\.00391 MiB \(read whole to be parsed\); write it as an augmented manifest/.test(e.message));
       const long = path.join(dir, 'long.jsonl');
       await writeFile(long, [JSON.stringify({ 'source-ref': refs[0] }), JSON.stringify({ 'source-ref': refs[1] }), JSON.stringify({ 'source-ref': refs[2], label: label.repeat(10) })].join('\n'));
-      await assert.rejects(ManifestDataset.load(long, {}, bound), (e: unknown) => e instanceof ConfigError && /dataset_uri: .*line 3 is longer than 4096 bytes/.test(e.message));
+      await assert.rejects(ManifestDataset.load(long, {}, bound), (e: unknown) => e instanceof ConfigError && /dataset_uri: .*long\.jsonl has a line longer than a manifest's lines may be: line 3 is longer than 4096 bytes/.test(e.message));
     });
 
     it('a manifest that is missing or malformed is a config error naming dataset_uri', async () => {

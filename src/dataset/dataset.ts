@@ -96,6 +96,7 @@ export class ManifestDataset implements DatasetSource {
       if (!entries.has(key)) entries.set(key, imageUri);
     };
     const problem = (message: string): ConfigError => new ConfigError([{ path: 'dataset_uri', message: `${uri} is not a manifest: ${message}` }]);
+    const tooLarge = (message: string): ConfigError => new ConfigError([{ path: 'dataset_uri', message: `${uri} ${message}` }]);
     // Read line by line: an augmented manifest (often large, with labels on every line) is never
     // held whole, only its keys. A JSON-array manifest must be parsed whole, so it is bounded.
     let array: string[] | undefined;
@@ -108,7 +109,7 @@ export class ManifestDataset implements DatasetSource {
         const line = lineNumber === 1 ? read.replace(/^\uFEFF/, '') : read;
         if (array) {
           arrayBytes += Buffer.byteLength(line) + 1;
-          if (arrayBytes > maxTextBytes) throw problem(`a JSON-array manifest larger than ${mib(maxTextBytes)} MiB; write it as an augmented manifest (one {"source-ref": "s3://…"} per line), which is read a line at a time`);
+          if (arrayBytes > maxTextBytes) throw tooLarge(`is a JSON-array manifest larger than ${mib(maxTextBytes)} MiB (read whole to be parsed); write it as an augmented manifest (one {"source-ref": "s3://…"} per line), which is read a line at a time`);
           array.push(line);
           continue;
         }
@@ -132,7 +133,7 @@ export class ManifestDataset implements DatasetSource {
       }
     } catch (error) {
       if (error instanceof ConfigError) throw error;
-      if (error instanceof LineTooLongError) throw problem(`${error.message} (at most ${mib(maxTextBytes)} MiB is read at once)`);
+      if (error instanceof LineTooLongError) throw tooLarge(`has a line longer than a manifest's lines may be: ${error.message}`);
       throw new ConfigError([{ path: 'dataset_uri', message: `cannot read the manifest ${uri}: ${errorMessage(error)}` }]);
     }
     if (array) {
