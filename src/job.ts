@@ -36,7 +36,7 @@ import { createInvoker, Predictor } from './predictor/predictor.js';
 import type { EndpointTransport } from './predictor/transport.js';
 import type { SegmentMap } from './segment/slic.js';
 import { parseLocation } from './storage/location.js';
-import { configureS3Resilience, openStorage } from './storage/storage.js';
+import { configureS3Resilience, isOutputUnwritable, openStorage } from './storage/storage.js';
 import { VERSION } from './version.js';
 
 /** Results that may wait in memory for a slower earlier image before the job stops starting new ones. */
@@ -299,6 +299,8 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
       const stage = error instanceof StageError ? error.stage : 'explain';
       const failure: ImageFailure = { image: image.uri, stage, message: errorMessage(error) };
       log(`failed: ${image.uri} [${stage}] ${failure.message}`);
+      // A full disk or a denied bucket fails every image after this one, each after all its calls.
+      if (stage === 'write' && isOutputUnwritable(error)) halt(`the output cannot be written (${failure.message}), so more images would spend their endpoint calls for nothing`);
       const report: ReportImage | undefined = wantsReport(image.index) ? { uri: image.uri, name, width: 0, height: 0, ranking: [], panels: [], failure } : undefined;
       return { index: image.index, key: image.key, uri: image.uri, record: failureRecord(image, failure, size && { width: size.width, height: size.height }), failure, report };
     } finally {

@@ -6,7 +6,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { after, before, describe, it } from 'node:test';
 import { type DatasetCounts, type DatasetSource, listImages, ManifestDataset, openDataset } from '../src/dataset/dataset.js';
 import { ConfigError } from '../src/errors.js';
-import { LINE_READ_CHUNK_BYTES, LineTooLongError, linesOf, ListingLoopError, openStorage } from '../src/storage/storage.js';
+import { isOutputUnwritable, LINE_READ_CHUNK_BYTES, LineTooLongError, linesOf, ListingLoopError, openStorage } from '../src/storage/storage.js';
 import { startS3Server, TEST_CREDENTIALS, type TestS3Server } from './support/s3-server.js';
 import { scratchDir } from './support/scratch-dir.js';
 
@@ -138,6 +138,16 @@ describe('dataset listing', () => {
         server.close();
       }
     }
+  });
+
+  it('tells a write the output as a whole refuses (a full or read-only disk, a denied or missing bucket) from one that failed for its object', () => {
+    const errno = (code: string): Error => Object.assign(new Error(code), { code });
+    const s3Error = (name: string): Error => Object.assign(new Error(name), { name });
+    for (const e of [errno('ENOSPC'), errno('EDQUOT'), errno('EROFS'), errno('EACCES'), s3Error('AccessDenied'), s3Error('NoSuchBucket'), s3Error('ExpiredToken')]) {
+      assert.equal(isOutputUnwritable(e), true, e.message);
+      assert.equal(isOutputUnwritable(new Error('writing shap_x.jpeg', { cause: e })), true, `${e.message} as a cause`);
+    }
+    for (const e of [errno('ENOENT'), s3Error('SlowDown'), new Error('Input buffer contains unsupported image format'), undefined, 'ENOSPC']) assert.equal(isOutputUnwritable(e), false, String(e));
   });
 
   it('lists a local folder in the same order S3 would', async () => {

@@ -24,6 +24,7 @@ import { formatCount } from '../src/output/format.js';
 import { openStorage } from '../src/storage/storage.js';
 import { EXPLANATION_REVISION } from '../src/explain/revision.js';
 import { scratchDir } from './support/scratch-dir.js';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { startS3Server } from './support/s3-server.js';
 
 const readRecords = async (out: string): Promise<PredictionRecord[]> =>
@@ -241,6 +242,49 @@ describe('never stale, never stuck, always bounded', () => {
       assert.ok(server.requests.length > before, 'z.png was explained again');
       assert.deepEqual((await readRecords(out)).map((r) => r.predicted_label), ['red', 'blue']);
     } finally {
+      await server.stop();
+      await s3.stop();
+    }
+  });
+
+  it('an output that stops taking writes (a bucket that denies them) stops the job at the first image it cannot write', async () => {
+    const s3 = await startS3Server();
+    // In front of the S3 server: passes everything, but denies writing heatmaps, as a bucket policy
+    // changed mid-run would (the run's first writes, its "running" summary, go through).
+    const proxy = http.createServer((req, res) => {
+      if (req.method === 'PUT' && /\/shap_/.test(req.url ?? '')) {
+        req.resume();
+        req.on('end', () => res.writeHead(403, { 'content-type': 'application/xml' }).end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message><RequestId>r</RequestId></Error>'));
+        return;
+      }
+      const target = new URL(s3.endpoint);
+      const upstream = http.request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      });
+      upstream.on('error', () => res.destroy());
+      req.pipe(upstream);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const server = await startEndpointServer({ model: (r) => ({ prediction: colourShareModel(r) }) });
+    try {
+      await s3.createBucket('results');
+      const data = path.join(tmp, 'denied-data');
+      const count = 16;
+      await images(data, Object.fromEntries(Array.from({ length: count }, (_, i) => [`img-${String(i).padStart(2, '0')}.png`, [10 + 15 * i, 100, 240 - 14 * i] as fx.Rgb])));
+      const env = { ...s3.env(), AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}` };
+      const run = await runCli(['run', '--config', await config('denied', server.url), '--dataset-uri', data, '--output', 's3://results/run'], env);
+      assert.equal(run.code, 1, run.stderr);
+      assert.match(run.stderr, /stopping the job: the output cannot be written \(.*Access Denied.*\), so more images would spend their endpoint calls for nothing/);
+      // Each image's first call is the image itself, one colour all over: how many images were begun.
+      const begun = new Set(server.requests.filter((r) => r.pixels.every((v, i) => v === r.pixels[i % 3])).map((r) => r.pixels.subarray(0, 3).join(',')));
+      assert.ok(begun.size <= 6, `${begun.size} of ${count} images were begun (the window is 4)`);
+      const summary = JSON.parse(await (await s3.client.send(new GetObjectCommand({ Bucket: 'results', Key: 'run/analysis.json' }))).Body!.transformToString()) as AnalysisSummary;
+      assert.equal(summary.status, 'partial');
+      assert.match(summary.stop_reason ?? '', /the output cannot be written/);
+      assert.ok((summary.images.not_processed ?? 0) >= count - 6, `${summary.images.not_processed} not processed`);
+    } finally {
+      proxy.close();
       await server.stop();
       await s3.stop();
     }

@@ -144,6 +144,21 @@ export function isRetryableS3Error(error: unknown): boolean {
   return S3_RETRYABLE_STATUS(e.$metadata?.httpStatusCode);
 }
 
+const UNWRITABLE_CODES = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM']);
+const UNWRITABLE_S3 = new Set(['AccessDenied', 'NoSuchBucket', 'ExpiredToken', 'InvalidAccessKeyId', 'AllAccessDisabled']);
+
+/**
+ * Whether a failed write says the output as a whole cannot take writes (a full or read-only disk,
+ * a bucket gone or denied), rather than something about the one object: looks through causes.
+ */
+export function isOutputUnwritable(error: unknown): boolean {
+  for (let e = error, depth = 0; e && typeof e === 'object' && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+    const { code, name, Code } = e as { code?: string; name?: string; Code?: string };
+    if ((code && UNWRITABLE_CODES.has(code)) || (name && UNWRITABLE_S3.has(name)) || (Code && UNWRITABLE_S3.has(Code))) return true;
+  }
+  return false;
+}
+
 /** One S3 operation, retried through an outage (the SDK's own few quick retries happen inside each attempt). */
 export async function withS3Retries<T>(what: string, operation: () => Promise<T>, policy: S3Resilience = s3Resilience): Promise<T> {
   for (let attempt = 1; ; attempt++) {
