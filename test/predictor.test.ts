@@ -144,6 +144,25 @@ describe('predictor against a local endpoint', () => {
     faults = undefined;
   });
 
+  it('a call that fails because the job is stopping (its connections closed) is neither retried nor counted as a retry', async () => {
+    let release = (): void => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const start = server.requests.length;
+    faults = (r) => (r.requestNumber === start + 1 ? { until: held } : undefined);
+    const config = classificationConfig(server.url, { predictor: { probability: 'prediction' } });
+    const predictor = new Predictor(config, createInvoker(config));
+    const pending = predictor.predict(await encodeImage(RED, 'image/png', { jpegQuality: 95 }), 12, 8);
+    while (server.requests.length === start) await new Promise((r) => setTimeout(r, 5));
+    // As a stopping job does: no new calls, then its connections are closed under the call in flight.
+    predictor.invoker.cancel();
+    predictor.invoker.close();
+    await assert.rejects(pending, (e: unknown) => e instanceof Error && e.name === 'StopError');
+    assert.deepEqual([predictor.invoker.stats.retries, predictor.invoker.stats.failedCalls], [0, 0]);
+    assert.equal(server.requests.length, start + 1, 'not sent again');
+    release();
+    faults = undefined;
+  });
+
   it('never runs more calls at once than max_concurrency', async () => {
     let inFlight = 0;
     let peak = 0;

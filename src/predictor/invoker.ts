@@ -159,6 +159,8 @@ export class EndpointInvoker {
           if (attempt === 0) this.stats.calls -= 1; // never sent
           throw error;
         }
+        // Failed while the job stops (its connections are being closed): neither a retry nor a failure to report.
+        if (this.cancelled) throw new StopError();
         const retryable = error instanceof EndpointError ? error.retryable : false;
         // Throttles wait out the endpoint's load, bounded in time; they spend neither attempts nor budget.
         const maxThrottleMs = this.policy.maxThrottleMs ?? 0;
