@@ -11,7 +11,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { type AnalysisConfig, answerBytesPerImage, DEFAULT_DATASET_URI, explainedOutputsSaid, plannedCallsPerImage } from './config/config.js';
 import { type DatasetCounts, type DatasetImage, listImages, openDataset, ownOutputFilter } from './dataset/dataset.js';
 import { ConfigError, errorMessage, StageError } from './errors.js';
-import { readBaseline } from './explain/baseline.js';
+import { baselineMaxBytes, readBaseline } from './explain/baseline.js';
 import { ClassificationExplainer } from './explain/classification.js';
 import { DetectionExplainer } from './explain/detection.js';
 import { ExplanationGroundwork } from './explain/groundwork.js';
@@ -167,7 +167,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   // A baseline image shapes every result, and may be replaced under the same URI: it is read once,
   // its hash joins the resume fingerprint, and the same bytes are explained with.
   const baselineUri = config.methods.shap.baseline;
-  const baselineBytes = baselineUri === undefined ? undefined : readBaseline(baselineUri, storageOptions);
+  const baselineBytes = baselineUri === undefined ? undefined : readBaseline(baselineUri, storageOptions, baselineMaxBytes(config));
   // The rejection is handled here (as 'unreadable'); each image still reports it (StageError), as before.
   const baselineContent = baselineBytes && (await baselineBytes.then((bytes) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`, () => 'unreadable'));
   const resume = new ResumeStore(output, effective, !options.force, baselineContent, log);

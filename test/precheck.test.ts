@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { colourShareModel, startEndpointServer, type TestEndpointServer } from './support/endpoint-server.js';
@@ -135,7 +135,7 @@ describe('precheck sends the shapes the run sends; validate checks the baseline'
     }
   });
 
-  it('validate refuses a baseline that is missing, a folder or not an image, naming methods.shap.baseline; notes an SDK debug block', async () => {
+  it('validate refuses a baseline that is missing, a folder, not an image or larger than max_memory_mb, naming methods.shap.baseline; notes an SDK debug block', async () => {
     const text = path.join(tmp, 'notes.png');
     await writeFile(text, 'not an image');
     for (const [baseline, reason] of [
@@ -148,6 +148,13 @@ describe('precheck sends the shapes the run sends; validate checks the baseline'
       assert.match(run.stderr, /methods\.shap\.baseline: must be an image: /);
       assert.match(run.stderr, reason);
     }
+    // A baseline file larger than the memory budget is refused without being read (sparse: 70 MiB as stat sees it).
+    const huge = path.join(tmp, 'huge-baseline.png');
+    await writeFile(huge, '');
+    await truncate(huge, 70 * 1024 * 1024);
+    const tooLarge = await runCli(['validate', '--config', await npyConfig('http://127.0.0.1:9', { max_memory_mb: 64 }, { baseline: huge })]);
+    assert.equal(tooLarge.code, 2, tooLarge.stderr);
+    assert.match(tooLarge.stderr, /methods\.shap\.baseline: .*huge-baseline\.png is 70 MB, more than clarify_images\.max_memory_mb \(64 MB\) holds, so it is not read/);
     const ok = await runCli(['validate', '--config', await npyConfig('http://127.0.0.1:9', {}, { baseline: image, image_config: { model_type: 'IMAGE_CLASSIFICATION', debug: {} } })]);
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stderr, /note: methods\.shap\.image_config\.debug is accepted as the SDK writes it and ignored/);

@@ -8,7 +8,8 @@ import type { AnalysisConfig } from '../config/config.js';
 import { ConfigError, errorMessage } from '../errors.js';
 import { decodeImage, describeDecodeError } from '../image/decode.js';
 import { createRgbImage, type RgbImage } from '../image/rgb.js';
-import { readUri, type StorageOptions } from '../storage/storage.js';
+import { readUri, sizeOfUri, type StorageOptions } from '../storage/storage.js';
+import { mib } from '../compute/memory.js';
 import type { Random } from './random.js';
 
 export type BaselineFill = 'noise' | 'mean' | 'blur';
@@ -51,11 +52,22 @@ export async function resizeBaseline(baseline: RgbImage, width: number, height: 
   return createRgbImage(width, height, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
 }
 
-/** Reads `methods.shap.baseline`'s bytes; errors say what is wrong with the URI. */
-export async function readBaseline(uri: string, options: StorageOptions): Promise<Buffer> {
+/** A baseline file larger than the memory budget: refused before it is read. */
+export class BaselineTooLargeError extends Error {
+  constructor(uri: string, bytes: number, budget: number) {
+    super(`${uri} is ${mib(bytes)}, more than clarify_images.max_memory_mb (${mib(budget)}) holds, so it is not read`);
+    this.name = 'BaselineTooLargeError';
+  }
+}
+
+/** Reads `methods.shap.baseline`'s bytes, at most `maxBytes`; errors say what is wrong with the URI. */
+export async function readBaseline(uri: string, options: StorageOptions, maxBytes: number): Promise<Buffer> {
   try {
+    const bytes = await sizeOfUri(uri, options);
+    if (bytes > maxBytes) throw new BaselineTooLargeError(uri, bytes, maxBytes);
     return await readUri(uri, options);
   } catch (error) {
+    if (error instanceof BaselineTooLargeError) throw error;
     const code = (error as { code?: string; name?: string }).code ?? (error as { name?: string }).name;
     if (code === 'ENOENT' || code === 'NoSuchKey' || code === 'NotFound') throw new Error(`${uri} does not exist`);
     if (code === 'EISDIR') throw new Error(`${uri} is a folder, not an image`);
@@ -73,17 +85,21 @@ export async function decodeBaseline(bytes: Buffer, uri: string, maxPixels: numb
 }
 
 /** Reads and decodes `methods.shap.baseline`; errors say which part failed (reading or decoding). */
-export async function loadBaselineImage(uri: string, maxPixels: number, options: StorageOptions): Promise<RgbImage> {
-  return decodeBaseline(await readBaseline(uri, options), uri, maxPixels);
+export async function loadBaselineImage(uri: string, maxPixels: number, maxBytes: number, options: StorageOptions): Promise<RgbImage> {
+  return decodeBaseline(await readBaseline(uri, options, maxBytes), uri, maxPixels);
 }
+
+/** The memory budget in bytes, which a baseline file may not exceed. */
+export const baselineMaxBytes = (config: AnalysisConfig): number => config.clarify_images.max_memory_mb * 1024 * 1024;
 
 /** Before any image: the baseline a config names exists and is an image (a ConfigError otherwise). */
 export async function checkBaseline(config: AnalysisConfig, options: StorageOptions = { region: config.clarify_images.region }): Promise<void> {
   const uri = config.methods.shap.baseline;
   if (uri === undefined) return;
   try {
-    await loadBaselineImage(uri, config.clarify_images.max_image_pixels, options);
+    await loadBaselineImage(uri, config.clarify_images.max_image_pixels, baselineMaxBytes(config), options);
   } catch (error) {
-    throw new ConfigError([{ path: 'methods.shap.baseline', message: `must be an image: ${errorMessage(error)}` }]);
+    const message = error instanceof BaselineTooLargeError ? error.message : `must be an image: ${errorMessage(error)}`;
+    throw new ConfigError([{ path: 'methods.shap.baseline', message }]);
   }
 }

@@ -232,6 +232,15 @@ export function readUriLines(uri: string, options: StorageOptions = {}, maxLineB
   return object ? object.storage.readLines(object.key, LINE_READ_CHUNK_BYTES, maxLineBytes) : linesOf(createReadStream(localFile(uri), { highWaterMark: LINE_READ_CHUNK_BYTES }), maxLineBytes);
 }
 
+/** One object's size in bytes, from S3's HEAD or the file's stat, without reading it. */
+export async function sizeOfUri(uri: string, options: StorageOptions = {}): Promise<number> {
+  const object = objectAt(uri, options);
+  if (!object) return (await stat(localFile(uri))).size;
+  const { storage, key } = object;
+  const head = await withS3Retries(`S3 head of ${uri}`, () => storage.client.send(new HeadObjectCommand({ Bucket: storage.location.bucket, Key: key })));
+  return head.ContentLength ?? 0;
+}
+
 /** The bucket and key of an s3:// URI that names one object; undefined for a local path. */
 function objectAt(uri: string, options: StorageOptions): { storage: S3Storage; key: string } | undefined {
   if (!/^s3:\/\//i.test(uri)) return undefined;
