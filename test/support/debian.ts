@@ -7,6 +7,9 @@
  * installs every one still missing in one transaction, so later tests find theirs in place.
  */
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -15,7 +18,8 @@ const run = promisify(execFile);
 export const TEST_PACKAGES = ['chromium', 'poppler-utils', 'python3-nbformat', 'fonts-dejavu-core', 'tmux'] as const;
 export type TestPackage = (typeof TEST_PACKAGES)[number];
 
-const LOCK = '/tmp/clarify-images-apt.lock';
+// Where Debian keeps lock files (not the temp dir, which tests leave as they found it).
+const LOCK = path.join(existsSync('/run/lock') ? '/run/lock' : os.tmpdir(), 'clarify-images-apt.lock');
 
 async function aptInstall(names: readonly string[]): Promise<void> {
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
