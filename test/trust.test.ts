@@ -96,6 +96,21 @@ describe('never stale, never stuck, always bounded', () => {
     assert.ok((await readRecords(out)).every((r) => r.image.startsWith(moved)));
   });
 
+  it('a lowered max_image_pixels is not a reason to reuse what it now refuses: that image is refused, the rest reused', async () => {
+    const data = path.join(tmp, 'pixels-data');
+    await mkdir(data, { recursive: true });
+    await writeFile(path.join(data, 'a-small.png'), await fx.solidPng(24, 24, [220, 20, 20]));
+    await writeFile(path.join(data, 'b-large.png'), await fx.solidPng(40, 40, [20, 20, 220]));
+    const out = path.join(tmp, 'pixels-out');
+    assert.equal((await runCli(['run', '--config', await config('pixels-a', modelA.url), '--dataset-uri', data, '--output', out])).code, 0);
+    const again = await runCli(['run', '--config', await config('pixels-b', modelA.url, { max_image_pixels: 1000 }), '--dataset-uri', data, '--output', out]);
+    assert.equal(again.code, 1, again.stderr);
+    assert.match(again.stdout, /1 images reused/);
+    assert.match(again.stdout, /FAILED .*b-large\.png \[decode\]/);
+    const records = (await readFile(path.join(out, 'predictions.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as PredictionRecord);
+    assert.deepEqual(records.map((r) => [r.predicted_label, r.error?.stage]), [['red', undefined], [undefined, 'decode']]);
+  });
+
   it('a baseline image replaced under the same path is a new explanation: explained again, not reused', async () => {
     const data = path.join(tmp, 'baseline-data');
     await images(data, { 'a.png': [220, 20, 20] });

@@ -611,7 +611,7 @@ export const NOT_RESULT_SHAPING: Readonly<Record<string, string>> = {
   'clarify_images.shadow_endpoint_timeout_seconds': 'how long to wait for a shadow endpoint',
   'clarify_images.batch_size': 'how the same masked images are sent, one or several per request',
   'clarify_images.max_payload_bytes': 'how the same masked images are sent, one or several per request',
-  'clarify_images.max_image_pixels': 'a guard: refuses an image, never changes a result',
+  'clarify_images.max_image_pixels': 'a guard: refuses an image, never changes a result (a stored result over a lowered limit is not reused)',
   'clarify_images.max_memory_mb': 'how many images are explained at once',
   'clarify_images.cpu_workers': 'how many threads do the same work',
   'clarify_images.concurrency': 'how many calls are in flight',

@@ -80,6 +80,8 @@ function artifactsOf(result: ImageResult): string[] {
 
 export class ResumeStore {
   private readonly fingerprint: string;
+  /** A guard, not in the fingerprint: a stored image over a lowered limit is not reused (the run would refuse it). */
+  private readonly maxPixels: number;
   reused = 0;
   /** Whether the endpoint still gives the stored answers: unknown until one stored image is predicted again. */
   private endpoint: 'unknown' | 'same' | 'changed' = 'unknown';
@@ -94,6 +96,7 @@ export class ResumeStore {
     private readonly log: (line: string) => void = () => undefined,
   ) {
     this.fingerprint = resultFingerprint(config, baselineContent);
+    this.maxPixels = config.clarify_images.max_image_pixels;
   }
 
   /**
@@ -150,7 +153,10 @@ export class ResumeStore {
     }
     if (marker.fingerprint !== this.fingerprint || marker.key !== key || marker.content !== content) return undefined;
     for (const artifact of marker.artifacts) if (!(await this.output.exists(artifact))) return undefined;
-    return { ...deserializeResult(marker.result), index };
+    const result = deserializeResult(marker.result);
+    const { width = 0, height = 0, original_width: originalWidth, original_height: originalHeight } = result.record;
+    if ((originalWidth ?? width) * (originalHeight ?? height) > this.maxPixels) return undefined;
+    return { ...result, index };
   }
 
   /** Written last, after the artifacts, so a marker always means a complete image. */
