@@ -27,7 +27,7 @@ import { type PictureView, pictureView, renderSegmentBoundaries, renderSideBySid
 import { OutputNamer } from './output/names.js';
 import { type AnalysisSummary, failureRecord, type ImageFailure, predictionRecord } from './output/records.js';
 import { shownInReport, topSegments, type ReportImage } from './output/report.js';
-import { ResumeStore } from './output/resume.js';
+import { type ReuseDecision, ResumeStore } from './output/resume.js';
 import { ProgressReporter, type ProgressSink } from './output/progress.js';
 import { FinalWriter, type ImageResult, PartWriter, type ResultWriter, type RunFacts, type Shard } from './output/run-writer.js';
 import { RetryLog } from './output/retry-log.js';
@@ -216,7 +216,8 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
     } catch {
       contentId = 'unreadable';
     }
-    const reuse = await resume.decide(name, image.key, image.index, contentId);
+    // A file over the budget is refused as a fresh run would, even where an earlier run (with more memory) explained it.
+    const reuse: ReuseDecision = oversize ? { kind: 'explain' } : await resume.decide(name, image.key, image.index, contentId);
     if (reuse.kind === 'reuse') return reuse.result;
     // The first stored image is predicted again before any stored result is reused: same answer, reused.
     const check = reuse.kind === 'check' ? reuse : undefined;
