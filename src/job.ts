@@ -8,17 +8,17 @@ import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { stat } from 'node:fs/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { type AnalysisConfig, answerBytesPerImage, DEFAULT_DATASET_URI, explainedOutputsSaid, plannedCallsPerImage } from './config/config.js';
+import { type AnalysisConfig, answerBytesPerImage, DEFAULT_DATASET_URI, explainedOutputsSaid, memoryBudgetBytes, plannedCallsPerImage } from './config/config.js';
 import { type DatasetCounts, type DatasetImage, listImages, openDataset, ownOutputFilter } from './dataset/dataset.js';
 import { ConfigError, errorMessage, StageError } from './errors.js';
-import { baselineMaxBytes, readBaseline } from './explain/baseline.js';
+import { readBaseline } from './explain/baseline.js';
 import { ClassificationExplainer } from './explain/classification.js';
 import { DetectionExplainer } from './explain/detection.js';
 import { ExplanationGroundwork } from './explain/groundwork.js';
 import { defaultWorkerCount, WorkerStages } from './compute/stages.js';
 import { fnv1a32 } from './explain/hash.js';
 import { decodedSize, decodeImage, describeDecodeError } from './image/decode.js';
-import { MemoryBudget, mib, OverBudgetError, workingBytes } from './compute/memory.js';
+import { MemoryBudget, OverBudgetError, unreadOverBudget, workingBytes } from './compute/memory.js';
 import { inSharedMemory } from './compute/transfer.js';
 import { encodeImage } from './image/encode.js';
 import type { RgbImage } from './image/rgb.js';
@@ -167,7 +167,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   // A baseline image shapes every result, and may be replaced under the same URI: it is read once,
   // its hash joins the resume fingerprint, and the same bytes are explained with.
   const baselineUri = config.methods.shap.baseline;
-  const baselineBytes = baselineUri === undefined ? undefined : readBaseline(baselineUri, storageOptions, baselineMaxBytes(config));
+  const baselineBytes = baselineUri === undefined ? undefined : readBaseline(baselineUri, storageOptions, memoryBudgetBytes(config));
   // The rejection is handled here (as 'unreadable'); each image still reports it (StageError), as before.
   const baselineContent = baselineBytes && (await baselineBytes.then((bytes) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`, () => 'unreadable'));
   const resume = new ResumeStore(output, effective, !options.force, baselineContent, log);
@@ -175,7 +175,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   const cpuAbort = new AbortController();
   setMaxListeners(0, cpuAbort.signal); // one listener per queued task (Piscina), many by design
   const cpu = new WorkerStages(ext.cpu_workers ?? defaultWorkerCount(), cpuAbort.signal);
-  const memory = new MemoryBudget(ext.max_memory_mb * 1024 * 1024);
+  const memory = new MemoryBudget(memoryBudgetBytes(config));
   // A classifier's explanation holds every label's answer to every call (a detector's, every
   // object's), as much as its pixels at a few thousand labels: each image is admitted with them.
   const answerBytes = answerBytesPerImage(config);
@@ -233,7 +233,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
     try {
       const read = bytes;
       bytes = undefined;
-      if (oversize) throw new StageError('read', `the file is ${mib(image.size)}, more than clarify_images.max_memory_mb (${mib(memory.capacity)}) holds, so it is not read (raise max_memory_mb if the container has the memory)`);
+      if (oversize) throw new StageError('read', `the file ${unreadOverBudget(image.size, memory.capacity)} (raise max_memory_mb if the container has the memory)`);
       const data = read ?? (await stageOf('read', readListed));
       const decodeOptions = { maxPixels: ext.max_image_pixels, maxSide: ext.max_image_side };
       // Admitted by its working size, read from the header: a huge image waits for room, or is refused before it is decoded.

@@ -48,6 +48,9 @@ export function resultBytes(outputs: number, segments: number): number {
 
 export const mib = (bytes: number): string => `${formatCount(Math.ceil(bytes / (1024 * 1024)))} MB`;
 
+/** Why a file larger than the whole budget is not read (an image's or the baseline's), after its name. */
+export const unreadOverBudget = (bytes: number, budget: number): string => `is ${mib(bytes)}, more than clarify_images.max_memory_mb (${mib(budget)}) holds, so it is not read`;
+
 /** An image too big for the memory budget even alone. */
 export class OverBudgetError extends Error {
   constructor(readonly needed: number, readonly budget: number) {

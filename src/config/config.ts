@@ -278,6 +278,11 @@ function explainedOutputs(config: AnalysisConfig): number {
   return context >= 1 ? max_objects : 1;
 }
 
+/** clarify_images.max_memory_mb in bytes: the budget images, and the files read for them, are held to. */
+export function memoryBudgetBytes(config: AnalysisConfig): number {
+  return config.clarify_images.max_memory_mb * 1024 * 1024;
+}
+
 /** The outputs of explainedOutputs in the config's own terms, for a message. */
 export function explainedOutputsSaid(config: AnalysisConfig): string {
   const count = formatCount(explainedOutputs(config));
@@ -300,7 +305,7 @@ function feasibilityProblems(config: AnalysisConfig): ConfigProblem[] {
       },
     ];
   }
-  const budget = config.clarify_images.max_memory_mb * 1024 * 1024;
+  const budget = memoryBudgetBytes(config);
   // Every output's answer to every call is held while an image is explained (the smallest image: no pixels).
   const leastPerImage = workingBytes(0, 0) + answerBytesPerImage(config);
   if (leastPerImage > budget) {

@@ -4,12 +4,12 @@
  * colour) and `blur` (a strong Gaussian blur of the image) through `clarify_images.baseline_fill`.
  */
 import sharp from 'sharp';
-import type { AnalysisConfig } from '../config/config.js';
+import { type AnalysisConfig, memoryBudgetBytes } from '../config/config.js';
 import { ConfigError, errorMessage } from '../errors.js';
 import { decodeImage, describeDecodeError } from '../image/decode.js';
 import { createRgbImage, type RgbImage } from '../image/rgb.js';
 import { readUri, sizeOfUri, type StorageOptions } from '../storage/storage.js';
-import { mib } from '../compute/memory.js';
+import { unreadOverBudget } from '../compute/memory.js';
 import type { Random } from './random.js';
 
 export type BaselineFill = 'noise' | 'mean' | 'blur';
@@ -55,7 +55,7 @@ export async function resizeBaseline(baseline: RgbImage, width: number, height: 
 /** A baseline file larger than the memory budget: refused before it is read. */
 export class BaselineTooLargeError extends Error {
   constructor(uri: string, bytes: number, budget: number) {
-    super(`${uri} is ${mib(bytes)}, more than clarify_images.max_memory_mb (${mib(budget)}) holds, so it is not read`);
+    super(`${uri} ${unreadOverBudget(bytes, budget)}`);
     this.name = 'BaselineTooLargeError';
   }
 }
@@ -89,15 +89,12 @@ export async function loadBaselineImage(uri: string, maxPixels: number, maxBytes
   return decodeBaseline(await readBaseline(uri, options, maxBytes), uri, maxPixels);
 }
 
-/** The memory budget in bytes, which a baseline file may not exceed. */
-export const baselineMaxBytes = (config: AnalysisConfig): number => config.clarify_images.max_memory_mb * 1024 * 1024;
-
 /** Before any image: the baseline a config names exists and is an image (a ConfigError otherwise). */
 export async function checkBaseline(config: AnalysisConfig, options: StorageOptions = { region: config.clarify_images.region }): Promise<void> {
   const uri = config.methods.shap.baseline;
   if (uri === undefined) return;
   try {
-    await loadBaselineImage(uri, config.clarify_images.max_image_pixels, baselineMaxBytes(config), options);
+    await loadBaselineImage(uri, config.clarify_images.max_image_pixels, memoryBudgetBytes(config), options);
   } catch (error) {
     const message = error instanceof BaselineTooLargeError ? error.message : `must be an image: ${errorMessage(error)}`;
     throw new ConfigError([{ path: 'methods.shap.baseline', message }]);

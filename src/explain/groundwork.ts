@@ -4,7 +4,7 @@
  * endpoint answer through the job's predictor.
  */
 import { KERNEL_SOLVE, adjustedOutputCount, type SolveOptions } from './tree-adjusted.js';
-import type { AnalysisConfig } from '../config/config.js';
+import { type AnalysisConfig, memoryBudgetBytes } from '../config/config.js';
 import { errorMessage, StageError } from '../errors.js';
 import { decodeImage, describeDecodeError } from '../image/decode.js';
 import { encodeImage } from '../image/encode.js';
@@ -16,7 +16,7 @@ import type { SegmentIndex } from './masking.js';
 import { StopError } from '../predictor/invoker.js';
 import { prepareAheadFor } from '../compute/memory.js';
 import { readUri, type StorageOptions } from '../storage/storage.js';
-import { baselineMaxBytes, blurBaseline, decodeBaseline, loadBaselineImage, meanBaseline, noiseBaseline, resizeBaseline } from './baseline.js';
+import { blurBaseline, decodeBaseline, loadBaselineImage, meanBaseline, noiseBaseline, resizeBaseline } from './baseline.js';
 import { fnv1a32 } from './hash.js';
 import { defaultBudget } from './kernel-shap.js';
 import { NpyBatcher } from '../predictor/batcher.js';
@@ -77,7 +77,7 @@ export class ExplanationGroundwork {
     const uri = this.config.methods.shap.baseline;
     if (uri) {
       const maxPixels = this.config.clarify_images.max_image_pixels;
-      this.baselineImage ??= (this.baselineBytes ? this.baselineBytes.then((bytes) => decodeBaseline(bytes, uri, maxPixels)) : loadBaselineImage(uri, maxPixels, baselineMaxBytes(this.config), this.storageOptions)).catch((error: unknown) => {
+      this.baselineImage ??= (this.baselineBytes ? this.baselineBytes.then((bytes) => decodeBaseline(bytes, uri, maxPixels)) : loadBaselineImage(uri, maxPixels, memoryBudgetBytes(this.config), this.storageOptions)).catch((error: unknown) => {
         throw new StageError('explain', `cannot use methods.shap.baseline: ${errorMessage(error)}`, { cause: error });
       });
       return resizeBaseline(await this.baselineImage, image.width, image.height);
