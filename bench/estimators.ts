@@ -333,6 +333,9 @@ function coverageGoalLine(results: readonly GameResult[]): string {
 }
 
 /** The heading of `whyGoalsMissed`'s section, which the closing list of missed goals points to. */
+/** The heading of bench/spectrum.ts's section, which the account of missed goals points to. */
+export const SPECTRUM_HEADING = 'How sparse the games are, and what knowing their largest terms would give';
+
 export const MISSED_GOALS_HEADING = 'Why the goals of issue #13 are missed, and what would close them';
 
 /**
@@ -357,7 +360,7 @@ function whyGoalsMissed(results: readonly GameResult[], classifierGain: number, 
         : '';
     lines.push(
       `- **Classifier games: ${classifierGain.toFixed(2)}× the best anchor, not ${GOAL_TEXT.bestAnchorRatio}; ${shapGain.toFixed(2)}× shap's sampling, not ${GOAL_TEXT.shapRatio}.**`,
-      `  - **What limits it.** ${measured}Every candidate leans on the same forest (or, for Kernel SHAP and its odd terms, on no surrogate at all), so the mix is limited by how well a forest predicts the model's answer on masks it has not seen: being 1.5× ahead needs a surrogate whose residual is 1.5× smaller than a forest's. The ratio to shap's sampling is what a forest is worth over sampling alone on these games. None of the surrogates we tried has a smaller residual (below). What would close it: a surrogate that knows more of the model than its answers on masked images (its gradients, say, which an endpoint does not give).`,
+      `  - **What limits it.** ${measured}Every candidate leans on the same forest (or, for Kernel SHAP and its odd terms, on no surrogate at all), so the mix is limited by how well a forest predicts the model's answer on masks it has not seen: being 1.5× ahead needs a surrogate whose residual is 1.5× smaller than a forest's. Nor can a sparse model of odd Fourier terms (OddSHAP's family) be that surrogate: "${SPECTRUM_HEADING}" above gives it the game's true largest terms, which no screening can better, and measures what is left. The ratio to shap's sampling is what a forest is worth over sampling alone on these games. None of the surrogates we tried has a smaller residual (below). What would close it: a surrogate that knows more of the model than its answers on masked images (its gradients, say, which an endpoint does not give).`,
       '  - **Guided sampling** adds where the forest\'s doubt points at its misfit: compare the columns "tree-adjusted (new default)" and "tree-adjusted, unguided sampling" above (in scratch runs of 2026-12-01 with 20–40 seeds, 1.1–1.6× lower error on expression-astronaut, 0.9–1.2× on expression-sofa and expression-window).',
       '  - **Surrogates tried** (scratch runs on these cached games, 5–60 seeds, outside this benchmark, 2026-11-27 to 2026-12-02):',
       '    - other forest settings (trees, depth, leaf size, players per split, a bootstrap weighted by Shapley kernel mass); 100 trees instead of 30: 1.01–1.10× lower error on expression-sofa at 3× the forests\' CPU;',
@@ -369,6 +372,7 @@ function whyGoalsMissed(results: readonly GameResult[], classifierGain: number, 
       "    - odd triples of touching segments (paths and triangles of the segment map's adjacency, the most important first) in place of the triples of the leading segments (scratch, 8 seeds, the classifier games at 128–1,024 calls, 2026-12-02): the mix's error 0.8 % lower in geometric mean, within the seeds' noise;",
       '    - a forest fit to what Kernel SHAP\'s additive fit leaves, so that its splits go to the interactions (12 seeds, unguided): 1.04–1.9× higher error on expression-astronaut and expression-sofa;',
       '    - a forest fit to each complement pair\'s odd part (v(S) − v(N∖S))/2, the only part Shapley values depend on: within ±11 %, 2 % higher in geometric mean (paired sampling already cancels the even part);',
+      `    - OddSHAP's sparse fit with its support screened from the averaged spectrum of a 30-tree forest instead of one tree (budget / 10 or / 5 terms; scratch, 8 seeds, the classifier games at 256–2,048 calls, 2026-12-02): 0.73–1.94× the new estimator's error with budget / 10 terms, ahead of it only on expression-sofa and expression-window at 2,048 calls (0.73× and 0.89×) and on expression-sofa at 1,024 (0.98×), 1.27× in geometric mean over those cells, where the fit given the true terms (budget / 10) has 1.11× (see "${SPECTRUM_HEADING}" above);`,
       '    - a cross-fitted forest, each half\'s residual corrected by the forest fit to the other half: about 2× the error at 128 calls, and more at every budget;',
       '    - the forest-adjusted candidate\'s residuals against the whole forest instead of out of bag (as before 2026-12-01; scratch, 12 seeds, 256 and 1,024 calls): that candidate alone had 1.12–2.27× lower error on the classifier games, but the mix only 1.00–1.07× lower (the other candidates had made up for it), while region-photo-50\'s error rose 1.36× at 1,024 calls and its coverage fell to 78–86 %.',
       '  - **Sampling tried** (2026-12-01):',
@@ -497,7 +501,8 @@ function mixSection(results: readonly GameResult[]): string[] {
 }
 
 /** The BENCHMARKS.md section: per-game tables, the summary ratios, the goals, coverage and CPU. */
-export function estimatorSection(results: readonly GameResult[]): string[] {
+/** `beforeAccount`: lines that stand just before the account of missed goals (the games' spectra, bench/spectrum.ts). */
+export function estimatorSection(results: readonly GameResult[], beforeAccount: readonly string[] = []): string[] {
   const lines: string[] = [];
   const seeds = results[0]!.seeds;
   const err = (r: GameResult, method: (typeof METHODS)[number], b: number): number => mean(r.errors[method][b]!);
@@ -592,6 +597,7 @@ export function estimatorSection(results: readonly GameResult[]): string[] {
     }
   }
   lines.push('');
+  lines.push(...beforeAccount);
   lines.push(...whyGoalsMissed(results, classifierGain, shapGain));
   lines.push('### CPU per estimate', '', `Seconds of this process per estimate, mean over all games, budgets and seeds (the endpoint calls themselves are cached, so this is the estimator's own work).`, '');
   lines.push(`| ${METHODS.map((m) => METHOD_LABELS[m]).join(' | ')} |`, `| ${METHODS.map(() => '---:').join(' | ')} |`);

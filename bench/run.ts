@@ -14,6 +14,7 @@ import { MISSED_GOALS_HEADING, estimatorSection, runEstimators } from './estimat
 import { runLargeImages, runManyLabels, runMemory } from './memory.js';
 import { BYTES_PER_OUTPUT_CALL, explanationBytes } from '../src/compute/memory.js';
 import { runSoak } from './soak.js';
+import { runSpectrum, spectrumSection } from './spectrum.js';
 import { FIT_RATIOS, REFERENCE_SECONDS_AT_FIT, REFERENCE_WORKLOAD, runReferenceWorkload, runSolveCost } from './solve-cost.js';
 import { type ClientCostRow, runAdaptive, runBatching, runClientCost, runCores, runSaturation, type SaturationRow } from './throughput.js';
 
@@ -131,7 +132,8 @@ async function main(): Promise<void> {
   );
   lines.push('');
   process.stderr.write('estimators on image games …\n');
-  const estimators = estimatorSection(await runEstimators(ESTIMATOR_SEEDS));
+  const estimatorResults = await runEstimators(ESTIMATOR_SEEDS);
+  const estimators = estimatorSection(estimatorResults, spectrumSection(runSpectrum(ESTIMATOR_SEEDS), estimatorResults));
   lines.push(...estimators);
   process.stderr.write('solve cost estimate …\n');
   const solveCost = await runSolveCost();

@@ -13,6 +13,7 @@ import type { ExplanationRecord } from '../src/output/explanations.js';
 import type { AnalysisSummary } from '../src/output/records.js';
 import { plainKernelShapDesign } from '../bench/plain-kernel-shap.js';
 import { regionGame } from '../bench/accuracy.js';
+import { fourierCoefficients, oddTermsShapley, spectrumOf } from '../bench/spectrum.js';
 import { coalitionBits, exactShapley, relativeSquaredError } from './support/exact-shapley.js';
 import { startEndpointServer, type TestEndpointServer } from './support/endpoint-server.js';
 import { blockImage, REGION_LABELS, regionModel, regionScores } from './support/region-model.js';
@@ -295,4 +296,45 @@ describe('estimator accuracy on the region model (M = 16 blocks)', () => {
 // Keep the reference honest: regionScores is the function regionModel applies to region means.
 it('the region model is a softmax (scores sum to 1)', () => {
   assert.ok(Math.abs(sumOf(regionScores(new Float64Array(27).fill(0.5))) - 1) < 1e-12);
+});
+
+describe('the spectrum oracle (bench/spectrum.ts)', () => {
+  it('gives the exact Shapley values from the odd Fourier terms, and nothing from the even ones', () => {
+    const m = 7;
+    const random = seededRandom(7);
+    const values = Float64Array.from({ length: 2 ** m }, () => random());
+    const f = fourierCoefficients(values);
+    // v(x) = Σ_S f̂(S)·Π_{j∈S}(1 − 2x_j) at every coalition: the transform is the one the oracle assumes.
+    for (const s of [0, 5, 77, 127]) {
+      let v = 0;
+      for (let t = 0; t < f.length; t++) {
+        let sign = 1;
+        for (let j = 0; j < m; j++) if ((t >> j) & 1 && (s >> j) & 1) sign = -sign;
+        v += f[t]! * sign;
+      }
+      assert.ok(Math.abs(v - values[s]!) < 1e-12, `coalition ${s}: ${v} vs ${values[s]}`);
+    }
+    const exact = exactShapley(m, 1, (s) => [values[s]!])[0]!;
+    const all = Array.from({ length: f.length }, (_, s) => s);
+    assert.ok(relativeSquaredError(oddTermsShapley(m, f, all), exact) < 1e-24);
+    const even = all.filter((s) => s.toString(2).split('1').length % 2 === 1); // an even number of ones
+    assert.ok(even.length > 0 && oddTermsShapley(m, f, even).every((x) => x === 0));
+  });
+
+  it('finds a game made of a few odd terms exact with that many terms, and spreads its variance by degree', () => {
+    // AND of segments 0 and 1: ¼ − ¼χ₀ − ¼χ₁ + ¼χ₀₁, so each gets ½ from its degree-1 term.
+    const and = Float64Array.from({ length: 4 }, (_, s) => (s === 3 ? 1 : 0));
+    assert.deepEqual(Array.from(oddTermsShapley(2, fourierCoefficients(and), [1, 2, 3])), [0.5, 0.5]);
+    const m = 8;
+    const game = Float64Array.from({ length: 2 ** m }, (_, s) => 0.3 * (1 - 2 * (s & 1)) - 0.2 * ((s >> 1) & 1 ? -1 : 1) * ((s >> 2) & 1 ? -1 : 1) * ((s >> 3) & 1 ? -1 : 1) + 0.1 * ((s >> 4) & 1 ? -1 : 1) * ((s >> 5) & 1 ? -1 : 1));
+    const row = spectrumOf('three terms', m, game);
+    assert.ok(row.largestTermsError.every((e) => e < 1e-28), `errors ${row.largestTermsError}`);
+    assert.ok(Math.abs(row.varianceByDegree.reduce((a, b) => a + b, 0) - 1) < 1e-12);
+    // Variance 0.09 at degree 1, 0.01 at degree 2, 0.04 at degree 3.
+    assert.ok(Math.abs(row.varianceByDegree[0]! - 0.09 / 0.14) < 1e-12 && Math.abs(row.varianceByDegree[1]! - 0.01 / 0.14) < 1e-12 && Math.abs(row.varianceByDegree[2]! - 0.04 / 0.14) < 1e-12);
+    const degreeOne = row.lowDegreeError[0]!;
+    assert.equal(degreeOne.terms, m);
+    assert.ok(degreeOne.error > 0.01, 'the degree-3 term is missing from the degree-1 model');
+    assert.ok(row.lowDegreeError[1]!.error < 1e-28);
+  });
 });

@@ -14,7 +14,17 @@ import { sampleCoalitions, uniformSizeWeights } from './shapiq-sampler.js';
 
 export const INTERACTION_FACTOR = 10;
 
-export function oddShap(n: number, budget: number, game: (mask: Uint8Array) => number, random: Random): { values: Float64Array; calls: number } {
+/**
+ * `support`, for bench/spectrum.ts only: the terms to fit given how many the budget allows, in
+ * place of the tree's screening (an oracle that knows the game's largest terms).
+ */
+export function oddShap(
+  n: number,
+  budget: number,
+  game: (mask: Uint8Array) => number,
+  random: Random,
+  support?: (count: number) => number[][],
+): { values: Float64Array; calls: number } {
   const sample = sampleCoalitions(n, budget, uniformSizeWeights(n), random);
   const values = sample.masks.map(game);
   const sizeOf = (m: Uint8Array): number => m.reduce((a, b) => a + b, 0);
@@ -35,7 +45,7 @@ export function oddShap(n: number, budget: number, game: (mask: Uint8Array) => n
     .sort((a, b) => Math.abs(b.c) - Math.abs(a.c))
     .slice(0, Math.max(0, candidates - singles.length))
     .map((t) => t.players);
-  const terms = [...singles, ...higher];
+  const terms = support && budget < 2 ** n ? support(candidates) : [...singles, ...higher];
   const p = terms.length;
   // Rows: interior coalitions; a coalition whose complement is also held folds into one row
   // (target (v(S) − v(S^c))/2, weight doubled); otherwise target v(S) − β∅.
