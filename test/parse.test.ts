@@ -45,6 +45,10 @@ describe('response parsing: classification', () => {
     check('{"scores":[0.1,0.6,0.3]}', json('prediction'), /expected a list of 3 scores, got nothing/);
     check('<html>oops</html>', json('prediction'), /not valid JSON.*body starts: "<html>oops<\/html>"/);
     check('', json('prediction'), /the response is empty/);
+    // Python's json.dumps writes bare NaN / Infinity for non-finite floats; the message says so.
+    check('{"prediction": [0.1, NaN, 0.3]}', json('prediction'), /holds NaN or Infinity.*Python's json.dumps.*not a finite number \(probability expression "prediction"/);
+    check('{"prediction": [0.1, 0.3, -Infinity]}', json('prediction'), /holds NaN or Infinity/);
+    check('{"prediction": [0.1, 0.6, 0.3], "note": "NaN"} x', json('prediction'), /not valid JSON/);
     check('{"prediction":[0.1,"x",0.3]}', json('prediction'), /not all finite numbers/);
     const long = `{"prediction":"${'x'.repeat(500)}"}`;
     assert.throws(() => parseClassScores(bytes(long), json('prediction'), labels), (e: unknown) => {

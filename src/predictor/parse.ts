@@ -98,7 +98,25 @@ function readRecord(body: Uint8Array, format: ResponseFormat): Record_ {
   try {
     return { kind: 'json', value: JSON.parse(source) as unknown };
   } catch (error) {
+    if (onlyNonFiniteTokensInvalid(source)) {
+      return fail(format, body, "the response holds NaN or Infinity, which JSON does not allow (Python's json.dumps writes them for non-finite floats): the model produced a score that is not a finite number");
+    }
     return fail(format, body, `the response is not valid JSON: ${(error as Error).message}`);
+  }
+}
+
+/** A bare NaN / Infinity / -Infinity where a JSON value stands (after [ , or :), not inside a string. */
+const NON_FINITE_TOKEN = /([[,:]\s*)-?(?:NaN|Infinity)(?=\s*[,\]}])/g;
+
+/** Whether the text would be valid JSON but for bare non-finite tokens: Python model servers' usual fault. */
+function onlyNonFiniteTokensInvalid(text: string): boolean {
+  const replaced = text.replace(NON_FINITE_TOKEN, '$1null');
+  if (replaced === text) return false;
+  try {
+    JSON.parse(replaced);
+    return true;
+  } catch {
+    return false;
   }
 }
 
