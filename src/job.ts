@@ -159,6 +159,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
         yield image;
       }
     })(),
+    memoryBudgetBytes(config) / 4,
   ).catch((error: unknown) => {
     invoker.close();
     throw new Error(`cannot list the dataset ${datasetUri}: ${errorMessage(error)}`, { cause: error });
@@ -175,7 +176,8 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   const cpuAbort = new AbortController();
   setMaxListeners(0, cpuAbort.signal); // one listener per queued task (Piscina), many by design
   const cpu = new WorkerStages(ext.cpu_workers ?? defaultWorkerCount(), cpuAbort.signal);
-  const memory = new MemoryBudget(memoryBudgetBytes(config));
+  // The names' fingerprints (16 bytes an image at most) are held all run, so images get what is left.
+  const memory = new MemoryBudget(memoryBudgetBytes(config) - namer.bytes);
   // A classifier's explanation holds every label's answer to every call (a detector's, every
   // object's), as much as its pixels at a few thousand labels: each image is admitted with them.
   const answerBytes = answerBytesPerImage(config);
