@@ -6,7 +6,9 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { after, before, describe, it } from 'node:test';
 import { type DatasetCounts, type DatasetSource, listImages, ManifestDataset, openDataset } from '../src/dataset/dataset.js';
 import { ConfigError } from '../src/errors.js';
-import { isOutputUnwritable, LINE_READ_CHUNK_BYTES, LineTooLongError, linesOf, ListingLoopError, openStorage } from '../src/storage/storage.js';
+import { isOutputUnwritable, LINE_READ_CHUNK_BYTES, LineTooLongError, linesOf, ListingLoopError, LocalStorage, openStorage } from '../src/storage/storage.js';
+import { compareCodePoints, sortedFolderEntries } from '../src/storage/sorted-folder.js';
+import { seededRandom } from '../src/explain/random.js';
 import { startS3Server, TEST_CREDENTIALS, type TestS3Server } from './support/s3-server.js';
 import { scratchDir } from './support/scratch-dir.js';
 
@@ -161,6 +163,66 @@ describe('dataset listing', () => {
     const expected = files.filter((f) => /\.(jpe?g|png)$/i.test(f)).sort(byteOrder);
     assert.deepEqual(keys, expected);
     assert.equal(counts.filesSkipped, skipped.length);
+  });
+
+  it('sorts a big folder in blocks on disk, in the same order as in memory (S3\'s), and leaves no temporary file however the listing ends', async () => {
+    const root = await scratchDir('clarify-big-folder-');
+    const dir = path.join(root, 'data');
+    await mkdir(dir);
+    // Names whose UTF-16 order differs from UTF-8's (astral emoji against U+FF21), a newline, and
+    // folders beside files of the same prefix (a folder sorts as its name and a "/").
+    const names = ['a.jpg', 'a-b.jpg', 'line\nbreak.png', 'x\u{1F600}.png', 'x\uFF21.png', 'x\u00e9.png', 'Z.png'];
+    for (let i = 0; i < 300; i++) names.push(`img_${String((i * 7919) % 1000).padStart(4, '0')}.jpg`);
+    for (const name of names) await writeFile(path.join(dir, name), 'x');
+    for (const folder of ['a', 'img_0500', 'x']) {
+      await mkdir(path.join(dir, folder));
+      await writeFile(path.join(dir, folder, 'inside.png'), 'y');
+    }
+    await symlink(path.join(dir, 'a'), path.join(dir, 'a-link'));
+    await symlink(path.join(root, 'missing.png'), path.join(dir, 'broken.png'));
+    const entries = async (blockEntries: number, tempDir: string): Promise<string[]> => {
+      const listed: string[] = [];
+      for await (const entry of sortedFolderEntries(dir, { blockEntries, tempDir })) listed.push(`${entry.kind}:${entry.name}`);
+      return listed;
+    };
+    const temp = path.join(root, 'temp');
+    await mkdir(temp);
+    const inMemory = await entries(100_000, temp);
+    const kindOf = (name: string): string => (['a', 'img_0500', 'x', 'a-link'].includes(name) ? 'folder' : name === 'broken.png' ? 'broken-link' : 'file');
+    const sortKey = (name: string): string => (kindOf(name) === 'folder' ? `${name}/` : name);
+    const all = [...names, 'a', 'img_0500', 'x', 'a-link', 'broken.png'];
+    assert.deepEqual(inMemory, [...all].sort((p, q) => byteOrder(sortKey(p), sortKey(q))).map((name) => `${kindOf(name)}:${name}`));
+    for (const blockEntries of [1, 7, 64]) assert.deepEqual(await entries(blockEntries, temp), inMemory, `blocks of ${blockEntries}`);
+    assert.deepEqual(await readdir(temp), [], 'the block files are gone');
+    // A listing stopped part-way (a job that stops) removes its block files too.
+    for await (const entry of sortedFolderEntries(dir, { blockEntries: 10, tempDir: temp })) {
+      assert.equal((await readdir(temp)).length, 1, 'the blocks are on disk while the listing runs');
+      if (entry.name === 'img_0100.jpg') break;
+    }
+    assert.deepEqual(await readdir(temp), []);
+    // Nowhere to put the blocks: the listing says so and what to do.
+    await assert.rejects(
+      (async () => {
+        for await (const _ of sortedFolderEntries(dir, { blockEntries: 10, tempDir: path.join(root, 'no-such-folder') })) void _;
+      })(),
+      /a folder of more than 10 entries is sorted in blocks on disk, and no temporary folder can be made in .*no-such-folder \(ENOENT.*\): set TMPDIR to a writable folder/,
+    );
+    // The storage lists the nested keys alike with small blocks.
+    const small = new LocalStorage({ kind: 'local', dir }, { blockEntries: 5, tempDir: temp });
+    const listed = async (storage: DatasetSource): Promise<string[]> => (await collect(dir, undefined, storage)).keys;
+    assert.deepEqual(await listed(small), await listed(openStorage(dir)));
+    assert.ok((await listed(small)).includes('a-link/inside.png'));
+  });
+
+  it('compares strings in code-point order, as UTF-8 bytes do', () => {
+    const random = seededRandom(11);
+    const alphabet = ['a', 'B', '\u00e9', '\uFF21', '\uE000', '\uD7FF', '\u{1F600}', '\u{10FFFF}', '/', ' '];
+    const word = (): string => Array.from({ length: 1 + Math.floor(random() * 4) }, () => alphabet[Math.floor(random() * alphabet.length)]).join('');
+    for (let i = 0; i < 5_000; i++) {
+      const a = word();
+      const b = random() < 0.2 ? a : word();
+      assert.equal(Math.sign(compareCodePoints(a, b)), Math.sign(byteOrder(a, b)), `${JSON.stringify(a)} vs ${JSON.stringify(b)}`);
+    }
   });
 
   it('writes started together to a fresh local output never share a staging file: each key gets its own bytes', async () => {

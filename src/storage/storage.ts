@@ -3,7 +3,7 @@
  * Keys are relative to the root and use `/`.
  */
 import { createReadStream, rmdirSync, rmSync } from 'node:fs';
-import { copyFile, type FileHandle, lstat, mkdir, open, readdir, readFile, realpath, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { copyFile, type FileHandle, lstat, mkdir, open, readFile, realpath, rename, rm, rmdir, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, type Writable } from 'node:stream';
@@ -12,6 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { type Location, parseLocation, uriOf } from './location.js';
+import { type SortedFolderOptions, sortedFolderEntries } from './sorted-folder.js';
 
 export interface StoredObject {
   /** Key relative to the storage root, `/`-separated. */
@@ -256,10 +257,6 @@ function localFile(uri: string): string {
   return location.dir;
 }
 
-function compareBytes(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a), Buffer.from(b));
-}
-
 /**
  * Where local files are written before they are moved into place: beside the output folder, never
  * in it, so a watcher of the folder (SageMaker Processing's S3UploadMode Continuous uploads every
@@ -313,7 +310,11 @@ export class LocalStorage implements Storage {
   private staging: Promise<string> | undefined;
   /** Staged files of this storage not yet moved into place or discarded. */
   private staged = 0;
-  constructor(location: Location & { kind: 'local' }) {
+  /** @param listingOptions how big a folder is sorted in memory (tests make it small, to exercise the merge) */
+  constructor(
+    location: Location & { kind: 'local' },
+    private readonly listingOptions: SortedFolderOptions = {},
+  ) {
     this.location = location;
   }
 
@@ -406,30 +407,19 @@ export class LocalStorage implements Storage {
   }
 
   private async *walk(dir: string, prefix: string, visited: Set<string>): AsyncIterable<StoredObject> {
-    const entries = await readdir(dir, { withFileTypes: true });
-    const resolved = await Promise.all(
-      entries.map(async (entry) => {
-        if (!entry.isSymbolicLink()) return { entry, isDir: entry.isDirectory(), isFile: entry.isFile(), broken: false };
-        const target = await stat(path.join(dir, entry.name)).catch(() => undefined);
-        return { entry, isDir: target?.isDirectory() ?? false, isFile: target?.isFile() ?? false, broken: target === undefined };
-      }),
-    );
-    const named = resolved
-      .filter((e) => e.isDir || e.isFile || e.broken)
-      .map((e) => ({ ...e, sortKey: e.isDir ? `${e.entry.name}/` : e.entry.name }))
-      .sort((a, b) => compareBytes(a.sortKey, b.sortKey));
-    for (const { entry, isDir, broken } of named) {
-      const full = path.join(dir, entry.name);
-      if (isDir) {
+    // A folder's entries are sorted in bounded memory, however many it holds (sorted-folder.ts).
+    for await (const { name, kind } of sortedFolderEntries(dir, this.listingOptions)) {
+      const full = path.join(dir, name);
+      if (kind === 'folder') {
         const real = await realpath(full);
         if (visited.has(real)) continue; // a link back to a folder already walked: a loop
         visited.add(real);
-        yield* this.walk(full, `${prefix}${entry.name}/`, visited);
-      } else if (broken) {
-        yield { key: `${prefix}${entry.name}`, size: 0 };
+        yield* this.walk(full, `${prefix}${name}/`, visited);
+      } else if (kind === 'broken-link') {
+        yield { key: `${prefix}${name}`, size: 0 };
       } else {
         const { size } = await stat(full);
-        yield { key: `${prefix}${entry.name}`, size };
+        yield { key: `${prefix}${name}`, size };
       }
     }
   }
