@@ -125,7 +125,8 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
     onRetry: (what, error, attempt) => s3Retries.note(errorMessage(error) || String((error as { name?: string }).name), `${what}, attempt ${attempt} of ${ext.s3_max_attempts}`),
   });
   const storageOptions = { region: ext.region, s3Client: options.s3Client };
-  const dataset = await openDataset(datasetUri, storageOptions);
+  // A manifest's entries and the names below are held all run: each may take a quarter of the budget.
+  const dataset = await openDataset(datasetUri, storageOptions, memoryBudgetBytes(config) / 4);
   const output = openStorage(options.outputUri, storageOptions);
   const invoker = createInvoker(config, options.transport);
   invoker.onRetry = (notice) => endpointRetries.note(notice.reason, `attempt ${notice.attempt} of ${notice.maxRetries + 1} failed`);
@@ -176,8 +177,8 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   const cpuAbort = new AbortController();
   setMaxListeners(0, cpuAbort.signal); // one listener per queued task (Piscina), many by design
   const cpu = new WorkerStages(ext.cpu_workers ?? defaultWorkerCount(), cpuAbort.signal);
-  // The names' fingerprints (16 bytes an image at most) are held all run, so images get what is left.
-  const memory = new MemoryBudget(memoryBudgetBytes(config) - namer.bytes);
+  // The names' fingerprints (16 bytes an image at most) and a manifest's entries are held all run, so images get what is left.
+  const memory = new MemoryBudget(memoryBudgetBytes(config) - namer.bytes - (dataset.heldBytes ?? 0));
   // A classifier's explanation holds every label's answer to every call (a detector's, every
   // object's), as much as its pixels at a few thousand labels: each image is admitted with them.
   const answerBytes = answerBytesPerImage(config);

@@ -4,7 +4,7 @@ import { createServer } from 'node:http';
 import path from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import { after, before, describe, it } from 'node:test';
-import { type DatasetCounts, type DatasetSource, listImages, ManifestDataset, openDataset } from '../src/dataset/dataset.js';
+import { type DatasetCounts, type DatasetSource, listImages, ManifestDataset, manifestEntryBytes, openDataset } from '../src/dataset/dataset.js';
 import { ConfigError } from '../src/errors.js';
 import { isOutputUnwritable, LINE_READ_CHUNK_BYTES, LineTooLongError, linesOf, ListingLoopError, LocalStorage, openStorage } from '../src/storage/storage.js';
 import { compareCodePoints, sortedFolderEntries } from '../src/storage/sorted-folder.js';
@@ -335,6 +335,15 @@ describe('dataset listing', () => {
       await s3.put('images', 'manifests/large.jsonl', refs.map((ref) => JSON.stringify({ 'source-ref': ref, label })).join('\n'));
       const large = await ManifestDataset.load('s3://images/manifests/large.jsonl', { s3Client: s3.client }, bound);
       assert.equal((await keysOf(large)).length, 50);
+      // Its entries are held all run: they count against the memory budget, and past their share the manifest is refused as it is read.
+      const held = refs.reduce((sum, ref) => sum + manifestEntryBytes(ref.slice(5), ref), 0);
+      assert.equal(large.heldBytes, held);
+      const manifestUri = 's3://images/manifests/large.jsonl';
+      assert.equal((await openDataset(manifestUri, { s3Client: s3.client }, held)).heldBytes, held, 'exactly its share is enough');
+      await assert.rejects(
+        openDataset(manifestUri, { s3Client: s3.client }, held - 1),
+        (e: unknown) => e instanceof ConfigError && /dataset_uri: s3:\/\/images\/manifests\/large\.jsonl lists more than 49 images, and holding them needs more than 0\.00\d+ MiB \(a quarter of clarify_images\.max_memory_mb, about 1\d\d bytes an entry\): raise max_memory_mb, or split the manifest/.test(e.message),
+      );
       const array = path.join(dir, 'large.manifest');
       await writeFile(array, ['[{"prefix": "s3://images/many/"}', ...refs.map((ref) => `, ${JSON.stringify(`${ref}?${label}`)}`), ']'].join('\n'));
       await assert.rejects(ManifestDataset.load(array, {}, bound), (e: unknown) => e instanceof ConfigError && /dataset_uri: .*large\.manifest is a JSON-array manifest larger than 0\.00391 MiB \(read whole to be parsed\); write it as an augmented manifest/.test(e.message));
