@@ -34,6 +34,20 @@ export function errorMessage(error: unknown): string {
   return String(error);
 }
 
+/**
+ * The run was stopped by a signal before its first image: while a shadow endpoint was created, or
+ * while the dataset was listed (a listing of millions of keys takes minutes, longer than a stop may wait).
+ */
+export class StoppedBeforeStartError extends Error {
+  constructor(
+    readonly signal: NodeJS.Signals,
+    detail = '',
+  ) {
+    super(`stopped by ${signal} before the first image${detail ? `, ${detail}` : ''}`);
+    this.name = 'StoppedBeforeStartError';
+  }
+}
+
 /** The signal that stopped some work, when its stop was aborted with the signal's name as reason (withStopSignals). */
 export function stopSignalOf(stop: AbortSignal): NodeJS.Signals | undefined {
   return stop.aborted && (stop.reason === 'SIGINT' || stop.reason === 'SIGTERM') ? stop.reason : undefined;

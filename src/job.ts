@@ -10,7 +10,8 @@ import { stat } from 'node:fs/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { type AnalysisConfig, answerBytesPerImage, DEFAULT_DATASET_URI, explainedOutputsSaid, memoryBudgetBytes, plannedCallsPerImage } from './config/config.js';
 import { type DatasetCounts, type DatasetImage, listImages, openDataset, ownOutputFilter } from './dataset/dataset.js';
-import { ConfigError, errorMessage, StageError } from './errors.js';
+import { ConfigError, errorMessage, StageError, stopSignalOf, StoppedBeforeStartError } from './errors.js';
+import { formatCount } from './output/format.js';
 import { readBaseline } from './explain/baseline.js';
 import { ClassificationExplainer } from './explain/classification.js';
 import { DetectionExplainer } from './explain/detection.js';
@@ -156,6 +157,10 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   const namer = await OutputNamer.fromListing(
     (async function* counted() {
       for await (const image of listImages(dataset, fullListing, ownOutput)) {
+        // A stop is honoured during the listing too: nothing is written yet, so nothing is lost.
+        if (options.stop?.aborted) {
+          throw new StoppedBeforeStartError(stopSignalOf(options.stop) ?? 'SIGTERM', `while the dataset was listed (${formatCount(fullListing.imagesFound - 1)} images so far); this run explained and wrote nothing`);
+        }
         if (!shard || shardOf(image.key, shard.count) === shard.index) myImagesInListing += 1;
         yield image;
       }
@@ -163,6 +168,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
     memoryBudgetBytes(config) / 4,
   ).catch((error: unknown) => {
     invoker.close();
+    if (error instanceof StoppedBeforeStartError) throw error;
     throw new Error(`cannot list the dataset ${datasetUri}: ${errorMessage(error)}`, { cause: error });
   });
   const writer: ResultWriter = shard ? await PartWriter.open(output, effective, shard) : await FinalWriter.open(output, effective, log);

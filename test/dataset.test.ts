@@ -5,7 +5,9 @@ import path from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import { after, before, describe, it } from 'node:test';
 import { type DatasetCounts, type DatasetSource, listImages, ManifestDataset, manifestEntryBytes, openDataset } from '../src/dataset/dataset.js';
-import { ConfigError } from '../src/errors.js';
+import { ConfigError, StoppedBeforeStartError } from '../src/errors.js';
+import { validateConfig } from '../src/config/config.js';
+import { runJob } from '../src/job.js';
 import { isOutputUnwritable, LINE_READ_CHUNK_BYTES, LineTooLongError, linesOf, ListingLoopError, LocalStorage, openStorage } from '../src/storage/storage.js';
 import { compareCodePoints, sortedFolderEntries } from '../src/storage/sorted-folder.js';
 import { seededRandom } from '../src/explain/random.js';
@@ -50,6 +52,48 @@ describe('dataset listing', () => {
     // The order is the store's (real S3: UTF-8 byte order; s3rver: its own), and it repeats.
     assert.deepEqual((await collect('s3://images/many', s3)).keys, keys);
     assert.equal(uris[keys.indexOf('nested/ünïcödé 猫.png')], 's3://images/many/nested/ünïcödé 猫.png');
+  });
+
+  it('a stop signal during the listing is honoured there: the job ends before its first image, having called and written nothing', async () => {
+    // The endpoint answers its /ping and counts everything else; the stop comes with the second list page.
+    const calls: string[] = [];
+    const endpoint = createServer((req, res) => {
+      if (req.url !== '/ping') calls.push(req.url ?? '');
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"prediction": [1, 0]}');
+    });
+    await new Promise<void>((resolve) => endpoint.listen(0, '127.0.0.1', resolve));
+    const stop = new AbortController();
+    const client = new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: TEST_CREDENTIALS });
+    let listRequests = 0;
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'ListObjectsV2Command' && ++listRequests === 2) stop.abort('SIGTERM');
+        return next(args);
+      },
+      { step: 'initialize' },
+    );
+    const out = path.join(await scratchDir('clarify-listing-stop-'), 'out');
+    try {
+      const config = validateConfig({
+        dataset_type: 'application/x-image',
+        methods: { shap: { num_samples: 40, image_config: { model_type: 'IMAGE_CLASSIFICATION', num_segments: 8 } } },
+        predictor: { content_type: 'image/png', probability: 'prediction', label_headers: ['a', 'b'] },
+        clarify_images: { endpoint_url: `http://127.0.0.1:${(endpoint.address() as { port: number }).port}` },
+      });
+      await assert.rejects(runJob(config, { datasetUri: 's3://images/many/', outputUri: out, s3Client: client, stop: stop.signal }), (error: unknown) => {
+        assert.ok(error instanceof StoppedBeforeStartError, String(error));
+        assert.equal(error.signal, 'SIGTERM');
+        const listed = Number(/^stopped by SIGTERM before the first image, while the dataset was listed \(([\d,]+) images so far\); this run explained and wrote nothing$/.exec(error.message)?.[1]?.replace(/,/g, ''));
+        assert.ok(listed >= 1 && listed < 1234, error.message);
+        return true;
+      });
+      assert.equal(listRequests, 2, 'the listing went no further than the page the stop came with');
+      assert.deepEqual(calls, [], 'no endpoint call');
+      await assert.rejects(stat(out), { code: 'ENOENT' }, 'nothing written');
+    } finally {
+      client.destroy();
+      endpoint.close();
+    }
   });
 
   it('reads objects with spaces and unicode in their keys', async () => {

@@ -111,9 +111,11 @@ describe('faults are surfaced fast and clearly', () => {
 
   it('retries spend a job-wide budget; once spent, failures are final at once and the log says so', async () => {
     // Every other attempt fails with 503: a retry usually succeeds, but each costs 5 tokens and a success returns 1.
+    // With S successful calls and about as many failed attempts, all retried only if S − 1 ≤ (20 + S) / 5,
+    // i.e. S ≤ 6: 12 images need more calls than that, so the budget runs out in any interleaving of the calls.
     const flaky = await startEndpointServer({ model: (r) => ({ prediction: colourShareModel(r) }), faults: (r) => (r.requestNumber % 2 === 0 ? { status: 503, message: 'busy' } : undefined) });
     try {
-      const data = await images('flaky', Array.from({ length: 6 }, (_, i): fx.Rgb => [200, 20 + i * 10, 20]));
+      const data = await images('flaky', Array.from({ length: 12 }, (_, i): fx.Rgb => [200, 20 + i * 10, 20]));
       const out = path.join(tmp, 'flaky-out');
       const run = await runCli(['run', '--config', await config('flaky', { endpoint_url: flaky.url, retry_budget: 20, stop_after_failed_images: 0, concurrency: 'fixed', max_concurrency: 2 }), '--dataset-uri', data, '--output', out]);
       const summary = await readSummary(out);

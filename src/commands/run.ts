@@ -1,6 +1,8 @@
 import { type AnalysisConfig, DEFAULT_DATASET_URI, DEFAULT_OUTPUT_URI, endpointTarget } from '../config/config.js';
 import { ShadowEndpoint, shadowJobKey } from '../predictor/shadow-endpoint.js';
-import { ConfigError, errorMessage, stopSignalOf } from '../errors.js';
+import { ConfigError, errorMessage, stopSignalOf, StoppedBeforeStartError } from '../errors.js';
+
+export { StoppedBeforeStartError };
 import { locationProblem } from '../storage/location.js';
 import { type JobResult, runJob } from '../job.js';
 import type { Shard } from '../output/run-writer.js';
@@ -65,13 +67,6 @@ export function parseShard(text: string | undefined): Shard | undefined {
   return { index, count };
 }
 
-/** The run was stopped by a signal before the job itself started (e.g. while a shadow endpoint was created). */
-export class StoppedBeforeStartError extends Error {
-  constructor(readonly signal: NodeJS.Signals) {
-    super(`stopped by ${signal} before the first image`);
-    this.name = 'StoppedBeforeStartError';
-  }
-}
 
 /**
  * Run the job with SIGINT / SIGTERM wired to a graceful stop. With only predictor.model_name, a
