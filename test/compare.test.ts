@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
@@ -7,6 +7,7 @@ import sharp from 'sharp';
 import { validateConfig } from '../src/config/config.js';
 import { runJob } from '../src/job.js';
 import { spearman, topOverlap } from '../src/compare/stats.js';
+import { readRun } from '../src/compare/runs.js';
 import { runCli } from './support/cli.js';
 import { startEndpointServer, type TestEndpointServer } from './support/endpoint-server.js';
 import { blockImage, REGION_LABELS, regionMeans, regionScores } from './support/region-model.js';
@@ -117,6 +118,24 @@ describe('clarify-images compare', () => {
     const bad = await runCli(['compare', '--baseline', baseline, '--candidate', baseline, '--thresholds', thresholds]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /unknown threshold "max_score_chnage"/);
+  });
+
+  it('reads an output a line at a time, keeping only the top class\'s explanation; a damaged explanations file is said, not skipped (exit 2)', async () => {
+    const run = await readRun(baseline, 'baseline');
+    assert.ok((run.config.predictor.label_headers ?? []).length > 1, 'the model has several labels');
+    assert.equal(run.explanations.size, 3);
+    for (const record of run.explanations.values()) {
+      assert.ok(!('objects' in record));
+      assert.deepEqual(record.explanations.map((e) => e.label), [record.predicted_label], 'only the explanation the comparison reads');
+    }
+    // Until 2026-12-03 an out.jsonl that could not be read (past V8's longest string, about 512 MB)
+    // was taken for a run without explanations, and compared clean.
+    const damaged = path.join(tmp, 'damaged');
+    await cp(baseline, damaged, { recursive: true });
+    await appendFile(path.join(damaged, 'explanations_shap', 'out.jsonl'), '{"key": "cut short\n');
+    const result = await runCli(['compare', '--baseline', baseline, '--candidate', damaged]);
+    assert.equal(result.code, 2, result.stdout + result.stderr);
+    assert.match(result.stderr, /--candidate: cannot read .*explanations_shap\/out\.jsonl: a line is not JSON \(.*\); is .*damaged the output of a clarify-images run\?/);
   });
 
   it('rank statistics: Spearman with ties, top-5 overlap', () => {

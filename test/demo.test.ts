@@ -114,8 +114,10 @@ describe('npm run demo: a real classifier and a real detector, offline', () => {
   it('SIGINT stops the demo as it stops a run: exit 130, what was complete written, nothing staged, the detector never started', async () => {
     const stopped = await scratchDir('clarify-demo-stop-');
     const run = startCli(['demo', '--output', stopped]);
-    // The classifier's job has started (it logs its first line) when the signal comes.
-    while (!run.stderr.includes('clarify-images ')) await new Promise((r) => setTimeout(r, 50));
+    // The classifier's job has listed its images and opened its output (analysis.json says "running")
+    // when the signal comes; a signal before that stops the listing, and nothing is written (dataset.test.ts).
+    const summaryFile = path.join(stopped, 'classification', 'analysis.json');
+    while (!(await readFile(summaryFile, 'utf8').catch(() => '')).includes('"running"')) await new Promise((r) => setTimeout(r, 20));
     run.child.kill('SIGINT');
     assert.equal(await run.exited, 130, run.stderr);
     assert.match(run.stdout, /demo stopped by SIGINT/);

@@ -10,7 +10,7 @@ import { validateConfig } from '../config/config.js';
 import { loadModelThreads } from '../serve/model-threads.js';
 import { startModelServer } from '../serve/server.js';
 import { type Command, EXIT_FAILURES, EXIT_OK, optionalString } from './command.js';
-import { printSummary, runWithSignals, signalExitCode } from './run.js';
+import { printSummary, runWithSignals, signalExitCode, StoppedBeforeStartError } from './run.js';
 
 const examplesDir = fileURLToPath(new URL('../../../examples/', import.meta.url));
 
@@ -37,6 +37,8 @@ they stop a run: images in flight finish, what is complete is written; exit 130 
     const started = Date.now();
     let exit = EXIT_OK;
     let stoppedBy: NodeJS.Signals | undefined;
+    /** Whether any run got as far as writing its output (a stop while the first lists its images writes none). */
+    let wroteOutput = false;
     for (const run of RUNS) {
       // The model on its own threads, one per core: it runs beside the job rather than stopping its event loop.
       const model = await loadModelThreads(run.model, defaultWorkerCount());
@@ -49,7 +51,18 @@ they stop a run: images in flight finish, what is complete is written; exit 130 
         io.out(`\n${run.kind}: ${model.name} at ${server.url}, images in ${path.join(examplesDir, run.images)}`);
         const runStarted = Date.now();
         // SIGINT / SIGTERM stop the demo as they stop a run: what is complete is written, nothing is left staged.
-        const { result, signal } = await runWithSignals(config, { datasetUri: path.join(examplesDir, run.images), outputUri, log: (line) => io.err(`  ${line}`) });
+        let ran: Awaited<ReturnType<typeof runWithSignals>>;
+        try {
+          ran = await runWithSignals(config, { datasetUri: path.join(examplesDir, run.images), outputUri, log: (line) => io.err(`  ${line}`) });
+        } catch (error) {
+          // Stopped before its first image (while the images were listed): nothing of this run to write.
+          if (!(error instanceof StoppedBeforeStartError)) throw error;
+          io.out(`  ${error.message}`);
+          stoppedBy = error.signal;
+          break;
+        }
+        const { result, signal } = ran;
+        wroteOutput = true;
         printSummary(result, outputUri, io);
         if (signal) {
           stoppedBy = signal;
@@ -63,7 +76,7 @@ they stop a run: images in flight finish, what is complete is written; exit 130 
       }
     }
     if (stoppedBy) {
-      io.out(`\ndemo stopped by ${stoppedBy} after ${((Date.now() - started) / 1000).toFixed(1)} s; what was complete is in ${output}`);
+      io.out(`\ndemo stopped by ${stoppedBy} after ${((Date.now() - started) / 1000).toFixed(1)} s; ${wroteOutput ? `what was complete is in ${output}` : 'nothing was written'}`);
       return signalExitCode(stoppedBy);
     }
     io.out(`\ndemo finished in ${((Date.now() - started) / 1000).toFixed(1)} s; open ${path.join(output, 'classification', 'report.html')} and ${path.join(output, 'detection', 'report.html')}`);

@@ -13,27 +13,46 @@ export interface RunOutput {
   readonly explanations: Map<string, ExplanationRecord | DetectionExplanationRecord>;
 }
 
-function jsonLines<T>(text: string): T[] {
-  return text
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as T);
+/**
+ * Only what the comparison reads: a classifier's record keeps the explanation of its top class.
+ * An output's out.jsonl holds every label's values (about 2 MB an image at 1,000 labels and 50
+ * segments), so keeping them all would grow with the run, and reading the file whole fails past
+ * V8's longest string (about 512 MB: some 270 such images).
+ */
+function slimExplanation(record: ExplanationRecord | DetectionExplanationRecord): ExplanationRecord | DetectionExplanationRecord {
+  if ('objects' in record) return record;
+  return { ...record, explanations: record.explanations.filter((e) => e.label === record.predicted_label) };
 }
 
 export async function readRun(uri: string, role: 'baseline' | 'candidate'): Promise<RunOutput> {
   const storage = openStorage(uri);
-  const read = async (key: string, required: boolean): Promise<string | undefined> => {
+  const cannotRead = (key: string, error: unknown): ConfigError =>
+    new ConfigError([{ path: `--${role}`, message: `cannot read ${storage.uri(key)}: ${errorMessage(error)}; is ${uri} the output of a clarify-images run?` }]);
+  /** Each JSON line of the file, read a chunk at a time; a missing optional file has none. */
+  const eachLine = async (key: string, required: boolean, take: (line: string) => void): Promise<void> => {
+    if (!required && !(await storage.exists(key))) return;
     try {
-      return (await storage.read(key)).toString('utf8');
+      for await (const line of storage.readLines(key)) if (line.trim() !== '') take(line);
     } catch (error) {
-      if (!required) return undefined;
-      throw new ConfigError([{ path: `--${role}`, message: `cannot read ${storage.uri(key)}: ${errorMessage(error)}; is ${uri} the output of a clarify-images run?` }]);
+      throw error instanceof SyntaxError ? cannotRead(key, `a line is not JSON (${error.message})`) : cannotRead(key, error);
     }
   };
-  const config = JSON.parse((await read('analysis_config.json', true))!) as AnalysisConfig;
-  const predictions = new Map(jsonLines<PredictionRecord>((await read('predictions.jsonl', true))!).map((r) => [r.key, r]));
-  const out = await read('explanations_shap/out.jsonl', false);
-  const explanations = new Map(jsonLines<ExplanationRecord | DetectionExplanationRecord>(out ?? '').map((r) => [r.key, r]));
+  let config: AnalysisConfig;
+  try {
+    config = JSON.parse((await storage.read('analysis_config.json')).toString('utf8')) as AnalysisConfig;
+  } catch (error) {
+    throw cannotRead('analysis_config.json', error);
+  }
+  const predictions = new Map<string, PredictionRecord>();
+  await eachLine('predictions.jsonl', true, (line) => {
+    const record = JSON.parse(line) as PredictionRecord;
+    predictions.set(record.key, record);
+  });
+  const explanations = new Map<string, ExplanationRecord | DetectionExplanationRecord>();
+  await eachLine('explanations_shap/out.jsonl', false, (line) => {
+    const record = slimExplanation(JSON.parse(line) as ExplanationRecord | DetectionExplanationRecord);
+    explanations.set(record.key, record);
+  });
   return { uri, storage, config, predictions, explanations };
 }
 
