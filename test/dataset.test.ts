@@ -13,6 +13,7 @@ import { compareCodePoints, sortedFolderEntries } from '../src/storage/sorted-fo
 import { seededRandom } from '../src/explain/random.js';
 import { startS3Server, TEST_CREDENTIALS, type TestS3Server } from './support/s3-server.js';
 import { scratchDir } from './support/scratch-dir.js';
+import { runProcess } from './support/process.js';
 
 async function collect(uri: string, s3?: TestS3Server, source: DatasetSource = openStorage(uri, { s3Client: s3?.client })): Promise<{ keys: string[]; uris: string[]; counts: DatasetCounts }> {
   const counts: DatasetCounts = { imagesFound: 0, filesSkipped: 0 };
@@ -244,6 +245,18 @@ describe('dataset listing', () => {
       if (entry.name === 'img_0100.jpg') break;
     }
     assert.deepEqual(await readdir(temp), []);
+    // A process that exits mid-listing (a second stop signal calls process.exit) removes them on its way out.
+    const moduleUrl = new URL('../src/storage/sorted-folder.js', import.meta.url).href;
+    const script = `const { sortedFolderEntries } = await import(${JSON.stringify(moduleUrl)});
+      for await (const entry of sortedFolderEntries(${JSON.stringify(dir)}, { blockEntries: 10, tempDir: ${JSON.stringify(temp)} })) {
+        const { readdirSync } = await import('node:fs');
+        console.log(readdirSync(${JSON.stringify(temp)}).length);
+        process.exit(0);
+      }`;
+    const exited = await runProcess(process.execPath, ['--input-type=module', '-e', script]);
+    assert.equal(exited.code, 0, exited.stderr);
+    assert.equal(exited.stdout.trim(), '1', 'the blocks were on disk when it exited');
+    assert.deepEqual(await readdir(temp), [], 'and are gone after');
     // Nowhere to put the blocks: the listing says so and what to do.
     await assert.rejects(
       (async () => {

@@ -4,7 +4,7 @@
  * flat) is read a block at a time, each block sorted and, once there are several, kept in a
  * temporary file, and the files merged. A folder that fits one block never touches the disk.
  */
-import { createReadStream } from 'node:fs';
+import { createReadStream, rmSync } from 'node:fs';
 import { mkdtemp, opendir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -119,9 +119,33 @@ async function kindOf(dir: string, entry: { name: string; isDirectory(): boolean
   return target.isDirectory() ? 'folder' : target.isFile() ? 'file' : undefined;
 }
 
+/**
+ * Block folders of listings under way. A second stop signal ends the process at once
+ * (process.exit), past every `finally`: the exit hook removes them, synchronously.
+ */
+const liveTempFolders = new Set<string>();
+let exitHookInstalled = false;
+
+function removeLiveTempFolders(): void {
+  for (const folder of liveTempFolders) {
+    try {
+      rmSync(folder, { recursive: true, force: true });
+    } catch {
+      // Best effort on the way out: nothing can be reported after exit.
+    }
+  }
+  liveTempFolders.clear();
+}
+
 async function makeTempFolder(parent: string, blockEntries: number): Promise<string> {
   try {
-    return await mkdtemp(path.join(parent, 'clarify-images-listing-'));
+    const folder = await mkdtemp(path.join(parent, 'clarify-images-listing-'));
+    liveTempFolders.add(folder);
+    if (!exitHookInstalled) {
+      exitHookInstalled = true;
+      process.on('exit', removeLiveTempFolders);
+    }
+    return folder;
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new Error(`a folder of more than ${blockEntries.toLocaleString('en-US')} entries is sorted in blocks on disk, and no temporary folder can be made in ${parent} (${reason}): set TMPDIR to a writable folder`, { cause: error });
@@ -160,6 +184,9 @@ export async function* sortedFolderEntries(dir: string, options: SortedFolderOpt
     block = [];
     yield* mergeBlocks(files);
   } finally {
-    if (tempFolder) await rm(tempFolder, { recursive: true, force: true });
+    if (tempFolder) {
+      await rm(tempFolder, { recursive: true, force: true });
+      liveTempFolders.delete(tempFolder);
+    }
   }
 }
