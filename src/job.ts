@@ -148,6 +148,11 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
     }
   }
 
+  const stoppedWhileListing = (listed: number, retrying?: string): StoppedBeforeStartError =>
+    new StoppedBeforeStartError(
+      stopSignalOf(options.stop!) ?? 'SIGTERM',
+      `while the dataset was listed (${formatCount(listed)} images so far${retrying ? `; a list request was being retried: ${retrying}` : ''}); this run explained and wrote nothing`,
+    );
   // Clarify's names need the whole listing first: only then is a stem known to be unique. The
   // same listing counts the images, so a stopped run still knows how many it did not reach.
   // An output folder inside the dataset folder is never listed: the job must not explain its own heatmaps.
@@ -156,11 +161,9 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   let myImagesInListing = 0;
   const namer = await OutputNamer.fromListing(
     (async function* counted() {
-      for await (const image of listImages(dataset, fullListing, ownOutput)) {
-        // A stop is honoured during the listing too: nothing is written yet, so nothing is lost.
-        if (options.stop?.aborted) {
-          throw new StoppedBeforeStartError(stopSignalOf(options.stop) ?? 'SIGTERM', `while the dataset was listed (${formatCount(fullListing.imagesFound - 1)} images so far); this run explained and wrote nothing`);
-        }
+      // A stop is honoured during the listing too (and cuts short an S3 page's retries): nothing is written yet, so nothing is lost.
+      for await (const image of listImages(dataset, fullListing, ownOutput, options.stop)) {
+        if (options.stop?.aborted) throw stoppedWhileListing(fullListing.imagesFound - 1);
         if (!shard || shardOf(image.key, shard.count) === shard.index) myImagesInListing += 1;
         yield image;
       }
@@ -169,6 +172,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   ).catch((error: unknown) => {
     invoker.close();
     if (error instanceof StoppedBeforeStartError) throw error;
+    if (options.stop?.aborted) throw stoppedWhileListing(fullListing.imagesFound, errorMessage(error));
     throw new Error(`cannot list the dataset ${datasetUri}: ${errorMessage(error)}`, { cause: error });
   });
   const writer: ResultWriter = shard ? await PartWriter.open(output, effective, shard) : await FinalWriter.open(output, effective, log);

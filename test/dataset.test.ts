@@ -97,6 +97,41 @@ describe('dataset listing', () => {
     }
   });
 
+  it('a stop signal cuts short an S3 list page\'s retries through an outage (writes are never cut short)', async () => {
+    // Every list request is a 503 SlowDown, which the job would retry for s3_max_attempts; the stop comes with the first.
+    const stop = new AbortController();
+    let listRequests = 0;
+    const outage = createServer((req, res) => {
+      listRequests += 1;
+      stop.abort('SIGINT');
+      res.writeHead(503, { 'content-type': 'application/xml' }).end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>');
+    });
+    const endpoint = createServer((req, res) => res.writeHead(200).end('{"prediction": [1, 0]}'));
+    await Promise.all([outage, endpoint].map((server) => new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))));
+    const port = (server: typeof outage): number => (server.address() as { port: number }).port;
+    const client = new S3Client({ endpoint: `http://127.0.0.1:${port(outage)}`, region: 'us-east-1', forcePathStyle: true, credentials: TEST_CREDENTIALS, maxAttempts: 1 });
+    try {
+      const config = validateConfig({
+        dataset_type: 'application/x-image',
+        methods: { shap: { num_samples: 40, image_config: { model_type: 'IMAGE_CLASSIFICATION', num_segments: 8 } } },
+        predictor: { content_type: 'image/png', probability: 'prediction', label_headers: ['a', 'b'] },
+        clarify_images: { endpoint_url: `http://127.0.0.1:${port(endpoint)}`, s3_max_attempts: 20, s3_retry_base_delay_ms: 50 },
+      });
+      const out = path.join(await scratchDir('clarify-listing-outage-'), 'out');
+      await assert.rejects(runJob(config, { datasetUri: 's3://outage/images/', outputUri: out, s3Client: client, stop: stop.signal }), (error: unknown) => {
+        assert.ok(error instanceof StoppedBeforeStartError, String(error));
+        assert.equal(error.signal, 'SIGINT');
+        assert.match(error.message, /^stopped by SIGINT before the first image, while the dataset was listed \(0 images so far; a list request was being retried: .*reduce your request rate.*\); this run explained and wrote nothing$/);
+        return true;
+      });
+      assert.equal(listRequests, 1, 'no retry after the stop');
+    } finally {
+      client.destroy();
+      outage.close();
+      endpoint.close();
+    }
+  });
+
   it('reads objects with spaces and unicode in their keys', async () => {
     const storage = openStorage('s3://images/many/', { s3Client: s3.client });
     assert.equal((await storage.read('nested/ünïcödé 猫.png')).toString(), 'y');

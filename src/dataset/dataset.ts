@@ -42,8 +42,8 @@ export function isImageKey(key: string): boolean {
  * Streams the images of a dataset. Listing is paged by the storage, so memory does not grow
  * with the number of keys; `counts` is updated as the listing goes.
  */
-export async function* listImages(storage: DatasetSource, counts: DatasetCounts, excluded?: (key: string) => boolean): AsyncGenerator<DatasetImage> {
-  for await (const object of storage.list()) {
+export async function* listImages(storage: DatasetSource, counts: DatasetCounts, excluded?: (key: string) => boolean, stop?: AbortSignal): AsyncGenerator<DatasetImage> {
+  for await (const object of storage.list(stop)) {
     if (excluded?.(object.key)) continue;
     const name = object.key === '' ? storage.uri('') : object.key;
     if (!isImageKey(name)) {

@@ -81,8 +81,11 @@ export interface TextSink {
 
 export interface Storage {
   readonly location: Location;
-  /** Every object below the root, in the store's listing order (S3 and local: byte order of keys), one page in memory at a time. */
-  list(): AsyncIterable<StoredObject>;
+  /**
+   * Every object below the root, in the store's listing order (S3 and local: byte order of keys),
+   * one page in memory at a time. `stop` cuts short the retries of an S3 page through an outage.
+   */
+  list(stop?: AbortSignal): AsyncIterable<StoredObject>;
   read(key: string): Promise<Buffer>;
   /**
    * The bytes and the ETag of the version read, where the store versions its objects (S3): an
@@ -161,15 +164,20 @@ export function isOutputUnwritable(error: unknown): boolean {
 }
 
 /** One S3 operation, retried through an outage (the SDK's own few quick retries happen inside each attempt). */
-export async function withS3Retries<T>(what: string, operation: () => Promise<T>, policy: S3Resilience = s3Resilience): Promise<T> {
+/** @param stop ends the retries (the wait, or before the next attempt), the last failure standing: for a listing, never a write, which must still save what is complete after a stop */
+export async function withS3Retries<T>(what: string, operation: () => Promise<T>, policy: S3Resilience = s3Resilience, stop?: AbortSignal): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await operation();
     } catch (error) {
-      if (attempt >= policy.maxAttempts || !isRetryableS3Error(error)) throw error;
+      if (attempt >= policy.maxAttempts || !isRetryableS3Error(error) || stop?.aborted) throw error;
       policy.onRetry(what, error, attempt);
       const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
-      await sleep(ceiling / 2 + Math.random() * (ceiling / 2));
+      try {
+        await sleep(ceiling / 2 + Math.random() * (ceiling / 2), undefined, stop && { signal: stop });
+      } catch {
+        throw error;
+      }
     }
   }
 }
@@ -514,7 +522,7 @@ export class S3Storage implements Storage {
     return `${this.location.prefix}${key}`;
   }
 
-  async *list(): AsyncIterable<StoredObject> {
+  async *list(stop?: AbortSignal): AsyncIterable<StoredObject> {
     const { bucket, prefix } = this.location;
     let token: string | undefined;
     // An S3-compatible server that hands out a token it gave before, or the same page again, would
@@ -525,6 +533,8 @@ export class S3Storage implements Storage {
       const continuation = token;
       const page = await withS3Retries(`S3 list of ${this.uri('')}`, () =>
         this.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${prefix}${this.listFilter}`, ContinuationToken: continuation })),
+        s3Resilience,
+        stop,
       );
       const first = page.Contents?.[0]?.Key;
       if (continuation !== undefined && first !== undefined && first === firstKey) throw new ListingLoopError(this.uri(''), `the same page, from ${JSON.stringify(first)}`);
