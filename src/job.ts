@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { stat } from 'node:fs/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { type AnalysisConfig, answerBytesPerImage, DEFAULT_DATASET_URI, explainedOutputsSaid, memoryBudgetBytes, plannedCallsPerImage } from './config/config.js';
+import { type AnalysisConfig, answerBytesPerImage, DEFAULT_DATASET_URI, explainedOutputsSaid, listingBudgetBytes, memoryBudgetBytes, plannedCallsPerImage } from './config/config.js';
 import { type DatasetCounts, type DatasetImage, listImages, openDataset, ownOutputFilter } from './dataset/dataset.js';
 import { ConfigError, errorMessage, StageError, stopSignalOf, StoppedBeforeStartError } from './errors.js';
 import { formatCount } from './output/format.js';
@@ -127,7 +127,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   });
   const storageOptions = { region: ext.region, s3Client: options.s3Client };
   // A manifest's entries and the names below are held all run: each may take a quarter of the budget.
-  const dataset = await openDataset(datasetUri, storageOptions, memoryBudgetBytes(config) / 4);
+  const dataset = await openDataset(datasetUri, storageOptions, listingBudgetBytes(config));
   const output = openStorage(options.outputUri, storageOptions);
   const invoker = createInvoker(config, options.transport);
   invoker.onRetry = (notice) => endpointRetries.note(notice.reason, `attempt ${notice.attempt} of ${notice.maxRetries + 1} failed`);
@@ -168,7 +168,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
         yield image;
       }
     })(),
-    memoryBudgetBytes(config) / 4,
+    listingBudgetBytes(config),
   ).catch((error: unknown) => {
     invoker.close();
     if (error instanceof StoppedBeforeStartError) throw error;

@@ -10,7 +10,8 @@ import { validateConfig } from '../config/config.js';
 import { loadModelThreads } from '../serve/model-threads.js';
 import { startModelServer } from '../serve/server.js';
 import { type Command, EXIT_FAILURES, EXIT_OK, optionalString } from './command.js';
-import { printSummary, runWithSignals, signalExitCode, StoppedBeforeStartError } from './run.js';
+import { StoppedBeforeStartError } from '../errors.js';
+import { printSummary, runWithSignals, signalExitCode } from './run.js';
 
 const examplesDir = fileURLToPath(new URL('../../../examples/', import.meta.url));
 

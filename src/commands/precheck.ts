@@ -2,7 +2,7 @@
  * Pre-check the endpoint: send one image exactly as the job would, show the request, the raw
  * answer, what `probability` extracted, and whether that fits the model type.
  */
-import { type AnalysisConfig, DEFAULT_DATASET_URI, memoryBudgetBytes } from '../config/config.js';
+import { type AnalysisConfig, DEFAULT_DATASET_URI, listingBudgetBytes } from '../config/config.js';
 import { isImageKey, openDataset } from '../dataset/dataset.js';
 import { ConfigError, errorMessage } from '../errors.js';
 import { decodeImage, describeDecodeError } from '../image/decode.js';
@@ -41,7 +41,7 @@ function contentTypeHint(error: unknown, contentType: string): string | undefine
 }
 
 async function firstImage(config: AnalysisConfig, datasetUri: string): Promise<{ uri: string; bytes: Buffer }> {
-  const storage = await openDataset(datasetUri, { region: config.clarify_images.region }, memoryBudgetBytes(config) / 4);
+  const storage = await openDataset(datasetUri, { region: config.clarify_images.region }, listingBudgetBytes(config));
   for await (const object of storage.list()) {
     if (isImageKey(object.key === '' ? datasetUri : object.key)) return { uri: storage.uri(object.key), bytes: await storage.read(object.key) };
   }

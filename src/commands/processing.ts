@@ -8,13 +8,13 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type AnalysisConfig, endpointTarget } from '../config/config.js';
-import { ConfigError, errorMessage } from '../errors.js';
+import { ConfigError, errorMessage, StoppedBeforeStartError } from '../errors.js';
 import { MergeStoppedError, mergeParts } from '../output/merge.js';
 import type { Shard } from '../output/run-writer.js';
 import { openStorage } from '../storage/storage.js';
 import { awsNodeNotice, type Command, EXIT_FAILURES, EXIT_OK, EXIT_USAGE, loadCheckedConfig } from './command.js';
 import { formatCount } from '../output/format.js';
-import { printSummary, runWithSignals, signalExitCode, StoppedBeforeStartError, withStopSignals } from './run.js';
+import { printSummary, runWithSignals, signalExitCode, withStopSignals } from './run.js';
 
 export function mlRoot(): string {
   return process.env['CLARIFY_IMAGES_ML_ROOT'] ?? '/opt/ml';

@@ -1,8 +1,6 @@
 import { type AnalysisConfig, DEFAULT_DATASET_URI, DEFAULT_OUTPUT_URI, endpointTarget } from '../config/config.js';
 import { ShadowEndpoint, shadowJobKey } from '../predictor/shadow-endpoint.js';
 import { ConfigError, errorMessage, stopSignalOf, StoppedBeforeStartError } from '../errors.js';
-
-export { StoppedBeforeStartError };
 import { locationProblem } from '../storage/location.js';
 import { type JobResult, runJob } from '../job.js';
 import type { Shard } from '../output/run-writer.js';

@@ -283,6 +283,14 @@ export function memoryBudgetBytes(config: AnalysisConfig): number {
   return config.clarify_images.max_memory_mb * 1024 * 1024;
 }
 
+/**
+ * What a dataset's listing may hold all run, each of its two parts (a manifest's entries, the
+ * output names): a quarter of max_memory_mb, as their refusals say.
+ */
+export function listingBudgetBytes(config: AnalysisConfig): number {
+  return memoryBudgetBytes(config) / 4;
+}
+
 /** The outputs of explainedOutputs in the config's own terms, for a message. */
 export function explainedOutputsSaid(config: AnalysisConfig): string {
   const count = formatCount(explainedOutputs(config));

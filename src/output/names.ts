@@ -68,8 +68,8 @@ export class ListingTooLargeError extends Error {
  */
 export class OutputNamer {
   private blocks: BigUint64Array[] = [];
+  /** Fingerprints in the last block. */
   private filled = 0;
-  private count = 0;
   /** After sealing: every distinct fingerprint, sorted, and those of stems two or more images share. */
   private distinct: BigUint64Array | undefined;
   private shared: BigUint64Array | undefined;
@@ -82,6 +82,11 @@ export class OutputNamer {
     for await (const image of images) namer.add(image.key, image.uri);
     namer.seal();
     return namer;
+  }
+
+  /** Images added. */
+  private get count(): number {
+    return this.blocks.length === 0 ? 0 : (this.blocks.length - 1) * FINGERPRINT_BLOCK + this.filled;
   }
 
   /** What the names hold now; at most twice the fingerprints while sealing. */
@@ -99,19 +104,13 @@ export class OutputNamer {
       this.filled = 0;
     }
     this.blocks.at(-1)![this.filled++] = stemFingerprint(imageStem(key, uri).toLowerCase());
-    this.count += 1;
   }
 
   /** Sorts the fingerprints once; the blocks are let go. */
   seal(): void {
     if (this.distinct) return;
     const all = new BigUint64Array(this.count);
-    let at = 0;
-    for (const block of this.blocks) {
-      const used = Math.min(block.length, this.count - at);
-      all.set(block.subarray(0, used), at);
-      at += used;
-    }
+    this.blocks.forEach((block, i) => all.set(i === this.blocks.length - 1 ? block.subarray(0, this.filled) : block, i * FINGERPRINT_BLOCK));
     this.blocks = [];
     all.sort();
     // Two passes over the sorted values: count, then compact the distinct ones to the front and

@@ -8,6 +8,8 @@ import { createReadStream, rmSync } from 'node:fs';
 import { mkdtemp, opendir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { errorMessage } from '../errors.js';
+import { formatCount } from '../output/format.js';
 
 export type FolderEntryKind = 'folder' | 'file' | 'broken-link';
 
@@ -147,8 +149,7 @@ async function makeTempFolder(parent: string, blockEntries: number): Promise<str
     }
     return folder;
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new Error(`a folder of more than ${blockEntries.toLocaleString('en-US')} entries is sorted in blocks on disk, and no temporary folder can be made in ${parent} (${reason}): set TMPDIR to a writable folder`, { cause: error });
+    throw new Error(`a folder of more than ${formatCount(blockEntries)} entries is sorted in blocks on disk, and no temporary folder can be made in ${parent} (${errorMessage(error)}): set TMPDIR to a writable folder`, { cause: error });
   }
 }
 
