@@ -26,6 +26,7 @@ import type { RgbImage } from './image/rgb.js';
 import { detectionRecord, explanationRecord, writeDetectionArtifacts, writeExplanationArtifacts } from './output/explanations.js';
 import { type PictureView, pictureView, renderSegmentBoundaries, renderSideBySide } from './output/heatmap.js';
 import { OutputNamer } from './output/names.js';
+import { availableCores, judgePace, type PaceSummary, readPace } from './output/pace.js';
 import { type AnalysisSummary, failureRecord, type ImageFailure, predictionRecord } from './output/records.js';
 import { shownInReport, topSegments, type ReportImage } from './output/report.js';
 import { type ReuseDecision, ResumeStore } from './output/resume.js';
@@ -371,6 +372,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
       calls: invoker.stats,
       startedAt,
       reused: resume.reused,
+      ...(pace ? { pace } : {}),
     };
   };
   progress = options.progress
@@ -401,6 +403,10 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   };
   if (options.stop?.aborted) onStop();
   options.stop?.addEventListener('abort', onStop, { once: true });
+  // What set the pace is judged over the images alone: the listing is done, the report is after.
+  const paceSources = { occupancy: () => invoker.limiter.occupancy(), busySeconds: () => cpu.busySeconds() };
+  const paceStart = readPace(paceSources);
+  let pace: PaceSummary | undefined;
   try {
     try {
       for await (const image of listImages(dataset, counts, ownOutput)) {
@@ -437,6 +443,10 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
     }
     await Promise.all(inFlight);
     progress?.stop();
+    // Nothing to judge when no image was explained here (every one reused) or no call was made.
+    if (invoker.stats.calls > 0 && done > resume.reused) {
+      pace = judgePace(paceStart, readPace(paceSources), { cores: availableCores(), workers: cpu.threads, limit: invoker.limiter.limit, concurrency: ext.concurrency, maxConcurrency: ext.max_concurrency }, ext.estimator);
+    }
     if (fatal) {
       // A job that must stop still says what is complete, when the output can still be written.
       invoker.close();

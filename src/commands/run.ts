@@ -48,6 +48,7 @@ export function printSummary({ summary, reused }: JobResult, outputUri: string, 
     const why = summary.stop_reason && summary.stop_reason !== 'stopped by a signal' ? ` ${summary.stop_reason}.` : '';
     io.out(`  STOPPED:${why} ${count(images.not_processed ?? 0)} images not processed; run again over the same output to finish (complete images are reused).`);
   }
+  if (summary.pace) io.out(`  pace ${summary.pace.said}`);
   for (const failure of summary.failures.slice(0, 20)) io.out(`  FAILED ${failure.image} [${failure.stage}]: ${failure.message}`);
   if (images.failed > 20) {
     const listed = summary.failures.length;
@@ -167,6 +168,7 @@ usage error.`,
       });
       if (shard) {
         io.out(`part ${shard.index} of ${shard.count} written to ${outputUri}/parts/${shard.index}-of-${shard.count}: ${result.summary.images.succeeded} images succeeded, ${result.summary.images.failed} failed`);
+        if (result.summary.pace) io.out(`  pace ${result.summary.pace.said}`);
         io.out(`when all ${shard.count} parts are written: clarify-images merge --output ${outputUri} --parts ${shard.count}`);
       } else {
         printSummary(result, outputUri, io);

@@ -4,7 +4,7 @@
  * pair weights. Inputs arrive in shared memory or as flat arrays; outputs are moved back, not
  * copied.
  */
-import { Piscina } from 'piscina';
+import { Piscina, workerData } from 'piscina';
 import type { ShapSolution } from '../explain/kernel-shap.js';
 import { solveShapley, type SolveOptions } from '../explain/tree-adjusted.js';
 import { indexSegments, maskImage, type SegmentIndex, sharedMemory } from '../explain/masking.js';
@@ -12,6 +12,7 @@ import type { RgbImage } from '../image/rgb.js';
 import { slic, type SegmentMap, type SlicOptions } from '../segment/slic.js';
 import { type FlatDesign, unflattenDesign, unflattenMasks, unflattenValues } from './transfer.js';
 import { guideWeights, type PairRange } from '../explain/guided-sampling.js';
+import { addBusyTime, type StageClock } from './stage-clock.js';
 
 export type CpuTask =
   | { readonly kind: 'segment'; readonly image: RgbImage; readonly options: SlicOptions }
@@ -44,8 +45,21 @@ export function segmentShared(image: RgbImage, options: SlicOptions): SegmentRes
   return { segments, index: indexSegments(segments, sharedMemory) };
 }
 
-/** A masked image comes back as its pixels alone, moved (not copied) to the main thread. */
+/** The pool's busy clock (WorkerStages gives it to every worker), if any. */
+const clock = (workerData as { clock?: StageClock } | undefined)?.clock;
+
+/** Runs a task, its time added to the pool's busy clock. */
 export default function run(task: CpuTask): SegmentResult | Uint8Array | ShapSolution | Float64Array {
+  const started = performance.now();
+  try {
+    return runTask(task);
+  } finally {
+    if (clock) addBusyTime(clock, task.kind, performance.now() - started);
+  }
+}
+
+/** A masked image comes back as its pixels alone, moved (not copied) to the main thread. */
+function runTask(task: CpuTask): SegmentResult | Uint8Array | ShapSolution | Float64Array {
   switch (task.kind) {
     case 'segment':
       return segmentShared(task.image, task.options);

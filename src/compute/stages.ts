@@ -16,6 +16,7 @@ import type { CpuTask, SegmentResult } from './cpu-worker.js';
 import { flattenDesign, flattenValues, inSharedMemory } from './transfer.js';
 import { guideWeights, type PairRange } from '../explain/guided-sampling.js';
 import { coalitionRows } from '../explain/regression-tree.js';
+import { addBusyTime, busySeconds, type CpuStageKind, createStageClock } from './stage-clock.js';
 
 /** What a guided sampling round asks of the CPU: see `guideWeights`. */
 export interface GuideRequest {
@@ -71,6 +72,7 @@ export function defaultWorkerCount(): number {
 
 export class WorkerStages implements CpuStages {
   private readonly pool: Piscina<CpuTask, unknown>;
+  private readonly clock = createStageClock();
   /** The last images put in shared memory, so each is copied once, not once per mask. */
   private readonly shared = new WeakMap<RgbImage, RgbImage>();
   constructor(
@@ -83,11 +85,17 @@ export class WorkerStages implements CpuStages {
       minThreads: 0,
       maxThreads: threads,
       idleTimeout: 5_000,
+      workerData: { clock: this.clock },
     });
   }
 
   get threads(): number {
     return this.pool.options.maxThreads;
+  }
+
+  /** Seconds each stage has kept its thread busy so far, summed over the threads (small images' masking, done here, included). */
+  busySeconds(): Record<CpuStageKind, number> {
+    return busySeconds(this.clock);
   }
 
   private async run<T>(task: CpuTask): Promise<T> {
@@ -116,7 +124,12 @@ export class WorkerStages implements CpuStages {
   async mask(image: RgbImage, baseline: RgbImage, index: SegmentIndex, mask: Uint8Array): Promise<RgbImage> {
     // A small image masks in well under a millisecond: here, rather than queued behind a
     // segmentation or a solve that may hold every worker for seconds.
-    if (image.width * image.height <= INLINE_MASK_PIXELS) return maskImage(image, baseline, index, mask);
+    if (image.width * image.height <= INLINE_MASK_PIXELS) {
+      const started = performance.now();
+      const masked = maskImage(image, baseline, index, mask);
+      addBusyTime(this.clock, 'mask', performance.now() - started);
+      return masked;
+    }
     const data = await this.run<Uint8Array>({ kind: 'mask', image: this.share(image), baseline: this.share(baseline), index, mask });
     return createRgbImage(image.width, image.height, data);
   }

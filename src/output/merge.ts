@@ -108,5 +108,7 @@ export async function mergeParts(output: Storage, options: MergeOptions): Promis
     startedAt: new Date(Math.min(...summaries.map((s) => Date.parse(s.started_at)))),
     partial: false,
     reused: summaries.reduce((a, s) => a + (s.reused ?? 0), 0),
+    // Each host's, in shard order, when any host judged one (a host's images under 10 s say none).
+    ...(summaries.some((s) => s.pace) ? { paceByHost: summaries.map((s) => s.pace ?? null) } : {}),
   });
 }

@@ -2,6 +2,7 @@
 import type { Stage } from '../errors.js';
 import type { Prediction } from '../predictor/predictor.js';
 import type { GlobalImportanceSummary } from './explanations.js';
+import type { PaceSummary } from './pace.js';
 
 export interface ImageFailure {
   readonly image: string;
@@ -99,5 +100,9 @@ export interface AnalysisSummary {
     objects_explained?: number;
   };
   durations: { started_at: string; finished_at: string; total_seconds: number };
+  /** What set the pace of the images: the endpoint, this machine's CPU, or neither (absent when they took under 10 s, or every image was reused). */
+  pace?: PaceSummary;
+  /** A merged scale-out run: each host's pace, in shard order (null for a host that judged none), when any host judged one. */
+  pace_by_host?: (PaceSummary | null)[];
   report?: { html: string; notebook: string; pdf?: string; pdf_error?: string; images: number };
 }

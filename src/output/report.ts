@@ -156,6 +156,7 @@ export function reportFacts(config: AnalysisConfig, summary: AnalysisSummary, sh
     ['Endpoint calls', `${count(summary.endpoint_calls.calls)} (${count(summary.endpoint_calls.retries)} retries, ${count(summary.endpoint_calls.failed_calls)} failed), mean latency ${summary.endpoint_calls.mean_latency_ms} ms`],
     ['Time', `${summary.durations.total_seconds} s (${summary.durations.started_at} → ${summary.durations.finished_at})`],
   ];
+  if (summary.pace) rows.push(['Pace', `${summary.pace.said.charAt(0).toUpperCase()}${summary.pace.said.slice(1)}`]);
   if (ic.model_type === 'OBJECT_DETECTION') {
     rows.splice(5, 0, ['Detection', `probability_threshold ${config.probability_threshold}, max_objects ${ic.max_objects}, iou_threshold ${ic.iou_threshold}, context ${ic.context}`]);
   }

@@ -11,6 +11,7 @@ import { resultBytes } from '../compute/memory.js';
 import { VERSION } from '../version.js';
 import { type DetectionExplanationRecord, EXPLANATIONS_DIR, type ExplanationRecord, GlobalImportance } from './explanations.js';
 import { OrderedEmitter } from './ordered.js';
+import type { PaceSummary } from './pace.js';
 import type { AnalysisSummary, ImageFailure, PredictionRecord } from './records.js';
 import { renderHtml, renderPdf, ReportCollector, reportFacts, type ReportImage } from './report.js';
 import { renderNotebook } from './notebook.js';
@@ -65,6 +66,10 @@ export interface RunFacts {
   /** Images whose result a previous run stored and this one reused (after checking the endpoint). */
   readonly reused: number;
   readonly stopReason?: string;
+  /** What set the pace of the images (absent when it could not be judged: see judgePace). */
+  readonly pace?: PaceSummary;
+  /** A merged run: each host's pace instead. */
+  readonly paceByHost?: readonly (PaceSummary | null)[];
 }
 
 export interface ResultWriter {
@@ -233,6 +238,8 @@ export class FinalWriter implements ResultWriter {
         ...(isDetection ? { objects_explained: this.objectsExplained } : { global_importance: this.importance.summary() }),
       },
       durations: durations(facts.startedAt),
+      ...(facts.pace ? { pace: facts.pace } : {}),
+      ...(facts.paceByHost ? { pace_by_host: [...facts.paceByHost] } : {}),
     };
     summary.report = await this.writeReport(summary);
     await this.output.write('analysis.json', `${JSON.stringify(summary, null, 2)}\n`, 'application/json');
@@ -284,6 +291,8 @@ export interface PartSummary {
   readonly partial: boolean;
   /** Absent in parts written before 2026-12-02. */
   readonly reused?: number;
+  /** What set this host's pace; absent when it judged none (and in parts written before 2026-12-03). */
+  readonly pace?: PaceSummary;
 }
 
 /**
@@ -353,6 +362,7 @@ export class PartWriter implements ResultWriter {
       started_at: facts.startedAt.toISOString(),
       partial: facts.partial,
       reused: facts.reused,
+      ...(facts.pace ? { pace: facts.pace } : {}),
     };
     await this.output.write(`${prefix}/part.json`, `${JSON.stringify(part, null, 2)}\n`, 'application/json');
     if (!facts.partial) await this.output.write(`${prefix}/_SUCCESS`, '', 'text/plain');
@@ -371,6 +381,7 @@ export class PartWriter implements ResultWriter {
       ...this.failures.notListed(),
       endpoint_calls: endpointCalls(facts.calls),
       durations: durations(facts.startedAt),
+      ...(facts.pace ? { pace: facts.pace } : {}),
     };
   }
 

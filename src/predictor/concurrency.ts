@@ -43,6 +43,14 @@ export interface LimiterStats {
   readonly decreases: number;
 }
 
+/** Time integrals of the limiter's state since it was made, in seconds: what the calls kept busy. */
+export interface LimiterOccupancy {
+  /** ∫ calls in flight dt: divided by a span of time, the mean number of calls in flight over it. */
+  readonly callSeconds: number;
+  /** Time every slot was taken (or calls queued for one): the endpoint, or the limit, set the pace. */
+  readonly fullSeconds: number;
+}
+
 /** Answers pooled into one latency sample: at a limit of 2, one window alone is two calls' noise. */
 const LATENCY_SAMPLE_CALLS = 16;
 /** A refresh's sample is larger: it alone becomes the baseline, for a whole horizon. */
@@ -94,6 +102,10 @@ export class ConcurrencyLimiter {
   private probeWait = MIN_PROBE_WAIT;
   private quietWindows = 0;
   private probing = false;
+  // Occupancy, integrated up to `accountedAt` (performance.now() ms) with the state as it stood.
+  private accountedAt = performance.now();
+  private callMs = 0;
+  private fullMs = 0;
 
   constructor(private readonly options: LimiterOptions) {
     this.current = options.mode === 'fixed' ? options.max : Math.min(options.max, Math.max(1, options.initial ?? 4));
@@ -108,8 +120,26 @@ export class ConcurrencyLimiter {
     return { limit: this.current, peakInFlight: this.peak, decreases: this.decreaseCount };
   }
 
+  occupancy(): LimiterOccupancy {
+    this.account();
+    return { callSeconds: this.callMs / 1000, fullSeconds: this.fullMs / 1000 };
+  }
+
+  /**
+   * Adds the time since the last change with the state it held. Called before every change of
+   * `inFlight`, `current` or `waiting` (they change only in acquire and in a release, at once).
+   */
+  private account(): void {
+    const now = performance.now();
+    const elapsed = now - this.accountedAt;
+    this.accountedAt = now;
+    this.callMs += elapsed * this.inFlight;
+    if (this.waiting.length > 0 || this.inFlight >= this.current) this.fullMs += elapsed;
+  }
+
   /** Waits for a slot; the returned function gives it back with what the call met. */
   async acquire(): Promise<(outcome: CallOutcome) => void> {
+    this.account();
     if (this.inFlight < this.current && this.waiting.length === 0) {
       this.inFlight += 1;
     } else {
@@ -122,6 +152,7 @@ export class ConcurrencyLimiter {
     return (outcome) => {
       if (released) return;
       released = true;
+      this.account();
       this.inFlight -= 1;
       if (this.options.mode === 'adaptive') this.observe(outcome);
       this.drain();
