@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { validateConfig } from '../src/config/config.js';
 import { runJob } from '../src/job.js';
-import type { ProgressRecord } from '../src/output/progress.js';
+import { ProgressReporter, RATE_WINDOW_MS, type ProgressRecord } from '../src/output/progress.js';
 import { startEndpointServer, type TestEndpointServer } from './support/endpoint-server.js';
 import { blockImage, REGION_LABELS, regionModel } from './support/region-model.js';
 import { CLI } from './support/cli.js';
@@ -46,6 +47,24 @@ describe('progress', () => {
     assert.ok(records.every((r) => r.event === 'progress' && typeof r.calls_per_second === 'number'));
     assert.ok(records.at(-1)!.calls >= records[0]!.calls);
     assert.ok(records.some((r) => r.calls_per_second > 0));
+  });
+
+  it('counts calls per second over the last few seconds, so a pause between bursts does not read as 0', async () => {
+    let calls = 0;
+    const reporter = new ProgressReporter(
+      () => ({ imagesDone: 0, imagesListed: 4, listingComplete: true, failed: 0, calls, retries: 0, callsPerImage: 100 }),
+      { isTTY: false, write: () => undefined },
+    );
+    reporter.record();
+    calls = 200; // a burst of calls, then a solve with none
+    await sleep(100);
+    const burst = reporter.record().calls_per_second;
+    assert.ok(burst > 0, `${burst}`);
+    await sleep(200);
+    const paused = reporter.record();
+    // Counted since the start (under RATE_WINDOW_MS ago): 200 calls over the whole time, not 0 over the pause.
+    assert.ok(paused.calls_per_second > 0 && paused.calls_per_second < burst, `${paused.calls_per_second} after ${burst}`);
+    assert.ok(RATE_WINDOW_MS >= 1000);
   });
 
   it('on a terminal (tmux): the bar moves with calls before any image is done, failures print above it, and the summary is the last line', async (t) => {

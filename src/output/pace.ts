@@ -142,7 +142,8 @@ function paceSentence(
     return `set by the endpoint: ${slots}; ${cpu}. Faster: ${faster}.`;
   }
   if (bound === 'cpu') {
-    const parts = (
+    // The two largest stages, which is where the time went.
+    const largest = (
       [
         ['the solve', f.stageSeconds.solve],
         ['guided sampling', f.stageSeconds.guided_sampling],
@@ -152,13 +153,11 @@ function paceSentence(
     )
       .filter(([, s]) => s > 0)
       .sort((a, b) => b[1] - a[1])
-      .map(([name, s]) => `${name} ${percent(s / f.busy)}`);
+      .slice(0, 2)
+      .map(([name, s], k) => `${name} ${percent(s / f.busy)}${k === 0 ? ' of that' : ''}`);
     const solving = f.busy > 0 ? (f.stageSeconds.solve + f.stageSeconds.guided_sampling) / f.busy : 0;
-    const kernel =
-      estimator === 'tree-adjusted' && solving >= 0.5
-        ? '; or clarify_images.estimator "kernel", whose solve takes about a tenth of the CPU per call but needs more calls for the same accuracy (BENCHMARKS.md)'
-        : '';
-    return `set by this machine's CPU: ${cpu}${parts.length > 0 ? ` (of the stages' time: ${parts.join(', ')})` : ''}; ${slots}. Faster: more cores (clarify_images.cpu_workers is every core by default) or more instances (instance_count)${kernel}.`;
+    const kernel = estimator === 'tree-adjusted' && solving >= 0.5 ? ', or clarify_images.estimator "kernel" (about a tenth of the CPU per call, but more calls for the same accuracy)' : '';
+    return `set by this machine's CPU: ${cpu}${largest.length > 0 ? ` (${largest.join(', ')})` : ''}; ${slots}. Faster: more cores (clarify_images.cpu_workers), more hosts (instance_count, or --shard and merge)${kernel}.`;
   }
   return `set by neither the endpoint (${slots}) nor the CPU (${cpu}): the images in flight waited on something else. With few images, each image's calls come in waves that wait on its own segmentation and solve; otherwise look at reading and writing (S3), retries, or max_memory_mb admitting few images at once.`;
 }

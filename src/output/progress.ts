@@ -45,11 +45,17 @@ export function expectedCalls(s: ProgressState): number {
   return Math.max(s.calls, Math.round(s.imagesListed * perImage));
 }
 
+/**
+ * Calls per second are counted over about this long: the calls come in bursts between an image's
+ * waves and solves, so a rate over the last redraw (200 ms) jumped between 0 and bursts.
+ */
+export const RATE_WINDOW_MS = 5_000;
+
 export class ProgressReporter {
   private readonly started = performance.now();
   private timer: NodeJS.Timeout | undefined;
-  private lastCalls = 0;
-  private lastAt = this.started;
+  /** (time, calls) at recent ticks, oldest first: the rate is taken across them. */
+  private readonly recent: { at: number; calls: number }[] = [{ at: this.started, calls: 0 }];
   private rate = 0;
   private bars: cliProgress.MultiBar | undefined;
   private bar: cliProgress.SingleBar | undefined;
@@ -93,12 +99,12 @@ export class ProgressReporter {
   record(): ProgressRecord {
     const s = this.state();
     const now = performance.now();
-    const window = (now - this.lastAt) / 1000;
-    if (window > 0.05) {
-      this.rate = (s.calls - this.lastCalls) / window;
-      this.lastCalls = s.calls;
-      this.lastAt = now;
-    }
+    // Keep the newest sample at least RATE_WINDOW_MS old as the base, and those after it.
+    while (this.recent.length > 1 && now - this.recent[1]!.at >= RATE_WINDOW_MS) this.recent.shift();
+    const base = this.recent[0]!;
+    const window = (now - base.at) / 1000;
+    if (window > 0.05) this.rate = (s.calls - base.calls) / window;
+    if (now - this.recent[this.recent.length - 1]!.at > 0.05 * 1000) this.recent.push({ at: now, calls: s.calls });
     const elapsed = (now - this.started) / 1000;
     const expected = expectedCalls(s);
     const callRate = elapsed > 0 ? s.calls / elapsed : 0;
