@@ -333,7 +333,6 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   let fatal: unknown;
   let done = 0;
   let failedSoFar = 0;
-  let listingComplete = false;
   let stopped = false;
   /** Why the job stopped itself (a failing endpoint), as opposed to a signal. */
   let haltReason: string | undefined;
@@ -379,8 +378,10 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
     ? new ProgressReporter(
         () => ({
           imagesDone: done,
-          imagesListed: shard ? myImages : counts.imagesFound,
-          listingComplete,
+          // The whole listing was made before the first image (for the names), so the total is
+          // known from the start: the bar's total and ETA count every image, not those admitted so far.
+          imagesListed: shard ? Math.max(myImages, myImagesInListing) : Math.max(counts.imagesFound, fullListing.imagesFound),
+          listingComplete: true,
           failed: failedSoFar,
           calls: invoker.stats.calls,
           retries: invoker.stats.retries,
@@ -437,7 +438,6 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
         // 5,000-label result over 50 segments holds about 16 MB), no new image starts until it is done.
         while (inFlight.size >= window || (waitingResultsFull(writer, memory.capacity) && inFlight.size > 0)) await Promise.race(inFlight);
       }
-      listingComplete = true;
     } catch (error) {
       fatal ??= new Error(`cannot list the dataset ${datasetUri}: ${errorMessage(error)}`, { cause: error });
     }

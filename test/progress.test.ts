@@ -107,6 +107,9 @@ describe('progress', () => {
       // Before the first image was explained (only the broken one is done), the bar already counted calls.
       const frames = screens.map((s) => /(\d+)\/(\d+)\+? images \| (\d+)\/\d+ calls/.exec(s)).filter((m): m is RegExpExecArray => m !== null);
       assert.ok(frames.some((m) => Number(m[1]) <= 1 && Number(m[3]) > 0), `no frame shows calls before an image was explained:\n${screens.filter((x) => /calls/.test(x)).slice(0, 3).join('\n---\n')}`);
+      // The listing before the first image counted them all: every frame shows the whole of them (3 and the broken one).
+      assert.ok(frames.length > 0 && frames.every((m) => m[2] === '4'), frames.map((m) => m[0]).join('\n'));
+      assert.ok(!screens.some((x) => /\d+\/\d+\+ images/.test(x)), 'no frame says more images are still to be listed');
       const moving = new Set(screens.map((s) => /(\d+)\/\d+ calls/.exec(s)?.[1]).filter(Boolean));
       assert.ok(moving.size >= 3, `the call count moved through ${moving.size} values`);
       assert.ok(screens.some((s) => /failed: .*broken\.png \[decode\]/.test(s) && /calls\/s/.test(s)), 'the failure is printed while the bar is up');
