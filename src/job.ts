@@ -232,7 +232,10 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
     }
     // A file over the budget is refused as a fresh run would, even where an earlier run (with more memory) explained it.
     const reuse: ReuseDecision = oversize ? { kind: 'explain' } : await resume.decide(name, image.key, image.index, contentId);
-    if (reuse.kind === 'reuse') return reuse.result;
+    if (reuse.kind === 'reuse') {
+      reusedImages.add(image.index);
+      return reuse.result;
+    }
     // The first stored image is predicted again before any stored result is reused: same answer, reused.
     const check = reuse.kind === 'check' ? reuse : undefined;
     /** The bytes to explain. An S3 object replaced since it was listed is known by the version read: its result must not be reused for the listed one. */
@@ -269,7 +272,10 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
       const prediction = await predictor.predict(payload, rgb.width, rgb.height);
       const record = predictionRecord(image, size, prediction);
       const stored = check?.settle(record);
-      if (stored) return stored;
+      if (stored) {
+        reusedImages.add(image.index);
+        return stored;
+      }
       const base = { index: image.index, key: image.key, uri: image.uri, record };
       let result: ImageResult;
       if (prediction.kind === 'detection') {
@@ -333,6 +339,11 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   let fatal: unknown;
   let done = 0;
   let failedSoFar = 0;
+  /** Images explained here so far, and their calls: what an image costs, for the progress's total. */
+  let explainedSoFar = 0;
+  let explainedCalls = 0;
+  /** Images in flight whose result is a previous run's (they made no calls for it). */
+  const reusedImages = new Set<number>();
   let stopped = false;
   /** Why the job stopped itself (a failing endpoint), as opposed to a signal. */
   let haltReason: string | undefined;
@@ -386,6 +397,10 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
           calls: invoker.stats.calls,
           retries: invoker.stats.retries,
           callsPerImage,
+          reused: resume.reused,
+          inFlight: inFlight.size,
+          explained: explainedSoFar,
+          callsOfExplained: explainedCalls,
         }),
         options.progress,
         options.progressIntervalMs,
@@ -419,6 +434,11 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
           .then(async (result) => {
             if (result) await writer.add(result);
             if (result?.failure) failedSoFar += 1;
+            const reused = reusedImages.delete(image.index);
+            if (result?.explanation && !reused) {
+              explainedSoFar += 1;
+              explainedCalls += result.explanation.calls + 1; // and its prediction
+            }
             done += 1;
             noteEndpointOutcome(result);
           })

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { validateConfig } from '../src/config/config.js';
 import { runJob } from '../src/job.js';
-import { ProgressReporter, RATE_WINDOW_MS, type ProgressRecord } from '../src/output/progress.js';
+import { expectedCalls, ProgressReporter, RATE_WINDOW_MS, type ProgressRecord, type ProgressState } from '../src/output/progress.js';
 import { startEndpointServer, type TestEndpointServer } from './support/endpoint-server.js';
 import { blockImage, REGION_LABELS, regionModel } from './support/region-model.js';
 import { CLI } from './support/cli.js';
@@ -49,10 +49,31 @@ describe('progress', () => {
     assert.ok(records.some((r) => r.calls_per_second > 0));
   });
 
+  it('expects each image left to cost what those explained so far did, however many are in flight', () => {
+    const base: ProgressState = { imagesDone: 0, imagesListed: 100, listingComplete: true, failed: 0, calls: 0, retries: 0, callsPerImage: 1201, reused: 0, inFlight: 0, explained: 0, callsOfExplained: 0 };
+    // Before any image is explained: the budget, for every image.
+    assert.equal(expectedCalls(base), 120_100);
+    // 16 images in flight, 486 calls made each, and 10 explained that took 972 each (an adaptive stop).
+    const busy = { ...base, imagesDone: 10, inFlight: 16, explained: 10, callsOfExplained: 9720, calls: 9720 + 16 * 486 };
+    const perImage = (9720 + 2 * 1201) / 12; // drawn toward the budget while few are explained
+    assert.equal(expectedCalls(busy), Math.round(9720 + 16 * perImage + 74 * perImage));
+    // Every image taking 972, the run makes 97,200: this is within 4 % of it, where the calls over
+    // the images done (plus one), as before, read 64 % over.
+    assert.ok(Math.abs(expectedCalls(busy) / 97_200 - 1) < 0.04);
+    assert.ok((100 * busy.calls) / 11 / 97_200 > 1.6);
+    // Images in flight that made more than an image's cost already count what they made.
+    const late = { ...busy, calls: 9720 + 16 * 1150 };
+    assert.equal(expectedCalls(late), Math.round(9720 + 16 * 1150 + 74 * perImage));
+    // Images reused are done and cost nothing; never less than the calls already made.
+    const resumed = { ...busy, imagesDone: 50, reused: 40 };
+    assert.equal(expectedCalls(resumed), Math.round(9720 + 16 * perImage + 34 * perImage));
+    assert.equal(expectedCalls({ ...busy, imagesListed: 10, inFlight: 0, calls: 30_000 }), 30_000);
+  });
+
   it('counts calls per second over the last few seconds, so a pause between bursts does not read as 0', async () => {
     let calls = 0;
     const reporter = new ProgressReporter(
-      () => ({ imagesDone: 0, imagesListed: 4, listingComplete: true, failed: 0, calls, retries: 0, callsPerImage: 100 }),
+      () => ({ imagesDone: 0, imagesListed: 4, listingComplete: true, failed: 0, calls, retries: 0, callsPerImage: 100, reused: 0, inFlight: 4, explained: 0, callsOfExplained: 0 }),
       { isTTY: false, write: () => undefined },
     );
     reporter.record();

@@ -16,6 +16,13 @@ export interface ProgressState {
   retries: number;
   /** Endpoint calls one image is expected to take (the budget + its prediction). */
   callsPerImage: number;
+  /** Images reused from a previous run so far: they make no calls. */
+  reused: number;
+  /** Images started and not done. */
+  inFlight: number;
+  /** Images explained by this run so far, and the endpoint calls they made (explanations and predictions). */
+  explained: number;
+  callsOfExplained: number;
 }
 
 export interface ProgressSink {
@@ -39,10 +46,20 @@ export interface ProgressRecord {
   eta_seconds: number | null;
 }
 
-/** Calls the run is expected to make: what images finished took so far, or the budget, for every image listed. */
+/**
+ * Calls the run is expected to make: those of the images explained so far; for the images in
+ * flight, what they made already or an image's cost each, whichever is more; and an image's cost
+ * for each not started (reused images cost none). An image's cost is the mean of those explained
+ * (an adaptive stop or an exact enumeration takes fewer than the budget), drawn toward the budget
+ * while they are few. The calls over the images done, as this said before 2026-12-03, counted the
+ * calls of the images in flight too: with many in flight, several times an image's cost.
+ */
 export function expectedCalls(s: ProgressState): number {
-  const perImage = s.imagesDone > 0 ? Math.max(s.callsPerImage * 0.25, s.calls / Math.max(1, s.imagesDone + 1)) : s.callsPerImage;
-  return Math.max(s.calls, Math.round(s.imagesListed * perImage));
+  const prior = 2; // the budget weighs as two images explained
+  const perImage = (s.callsOfExplained + prior * s.callsPerImage) / (s.explained + prior);
+  const inFlightCalls = Math.max(0, s.calls - s.callsOfExplained);
+  const notStarted = Math.max(0, s.imagesListed - s.imagesDone - s.inFlight);
+  return Math.max(s.calls, Math.round(s.callsOfExplained + Math.max(inFlightCalls, s.inFlight * perImage) + notStarted * perImage));
 }
 
 /**
