@@ -256,6 +256,8 @@ describe('pace: a run says what set it (CLI, real endpoint)', () => {
     await writeFile(partFile, JSON.stringify({ ...part, pace: hostPace }));
     const merged = await runCli(['merge', '--output', output, '--parts', '2']);
     assert.equal(merged.code, 0, merged.stdout + merged.stderr);
+    assert.ok(merged.stdout.includes(`\n  pace of host 1 of 2: ${hostPace.said}\n`), merged.stdout);
+    assert.doesNotMatch(merged.stdout, /host 2 of 2/);
     const summary = await summaryOf(output);
     assert.deepEqual(summary.pace_by_host, [hostPace, null]);
     assert.equal(summary.pace, undefined, 'hosts are judged one by one, not as one run');

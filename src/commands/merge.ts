@@ -2,7 +2,7 @@ import { MergeStoppedError, mergeParts } from '../output/merge.js';
 import { openStorage } from '../storage/storage.js';
 import { type Command, EXIT_FAILURES, EXIT_OK, optionalString, requireString, UsageError } from './command.js';
 import { formatCount } from '../output/format.js';
-import { signalExitCode, withStopSignals } from './run.js';
+import { paceLines, signalExitCode, withStopSignals } from './run.js';
 
 export const mergeCommand: Command = {
   summary: 'join the parts of a sharded run into one analysis',
@@ -28,6 +28,7 @@ SIGTERM / SIGINT: stops waiting, or stops writing and discards the merged files 
     try {
       const summary = await withStopSignals((stop) => mergeParts(openStorage(output), { parts, timeoutMs: timeout * 1000, log: (l) => io.err(l), stop }));
       io.out(`merged ${parts} parts: ${formatCount(summary.images.succeeded)} of ${formatCount(summary.dataset.images_found)} images succeeded, ${formatCount(summary.images.failed)} failed; results in ${output}`);
+      for (const line of paceLines(summary)) io.out(line);
       return summary.images.failed > 0 ? EXIT_FAILURES : EXIT_OK;
     } catch (error) {
       io.err(`clarify-images merge: ${error instanceof Error ? error.message : String(error)}`);

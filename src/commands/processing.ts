@@ -14,7 +14,7 @@ import type { Shard } from '../output/run-writer.js';
 import { openStorage } from '../storage/storage.js';
 import { awsNodeNotice, type Command, EXIT_FAILURES, EXIT_OK, EXIT_USAGE, loadCheckedConfig } from './command.js';
 import { formatCount } from '../output/format.js';
-import { printSummary, runWithSignals, signalExitCode, withStopSignals } from './run.js';
+import { paceLines, printSummary, runWithSignals, signalExitCode, withStopSignals } from './run.js';
 
 export function mlRoot(): string {
   return process.env['CLARIFY_IMAGES_ML_ROOT'] ?? '/opt/ml';
@@ -135,6 +135,7 @@ CLARIFY_IMAGES_ML_ROOT replaces /opt/ml (for tests).`,
       let summary = result.summary;
       if (shard) {
         io.out(`part ${shard.index} of ${shard.count} written`);
+        for (const line of paceLines(result.summary)) io.out(line);
         if (shard.index !== 0) return result.exitCode;
         const timeoutMs = config.clarify_images.merge_timeout_seconds * 1000;
         summary = await withStopSignals((stop) => mergeParts(openStorage(outputUri), { parts: shard.count, timeoutMs, log: (l) => io.err(l), stop }));

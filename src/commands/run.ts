@@ -4,6 +4,7 @@ import { ConfigError, errorMessage, stopSignalOf, StoppedBeforeStartError } from
 import { locationProblem } from '../storage/location.js';
 import { type JobResult, runJob } from '../job.js';
 import type { Shard } from '../output/run-writer.js';
+import type { AnalysisSummary } from '../output/records.js';
 import { awsNodeNotice, type CliIo, type Command, EXIT_FAILURES, EXIT_USAGE, loadRunnableConfig, optionalString, printConfigError, requireString, UsageError } from './command.js';
 import { formatCount } from '../output/format.js';
 
@@ -35,6 +36,13 @@ export async function withStopSignals<T>(work: (stop: AbortSignal) => Promise<T>
   }
 }
 
+/** What set the pace: the run's, or each host's of a merged run (lines for the console). */
+export function paceLines(summary: Pick<AnalysisSummary, 'pace' | 'pace_by_host'>): string[] {
+  if (summary.pace) return [`  pace ${summary.pace.said}`];
+  const hosts = summary.pace_by_host ?? [];
+  return hosts.flatMap((pace, host) => (pace ? [`  pace of host ${host + 1} of ${hosts.length}: ${pace.said}`] : []));
+}
+
 /** One line and the failures, as the CLI and the demo print them. */
 export function printSummary({ summary, reused }: JobResult, outputUri: string, io: CliIo): void {
   const { images, dataset, endpoint_calls: calls } = summary;
@@ -48,7 +56,7 @@ export function printSummary({ summary, reused }: JobResult, outputUri: string, 
     const why = summary.stop_reason && summary.stop_reason !== 'stopped by a signal' ? ` ${summary.stop_reason}.` : '';
     io.out(`  STOPPED:${why} ${count(images.not_processed ?? 0)} images not processed; run again over the same output to finish (complete images are reused).`);
   }
-  if (summary.pace) io.out(`  pace ${summary.pace.said}`);
+  for (const line of paceLines(summary)) io.out(line);
   for (const failure of summary.failures.slice(0, 20)) io.out(`  FAILED ${failure.image} [${failure.stage}]: ${failure.message}`);
   if (images.failed > 20) {
     const listed = summary.failures.length;
@@ -168,7 +176,7 @@ usage error.`,
       });
       if (shard) {
         io.out(`part ${shard.index} of ${shard.count} written to ${outputUri}/parts/${shard.index}-of-${shard.count}: ${result.summary.images.succeeded} images succeeded, ${result.summary.images.failed} failed`);
-        if (result.summary.pace) io.out(`  pace ${result.summary.pace.said}`);
+        for (const line of paceLines(result.summary)) io.out(line);
         io.out(`when all ${shard.count} parts are written: clarify-images merge --output ${outputUri} --parts ${shard.count}`);
       } else {
         printSummary(result, outputUri, io);
