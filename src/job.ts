@@ -397,7 +397,6 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
           calls: invoker.stats.calls,
           retries: invoker.stats.retries,
           callsPerImage,
-          reused: resume.reused,
           inFlight: inFlight.size,
           explained: explainedSoFar,
           callsOfExplained: explainedCalls,

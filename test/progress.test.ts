@@ -50,7 +50,7 @@ describe('progress', () => {
   });
 
   it('expects each image left to cost what those explained so far did, however many are in flight', () => {
-    const base: ProgressState = { imagesDone: 0, imagesListed: 100, listingComplete: true, failed: 0, calls: 0, retries: 0, callsPerImage: 1201, reused: 0, inFlight: 0, explained: 0, callsOfExplained: 0 };
+    const base: ProgressState = { imagesDone: 0, imagesListed: 100, listingComplete: true, failed: 0, calls: 0, retries: 0, callsPerImage: 1201, inFlight: 0, explained: 0, callsOfExplained: 0 };
     // Before any image is explained: the budget, for every image.
     assert.equal(expectedCalls(base), 120_100);
     // 16 images in flight, 486 calls made each, and 10 explained that took 972 each (an adaptive stop).
@@ -64,8 +64,8 @@ describe('progress', () => {
     // Images in flight that made more than an image's cost already count what they made.
     const late = { ...busy, calls: 9720 + 16 * 1150 };
     assert.equal(expectedCalls(late), Math.round(9720 + 16 * 1150 + 74 * perImage));
-    // Images reused are done and cost nothing; never less than the calls already made.
-    const resumed = { ...busy, imagesDone: 50, reused: 40 };
+    // Images reused (40 more done, at no call) cost nothing; never less than the calls already made.
+    const resumed = { ...busy, imagesDone: 50 };
     assert.equal(expectedCalls(resumed), Math.round(9720 + 16 * perImage + 34 * perImage));
     assert.equal(expectedCalls({ ...busy, imagesListed: 10, inFlight: 0, calls: 30_000 }), 30_000);
   });
@@ -73,7 +73,7 @@ describe('progress', () => {
   it('counts calls per second over the last few seconds, so a pause between bursts does not read as 0', async () => {
     let calls = 0;
     const reporter = new ProgressReporter(
-      () => ({ imagesDone: 0, imagesListed: 4, listingComplete: true, failed: 0, calls, retries: 0, callsPerImage: 100, reused: 0, inFlight: 4, explained: 0, callsOfExplained: 0 }),
+      () => ({ imagesDone: 0, imagesListed: 4, listingComplete: true, failed: 0, calls, retries: 0, callsPerImage: 100, inFlight: 4, explained: 0, callsOfExplained: 0 }),
       { isTTY: false, write: () => undefined },
     );
     reporter.record();

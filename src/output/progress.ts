@@ -16,8 +16,6 @@ export interface ProgressState {
   retries: number;
   /** Endpoint calls one image is expected to take (the budget + its prediction). */
   callsPerImage: number;
-  /** Images reused from a previous run so far: they make no calls. */
-  reused: number;
   /** Images started and not done. */
   inFlight: number;
   /** Images explained by this run so far, and the endpoint calls they made (explanations and predictions). */
@@ -49,10 +47,11 @@ export interface ProgressRecord {
 /**
  * Calls the run is expected to make: those of the images explained so far; for the images in
  * flight, what they made already or an image's cost each, whichever is more; and an image's cost
- * for each not started (reused images cost none). An image's cost is the mean of those explained
- * (an adaptive stop or an exact enumeration takes fewer than the budget), drawn toward the budget
- * while they are few. The calls over the images done, as this said before 2026-12-03, counted the
- * calls of the images in flight too: with many in flight, several times an image's cost.
+ * for each not started (images reused from a previous run are done, at no call). An image's cost
+ * is the mean of those explained (an adaptive stop or an exact enumeration takes fewer than the
+ * budget), drawn toward the budget while they are few. The calls over the images done, as this
+ * said before 2026-12-03, counted the calls of the images in flight too: with many in flight,
+ * several times an image's cost.
  */
 export function expectedCalls(s: ProgressState): number {
   const prior = 2; // the budget weighs as two images explained
