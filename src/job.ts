@@ -149,11 +149,15 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
     }
   }
 
-  const stoppedWhileListing = (listed: number, retrying?: string): StoppedBeforeStartError =>
+  /** `request`: what the stop found a list request doing, if one was under way. */
+  const stoppedWhileListing = (listed: number, request?: string): StoppedBeforeStartError =>
     new StoppedBeforeStartError(
       stopSignalOf(options.stop!) ?? 'SIGTERM',
-      `while the dataset was listed (${formatCount(listed)} images so far${retrying ? `; a list request was being retried: ${retrying}` : ''}); this run explained and wrote nothing`,
+      `while the dataset was listed (${formatCount(listed)} images so far${request ? `; ${request}` : ''}); this run explained and wrote nothing`,
     );
+  /** A list request the stop aborted in flight, or one it found failing and retried. */
+  const listRequestStopped = (error: unknown): string =>
+    error instanceof Error && error.name === 'AbortError' ? 'a list request was cut short' : `a list request was being retried: ${errorMessage(error)}`;
   // Clarify's names need the whole listing first: only then is a stem known to be unique. The
   // same listing counts the images, so a stopped run still knows how many it did not reach.
   // An output folder inside the dataset folder is never listed: the job must not explain its own heatmaps.
@@ -173,7 +177,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   ).catch((error: unknown) => {
     invoker.close();
     if (error instanceof StoppedBeforeStartError) throw error;
-    if (options.stop?.aborted) throw stoppedWhileListing(fullListing.imagesFound, errorMessage(error));
+    if (options.stop?.aborted) throw stoppedWhileListing(fullListing.imagesFound, listRequestStopped(error));
     throw new Error(`cannot list the dataset ${datasetUri}: ${errorMessage(error)}`, { cause: error });
   });
   const writer: ResultWriter = shard ? await PartWriter.open(output, effective, shard) : await FinalWriter.open(output, effective, log);

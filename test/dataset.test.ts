@@ -84,7 +84,8 @@ describe('dataset listing', () => {
       await assert.rejects(runJob(config, { datasetUri: 's3://images/many/', outputUri: out, s3Client: client, stop: stop.signal }), (error: unknown) => {
         assert.ok(error instanceof StoppedBeforeStartError, String(error));
         assert.equal(error.signal, 'SIGTERM');
-        const listed = Number(/^stopped by SIGTERM before the first image, while the dataset was listed \(([\d,]+) images so far\); this run explained and wrote nothing$/.exec(error.message)?.[1]?.replace(/,/g, ''));
+        // The stop came as the second page was asked for: that request is aborted (it would be cut short in flight too).
+        const listed = Number(/^stopped by SIGTERM before the first image, while the dataset was listed \(([\d,]+) images so far; a list request was cut short\); this run explained and wrote nothing$/.exec(error.message)?.[1]?.replace(/,/g, ''));
         assert.ok(listed >= 1 && listed < 1234, error.message);
         return true;
       });
@@ -98,12 +99,11 @@ describe('dataset listing', () => {
   });
 
   it('a stop signal cuts short an S3 list page\'s retries through an outage (writes are never cut short)', async () => {
-    // Every list request is a 503 SlowDown, which the job would retry for s3_max_attempts; the stop comes with the first.
+    // Every list request is a 503 SlowDown, which the job would retry for s3_max_attempts; the stop comes as the first retry is said (before its wait).
     const stop = new AbortController();
     let listRequests = 0;
     const outage = createServer((req, res) => {
       listRequests += 1;
-      stop.abort('SIGINT');
       res.writeHead(503, { 'content-type': 'application/xml' }).end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>');
     });
     const endpoint = createServer((req, res) => res.writeHead(200).end('{"prediction": [1, 0]}'));
@@ -118,7 +118,10 @@ describe('dataset listing', () => {
         clarify_images: { endpoint_url: `http://127.0.0.1:${port(endpoint)}`, s3_max_attempts: 20, s3_retry_base_delay_ms: 50 },
       });
       const out = path.join(await scratchDir('clarify-listing-outage-'), 'out');
-      await assert.rejects(runJob(config, { datasetUri: 's3://outage/images/', outputUri: out, s3Client: client, stop: stop.signal }), (error: unknown) => {
+      const log = (line: string): void => {
+        if (line.startsWith('S3:')) stop.abort('SIGINT');
+      };
+      await assert.rejects(runJob(config, { datasetUri: 's3://outage/images/', outputUri: out, s3Client: client, stop: stop.signal, log }), (error: unknown) => {
         assert.ok(error instanceof StoppedBeforeStartError, String(error));
         assert.equal(error.signal, 'SIGINT');
         assert.match(error.message, /^stopped by SIGINT before the first image, while the dataset was listed \(0 images so far; a list request was being retried: .*reduce your request rate.*\); this run explained and wrote nothing$/);
@@ -128,6 +131,44 @@ describe('dataset listing', () => {
     } finally {
       client.destroy();
       outage.close();
+      endpoint.close();
+    }
+  });
+
+  // The guard only ends the test where the stop is not honoured (the held request would wait out s3_idle_timeout_ms, 10 minutes here).
+  it('a stop signal aborts an S3 list request in flight, without waiting for its answer', { timeout: 60_000 }, async () => {
+    const stop = new AbortController();
+    let listRequests = 0;
+    const held = new Set<import('node:http').ServerResponse>();
+    const silent = createServer((req, res) => {
+      listRequests += 1;
+      held.add(res); // never answered
+      stop.abort('SIGTERM');
+    });
+    const endpoint = createServer((req, res) => res.writeHead(200).end('{"prediction": [1, 0]}'));
+    await Promise.all([silent, endpoint].map((server) => new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))));
+    const port = (server: typeof silent): number => (server.address() as { port: number }).port;
+    const client = new S3Client({ endpoint: `http://127.0.0.1:${port(silent)}`, region: 'us-east-1', forcePathStyle: true, credentials: TEST_CREDENTIALS, maxAttempts: 1 });
+    try {
+      const config = validateConfig({
+        dataset_type: 'application/x-image',
+        methods: { shap: { num_samples: 40, image_config: { model_type: 'IMAGE_CLASSIFICATION', num_segments: 8 } } },
+        predictor: { content_type: 'image/png', probability: 'prediction', label_headers: ['a', 'b'] },
+        clarify_images: { endpoint_url: `http://127.0.0.1:${port(endpoint)}`, s3_idle_timeout_ms: 600_000 },
+      });
+      const out = path.join(await scratchDir('clarify-listing-held-'), 'out');
+      await assert.rejects(runJob(config, { datasetUri: 's3://held/images/', outputUri: out, s3Client: client, stop: stop.signal }), (error: unknown) => {
+        assert.ok(error instanceof StoppedBeforeStartError, String(error));
+        assert.equal(error.signal, 'SIGTERM');
+        assert.match(error.message, /^stopped by SIGTERM before the first image, while the dataset was listed \(0 images so far; a list request was cut short\); this run explained and wrote nothing$/);
+        return true;
+      });
+      assert.equal(listRequests, 1);
+      await assert.rejects(stat(out), { code: 'ENOENT' }, 'nothing written');
+    } finally {
+      client.destroy();
+      for (const res of held) res.destroy();
+      silent.close();
       endpoint.close();
     }
   });

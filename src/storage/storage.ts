@@ -532,7 +532,8 @@ export class S3Storage implements Storage {
     do {
       const continuation = token;
       const page = await withS3Retries(`S3 list of ${this.uri('')}`, () =>
-        this.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${prefix}${this.listFilter}`, ContinuationToken: continuation })),
+        // The stop aborts a request in flight too: a held list request would otherwise wait out s3_idle_timeout_ms.
+        this.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${prefix}${this.listFilter}`, ContinuationToken: continuation }), stop ? { abortSignal: stop } : {}),
         s3Resilience,
         stop,
       );
