@@ -423,7 +423,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   if (options.stop?.aborted) onStop();
   options.stop?.addEventListener('abort', onStop, { once: true });
   // What set the pace is judged over the images alone: the listing is done, the report is after.
-  const paceSources = { occupancy: () => invoker.limiter.occupancy(), busySeconds: () => cpu.busySeconds() };
+  const paceSources = { occupancy: () => invoker.limiter.occupancy(), busySeconds: () => cpu.busySeconds(), memoryWaitedSeconds: () => memory.waitedSeconds() };
   const paceStart = readPace(paceSources);
   let pace: PaceSummary | undefined;
   try {
@@ -468,7 +468,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
     progress?.stop();
     // Nothing to judge when no image was explained here (every one reused) or no call was made.
     if (invoker.stats.calls > 0 && done > resume.reused) {
-      pace = judgePace(paceStart, readPace(paceSources), { cores: availableCores(), workers: cpu.threads, limit: invoker.limiter.limit, concurrency: ext.concurrency, maxConcurrency: ext.max_concurrency }, ext.estimator);
+      pace = judgePace(paceStart, readPace(paceSources), { cores: availableCores(), workers: cpu.threads, limit: invoker.limiter.limit, concurrency: ext.concurrency, maxConcurrency: ext.max_concurrency, memoryBytes: memory.capacity }, ext.estimator);
     }
     if (fatal) {
       // A job that must stop still says what is complete, when the output can still be written.

@@ -5,8 +5,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { WorkerStages } from '../src/compute/stages.js';
+import { MemoryBudget } from '../src/compute/memory.js';
 import { ConcurrencyLimiter } from '../src/predictor/concurrency.js';
-import { CPU_BOUND_SHARE, ENDPOINT_BOUND_SHARE, judgePace, MIN_PACE_SECONDS, type PaceCapacity, type PaceReading, type PaceSummary } from '../src/output/pace.js';
+import { CPU_BOUND_SHARE, ENDPOINT_BOUND_SHARE, judgePace, MEMORY_BOUND_SHARE, MIN_PACE_SECONDS, type PaceCapacity, type PaceReading, type PaceSummary } from '../src/output/pace.js';
 import type { AnalysisSummary } from '../src/output/records.js';
 import { createRgbImage } from '../src/image/rgb.js';
 import { colourShareModel, type DecodedRequest, startEndpointServer, type TestEndpointServer } from './support/endpoint-server.js';
@@ -19,14 +20,15 @@ import { seededRandom } from '../src/explain/random.js';
 const IDLE = { segment: 0, mask: 0, solve: 0, guide: 0 };
 
 /** Two readings `seconds` apart, with what happened between them. */
-function readings(seconds: number, between: { cpu?: number; callSeconds?: number; fullSeconds?: number; busy?: Partial<typeof IDLE> }): [PaceReading, PaceReading] {
-  const start: PaceReading = { at: 1000, cpu: { user: 5e6, system: 1e6 }, occupancy: { callSeconds: 7, fullSeconds: 3 }, busy: { segment: 1, mask: 1, solve: 1, guide: 1 } };
+function readings(seconds: number, between: { cpu?: number; callSeconds?: number; fullSeconds?: number; busy?: Partial<typeof IDLE>; memoryWaited?: number }): [PaceReading, PaceReading] {
+  const start: PaceReading = { at: 1000, cpu: { user: 5e6, system: 1e6 }, occupancy: { callSeconds: 7, fullSeconds: 3 }, busy: { segment: 1, mask: 1, solve: 1, guide: 1 }, memoryWaited: 2 };
   const busy = { ...IDLE, ...between.busy };
   const end: PaceReading = {
     at: 1000 + seconds * 1000,
     cpu: { user: 5e6 + (between.cpu ?? 0) * 1e6, system: 1e6 },
     occupancy: { callSeconds: 7 + (between.callSeconds ?? 0), fullSeconds: 3 + (between.fullSeconds ?? 0) },
     busy: { segment: 1 + busy.segment, mask: 1 + busy.mask, solve: 1 + busy.solve, guide: 1 + busy.guide },
+    memoryWaited: 2 + (between.memoryWaited ?? 0),
   };
   return [start, end];
 }
@@ -38,7 +40,7 @@ function judged(...args: Parameters<typeof judgePace>): PaceSummary {
   return pace;
 }
 
-const ADAPTIVE: PaceCapacity = { cores: 4, workers: 4, limit: 12, concurrency: 'adaptive', maxConcurrency: 64 };
+const ADAPTIVE: PaceCapacity = { cores: 4, workers: 4, limit: 12, concurrency: 'adaptive', maxConcurrency: 64, memoryBytes: 1100 * 2 ** 20 };
 
 describe('pace: what set a run’s pace', () => {
   it('says the endpoint set it when every call slot was taken most of the time, and what would help', () => {
@@ -86,6 +88,17 @@ describe('pace: what set a run’s pace', () => {
     assert.equal(pace.bound_by, 'cpu');
   });
 
+  it('says max_memory_mb set it when images waited for room most of the time, the endpoint and the CPU not busy', () => {
+    const [start, end] = readings(10, { fullSeconds: 2, callSeconds: 8, cpu: 8, busy: { solve: 4 }, memoryWaited: 7 });
+    const pace = judged(start, end, ADAPTIVE, 'tree-adjusted');
+    assert.equal(pace.bound_by, 'memory');
+    assert.deepEqual(pace.memory, { waiting_share: 0.7, for_images_mb: 1100 });
+    assert.match(pace.said, /^set by max_memory_mb: images waited for room in its 1,100 MiB for images 70 % of the time, so few were in flight; call slots all taken 20 % .*Faster: raise clarify_images\.max_memory_mb .*or set clarify_images\.max_image_side/);
+    // A busy CPU still sets the pace when images also wait for memory.
+    const [s2, e2] = readings(10, { cpu: 30, busy: { solve: 30 }, memoryWaited: 9 });
+    assert.equal(judged(s2, e2, ADAPTIVE, 'kernel').bound_by, 'cpu');
+  });
+
   it('says neither when both were mostly idle, and where the time may have gone', () => {
     const [start, end] = readings(10, { fullSeconds: 2, callSeconds: 8, cpu: 8, busy: { solve: 4 } });
     const pace = judged(start, end, ADAPTIVE, 'tree-adjusted');
@@ -102,13 +115,14 @@ describe('pace: what set a run’s pace', () => {
   });
 
   it('draws the lines where it says (thresholds are shares of the judged time)', () => {
-    const at = (full: number, busy: number): string => {
-      const [start, end] = readings(100, { fullSeconds: full * 100, busy: { solve: busy * 400 } });
+    const at = (full: number, busy: number, waiting = 0): string => {
+      const [start, end] = readings(100, { fullSeconds: full * 100, busy: { solve: busy * 400 }, memoryWaited: waiting * 100 });
       return judged(start, end, ADAPTIVE, 'kernel').bound_by;
     };
-    assert.equal(at(ENDPOINT_BOUND_SHARE, 0.99), 'endpoint');
-    assert.equal(at(ENDPOINT_BOUND_SHARE - 0.01, CPU_BOUND_SHARE), 'cpu');
-    assert.equal(at(ENDPOINT_BOUND_SHARE - 0.01, CPU_BOUND_SHARE - 0.01), 'neither');
+    assert.equal(at(ENDPOINT_BOUND_SHARE, 0.99, 0.99), 'endpoint');
+    assert.equal(at(ENDPOINT_BOUND_SHARE - 0.01, CPU_BOUND_SHARE, 0.99), 'cpu');
+    assert.equal(at(ENDPOINT_BOUND_SHARE - 0.01, CPU_BOUND_SHARE - 0.01, MEMORY_BOUND_SHARE), 'memory');
+    assert.equal(at(ENDPOINT_BOUND_SHARE - 0.01, CPU_BOUND_SHARE - 0.01, MEMORY_BOUND_SHARE - 0.01), 'neither');
   });
 });
 
@@ -147,6 +161,22 @@ describe('pace: the measurements behind it', () => {
     const idle = limiter.occupancy();
     await sleep(20);
     assert.deepEqual(limiter.occupancy(), idle, 'nothing accrues with no call in flight');
+  });
+
+  it('the memory budget integrates the time some image waited for room', async () => {
+    const budget = new MemoryBudget(100);
+    const first = await budget.acquire(60);
+    await sleep(30);
+    assert.equal(budget.waitedSeconds(), 0, 'nobody waits while images fit');
+    const second = budget.acquire(60); // does not fit beside the first: waits
+    await sleep(40);
+    first();
+    const release = await second;
+    const waited = budget.waitedSeconds();
+    assert.ok(waited > 0.03, `waited ${waited}`);
+    await sleep(30);
+    assert.equal(budget.waitedSeconds(), waited, 'admitted: the wait ended with the release');
+    release();
   });
 
   it('worker threads add each task’s time to its stage, in shared memory', async () => {

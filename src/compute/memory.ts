@@ -63,11 +63,28 @@ export class OverBudgetError extends Error {
 export class MemoryBudget {
   private used = 0;
   private readonly waiting: { bytes: number; admit: () => void }[] = [];
+  // Time some image waited for room, integrated up to `accountedAt` (performance.now() ms).
+  private accountedAt = performance.now();
+  private waitedMs = 0;
   constructor(readonly capacity: number) {}
+
+  /** Seconds during which at least one image waited for room (since the budget was made). */
+  waitedSeconds(): number {
+    this.account();
+    return this.waitedMs / 1000;
+  }
+
+  /** Adds the time since the last change; called before every change of `waiting`. */
+  private account(): void {
+    const now = performance.now();
+    if (this.waiting.length > 0) this.waitedMs += now - this.accountedAt;
+    this.accountedAt = now;
+  }
 
   /** Waits until `bytes` fit beside what is admitted; returns the release. Throws when they never can. */
   async acquire(bytes: number): Promise<() => void> {
     if (bytes > this.capacity) throw new OverBudgetError(bytes, this.capacity);
+    this.account();
     if (this.waiting.length > 0 || this.used + bytes > this.capacity) {
       await new Promise<void>((admit) => this.waiting.push({ bytes, admit }));
     } else {
@@ -77,6 +94,7 @@ export class MemoryBudget {
     return () => {
       if (released) return;
       released = true;
+      this.account();
       this.used -= bytes;
       this.admitWaiting();
     };

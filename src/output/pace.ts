@@ -1,9 +1,10 @@
 /**
  * What set a run's pace: the endpoint (every call slot taken), this machine's CPU (the stages'
- * threads busy), or neither. Measured over the images' part of the run (after the listing, before
- * the report) from the call limiter's occupancy, the process's CPU time and the CPU stages' busy
- * clock; said in analysis.json (`pace`), on the console and in the report, so a slow run says
- * whether a bigger endpoint, more cores or another estimator would speed it up.
+ * threads busy), max_memory_mb (images waiting for room), or none of them. Measured over the
+ * images' part of the run (after the listing, before the report) from the call limiter's
+ * occupancy, the process's CPU time, the CPU stages' busy clock and the memory budget's waits;
+ * said in analysis.json (`pace`), on the console and in the report, so a slow run says whether a
+ * bigger endpoint, more cores, more memory or another estimator would speed it up.
  */
 import os from 'node:os';
 import type { CpuStageKind } from '../compute/stage-clock.js';
@@ -18,15 +19,18 @@ export interface PaceReading {
   readonly cpu: NodeJS.CpuUsage;
   readonly occupancy: LimiterOccupancy;
   readonly busy: Record<CpuStageKind, number>;
+  /** Seconds during which some image waited for room in max_memory_mb. */
+  readonly memoryWaited: number;
 }
 
 export interface PaceSources {
   occupancy(): LimiterOccupancy;
   busySeconds(): Record<CpuStageKind, number>;
+  memoryWaitedSeconds(): number;
 }
 
 export function readPace(sources: PaceSources): PaceReading {
-  return { at: performance.now(), cpu: process.cpuUsage(), occupancy: sources.occupancy(), busy: sources.busySeconds() };
+  return { at: performance.now(), cpu: process.cpuUsage(), occupancy: sources.occupancy(), busy: sources.busySeconds(), memoryWaited: sources.memoryWaitedSeconds() };
 }
 
 /** What the run could use, for the shares. */
@@ -40,9 +44,11 @@ export interface PaceCapacity {
   readonly concurrency: 'fixed' | 'adaptive';
   /** clarify_images.max_concurrency: the fixed limit, or the adaptive one's ceiling. */
   readonly maxConcurrency: number;
+  /** What max_memory_mb leaves the images, in bytes. */
+  readonly memoryBytes: number;
 }
 
-export type PaceBound = 'endpoint' | 'cpu' | 'neither';
+export type PaceBound = 'endpoint' | 'cpu' | 'memory' | 'neither';
 
 /** analysis.json's `pace`. */
 export interface PaceSummary {
@@ -67,6 +73,12 @@ export interface PaceSummary {
     /** Busy seconds per stage, summed over the workers. */
     readonly stage_seconds: { readonly segmentation: number; readonly masking: number; readonly solve: number; readonly guided_sampling: number };
   };
+  readonly memory: {
+    /** Share of the time some image waited for room in max_memory_mb before it was decoded. */
+    readonly waiting_share: number;
+    /** What max_memory_mb leaves the images, MiB. */
+    readonly for_images_mb: number;
+  };
   readonly bound_by: PaceBound;
   /** The same in a sentence, with what would speed such a run up. */
   readonly said: string;
@@ -82,6 +94,8 @@ export const MIN_PACE_SECONDS = 10;
 export const ENDPOINT_BOUND_SHARE = 0.6;
 /** Workers busy this share of the time (or the process's CPU this share of the cores): the CPU set it. */
 export const CPU_BOUND_SHARE = 0.6;
+/** Some image waited for memory this share of the time, the endpoint and the CPU not busy: max_memory_mb set it. */
+export const MEMORY_BOUND_SHARE = 0.6;
 
 const round = (value: number, digits: number): number => Math.round(value * 10 ** digits) / 10 ** digits;
 const percent = (share: number): string => `${Math.round(share * 100)} %`;
@@ -101,8 +115,16 @@ export function judgePace(start: PaceReading, end: PaceReading, capacity: PaceCa
   const meanInFlight = (end.occupancy.callSeconds - start.occupancy.callSeconds) / seconds;
   const shareOfCores = cpuSeconds / (Math.max(1, capacity.cores) * seconds);
   const workersBusy = busy / (Math.max(1, capacity.workers) * seconds);
-  const bound: PaceBound = fullShare >= ENDPOINT_BOUND_SHARE ? 'endpoint' : workersBusy >= CPU_BOUND_SHARE || shareOfCores >= CPU_BOUND_SHARE ? 'cpu' : 'neither';
-  const facts = { fullShare, meanInFlight, shareOfCores, workersBusy, busy, stageSeconds };
+  const memoryWaiting = Math.min(1, Math.max(0, end.memoryWaited - start.memoryWaited) / seconds);
+  const bound: PaceBound =
+    fullShare >= ENDPOINT_BOUND_SHARE
+      ? 'endpoint'
+      : workersBusy >= CPU_BOUND_SHARE || shareOfCores >= CPU_BOUND_SHARE
+        ? 'cpu'
+        : memoryWaiting >= MEMORY_BOUND_SHARE
+          ? 'memory'
+          : 'neither';
+  const facts = { fullShare, meanInFlight, shareOfCores, workersBusy, busy, stageSeconds, memoryWaiting };
   return {
     seconds: round(seconds, 3),
     endpoint: { mean_calls_in_flight: round(meanInFlight, 2), slots_full_share: round(fullShare, 3), limit: capacity.limit, concurrency: capacity.concurrency },
@@ -119,6 +141,7 @@ export function judgePace(start: PaceReading, end: PaceReading, capacity: PaceCa
         guided_sampling: round(stageSeconds.guided_sampling, 3),
       },
     },
+    memory: { waiting_share: round(memoryWaiting, 3), for_images_mb: Math.round(capacity.memoryBytes / 2 ** 20) },
     bound_by: bound,
     said: paceSentence(bound, facts, capacity, estimator),
   };
@@ -126,7 +149,7 @@ export function judgePace(start: PaceReading, end: PaceReading, capacity: PaceCa
 
 function paceSentence(
   bound: PaceBound,
-  f: { fullShare: number; meanInFlight: number; shareOfCores: number; workersBusy: number; busy: number; stageSeconds: PaceSummary['cpu']['stage_seconds'] },
+  f: { fullShare: number; meanInFlight: number; shareOfCores: number; workersBusy: number; busy: number; stageSeconds: PaceSummary['cpu']['stage_seconds']; memoryWaiting: number },
   capacity: PaceCapacity,
   estimator: 'tree-adjusted' | 'kernel',
 ): string {
@@ -159,7 +182,10 @@ function paceSentence(
     const kernel = estimator === 'tree-adjusted' && solving >= 0.5 ? ', or clarify_images.estimator "kernel" (about a tenth of the CPU per call, but more calls for the same accuracy)' : '';
     return `set by this machine's CPU: ${cpu}${largest.length > 0 ? ` (${largest.join(', ')})` : ''}; ${slots}. Faster: more cores (clarify_images.cpu_workers), more hosts (instance_count, or --shard and merge)${kernel}.`;
   }
-  return `set by neither the endpoint (${slots}) nor the CPU (${cpu}): the images in flight waited on something else. With few images, each image's calls come in waves that wait on its own segmentation and solve; otherwise look at reading and writing (S3), retries, or max_memory_mb admitting few images at once.`;
+  if (bound === 'memory') {
+    return `set by max_memory_mb: images waited for room in its ${formatCount(Math.round(capacity.memoryBytes / 2 ** 20))} MiB for images ${percent(f.memoryWaiting)} of the time, so few were in flight; ${slots}; ${cpu}. Faster: raise clarify_images.max_memory_mb if the machine has the memory, or set clarify_images.max_image_side to explain large images shrunk.`;
+  }
+  return `set by neither the endpoint (${slots}) nor the CPU (${cpu}): the images in flight waited on something else. With few images, each image's calls come in waves that wait on its own segmentation and solve; otherwise look at reading and writing (S3) or retries.`;
 }
 
 /** Cores this process may use. */
