@@ -19,7 +19,7 @@ import { ExplanationGroundwork } from './explain/groundwork.js';
 import { defaultWorkerCount, WorkerStages } from './compute/stages.js';
 import { fnv1a32 } from './explain/hash.js';
 import { decodedSize, decodeImage, describeDecodeError } from './image/decode.js';
-import { MemoryBudget, OverBudgetError, unreadOverBudget, workingBytes } from './compute/memory.js';
+import { largestSideThatFits, MemoryBudget, OverBudgetError, unreadOverBudget, workingBytes } from './compute/memory.js';
 import { inSharedMemory } from './compute/transfer.js';
 import { encodeImage } from './image/encode.js';
 import type { RgbImage } from './image/rgb.js';
@@ -260,14 +260,17 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
       // Admitted by its working size, read from the header: a huge image waits for room, or is refused before it is decoded.
       const planned = await stageOf('decode', () => decodedSize(data, decodeOptions), describeDecodeError);
       // The file's bytes are held until the image is done, beside its pixels.
-      const needed = workingBytes(planned.width * planned.height, groundwork.prepareAheadFor(planned)) + answerBytes + data.length;
+      const neededAt = (at: { width: number; height: number }): number => workingBytes(at.width * at.height, groundwork.prepareAheadFor(at)) + answerBytes + data.length;
+      const needed = neededAt(planned);
       // The labels (or objects) are named in the refusal where their answers are a good part of the need.
       const withLabels = answerBytes >= needed / 4 ? ` with ${explainedOutputsSaid(config)}` : '';
-      releaseMemory = await stageOf('decode', () => memory.acquire(needed), (error) =>
-        error instanceof OverBudgetError
-          ? `${planned.width}×${planned.height} image${withLabels} ${error.message}: set clarify_images.max_image_side (e.g. 2048) to explain it shrunk, or raise max_memory_mb if the container has the memory`
-          : errorMessage(error),
-      );
+      releaseMemory = await stageOf('decode', () => memory.acquire(needed), (error) => {
+        if (!(error instanceof OverBudgetError)) return errorMessage(error);
+        // The side that fits, worked out: a fixed example (2048) was no help to a 1600 × 1200 image that needs more than the budget.
+        const side = largestSideThatFits(planned, neededAt, memory.capacity);
+        const shrink = side === undefined ? '' : `set clarify_images.max_image_side to ${side} or less to explain it shrunk, or `;
+        return `${planned.width}×${planned.height} image${withLabels} ${error.message}: ${shrink}raise max_memory_mb if the container has the memory`;
+      });
       const decoded = await stageOf('decode', () => decodeImage(data, decodeOptions), describeDecodeError);
       // Pixels in shared memory once: the worker threads read them without a copy.
       const rgb = inSharedMemory(decoded);

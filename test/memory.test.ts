@@ -8,7 +8,7 @@ import { mkdir, readFile, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
-import { MemoryBudget, OverBudgetError, prepareAheadFor, workingBytes } from '../src/compute/memory.js';
+import { largestSideThatFits, MemoryBudget, OverBudgetError, prepareAheadFor, workingBytes } from '../src/compute/memory.js';
 import { validateConfig } from '../src/config/config.js';
 import { decodedSize, fitWithin } from '../src/image/decode.js';
 import type { PredictionRecord } from '../src/output/records.js';
@@ -20,6 +20,18 @@ import { scratchDir } from './support/scratch-dir.js';
 const MiB = 1024 * 1024;
 
 describe('memory budget', () => {
+  it('finds the largest side, in steps of 64, at which an image fits; none when its fixed part alone does not', () => {
+    const needed = (fixed: number) => (size: { width: number; height: number }): number => fixed + 10 * size.width * size.height;
+    const size = { width: 4000, height: 3000 };
+    // 10 bytes a pixel and 1 MB fixed in 31 MB: 3 MP fit, about 2000 × 1500.
+    const side = largestSideThatFits(size, needed(1e6), 31e6);
+    assert.equal(side, 1984);
+    assert.ok(needed(1e6)({ width: 1984, height: 1488 }) <= 31e6);
+    assert.ok(needed(1e6)({ width: 2048, height: 1536 }) > 31e6);
+    assert.equal(largestSideThatFits(size, needed(40e6), 31e6), undefined, 'the fixed part is over the budget');
+    assert.equal(largestSideThatFits({ width: 60, height: 40 }, needed(40e6), 31e6), undefined, 'nothing smaller to shrink to');
+  });
+
   it('admits by bytes, first come first served; refuses what can never fit', async () => {
     const budget = new MemoryBudget(100);
     const order: string[] = [];
@@ -90,9 +102,20 @@ describe('big images in a run', () => {
     const { code, stdout, record } = await run('refused', { max_memory_mb: 64 });
     assert.equal(code, 1);
     assert.equal(record.error?.stage, 'decode');
-    assert.match(record.error?.message ?? '', /^1600×1200 image needs about \d+ MB to explain, more than clarify_images\.max_memory_mb \(64 MB\): set clarify_images\.max_image_side/);
+    assert.match(record.error?.message ?? '', /^1600×1200 image needs about \d+ MB to explain, more than clarify_images\.max_memory_mb \(64 MB\): set clarify_images\.max_image_side to \d+ or less to explain it shrunk, or raise max_memory_mb/);
     assert.match(stdout, /FAILED .*big\.png \[decode\]: 1600×1200 image needs about/);
     assert.equal(endpoint.requests.length, calls, 'not one call for it');
+  });
+
+  it('the max_image_side it suggests is the largest (in steps of 64) that fits', async () => {
+    const { record } = await run('suggest', { max_memory_mb: 64 });
+    const side = Number(/max_image_side to (\d+) or less/.exec(record.error?.message ?? '')?.[1]);
+    assert.ok(side >= 64 && side < 1600 && side % 64 === 0, `${side}`);
+    const fits = await run('suggested', { max_memory_mb: 64, max_image_side: side });
+    assert.equal(fits.code, 0, fits.stdout);
+    assert.equal(fits.record.width, side);
+    const over = await run('over', { max_memory_mb: 64, max_image_side: side + 64 });
+    assert.equal(over.record.error?.stage, 'decode', 'one step larger does not fit');
   });
 
   it('a file larger than max_memory_mb is refused before it is read; the others are explained', async () => {

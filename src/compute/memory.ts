@@ -14,6 +14,30 @@ export const BYTES_PER_MASKED_PIXEL = 6;
 export const MASKED_BYTES_PER_IMAGE = 192 * 1024 * 1024;
 const FIXED_BYTES_PER_IMAGE = 16 * 1024 * 1024;
 
+/**
+ * The largest `max_image_side` (a multiple of 64) at which an image of `size` would fit in
+ * `capacity`, `needed` giving what it needs at a size; undefined when none from 64 up would (its
+ * answers or its file take the budget). What it needs shrinks with its pixels, so a bisection finds it.
+ */
+export function largestSideThatFits(size: { width: number; height: number }, needed: (size: { width: number; height: number }) => number, capacity: number): number | undefined {
+  const longer = Math.max(size.width, size.height);
+  const at = (side: number): { width: number; height: number } => ({
+    width: Math.max(1, Math.round((size.width * side) / longer)),
+    height: Math.max(1, Math.round((size.height * side) / longer)),
+  });
+  const fits = (steps: number): boolean => needed(at(steps * 64)) <= capacity;
+  let low = 0; // in steps of 64: 0 stands for "none fits"
+  let high = Math.floor((longer - 1) / 64);
+  if (high < 1 || !fits(1)) return undefined;
+  low = 1;
+  while (low < high) {
+    const mid = Math.ceil((low + high) / 2);
+    if (fits(mid)) low = mid;
+    else high = mid - 1;
+  }
+  return low * 64;
+}
+
 /** How many masked copies of an image of this size to prepare ahead of the endpoint. */
 export function prepareAheadFor(pixels: number, wanted: number): number {
   return Math.max(2, Math.min(wanted, Math.floor(MASKED_BYTES_PER_IMAGE / Math.max(1, pixels * BYTES_PER_MASKED_PIXEL))));
