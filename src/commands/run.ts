@@ -5,6 +5,7 @@ import { locationProblem } from '../storage/location.js';
 import { type JobResult, runJob } from '../job.js';
 import type { Shard } from '../output/run-writer.js';
 import type { AnalysisSummary } from '../output/records.js';
+import { fewSegmentsSaid } from '../output/segment-note.js';
 import { awsNodeNotice, type CliIo, type Command, EXIT_FAILURES, EXIT_USAGE, loadRunnableConfig, optionalString, printConfigError, requireString, UsageError } from './command.js';
 import { formatCount } from '../output/format.js';
 
@@ -62,6 +63,8 @@ export function printSummary({ summary, reused }: JobResult, outputUri: string, 
     const listed = summary.failures.length;
     io.out(`  … and ${count(images.failed - 20)} more, ${images.failed > listed ? `the first ${count(listed)} listed in analysis.json, every one in predictions.jsonl` : 'listed in analysis.json'}`);
   }
+  const few = fewSegmentsSaid(summary.explanations?.few_segments);
+  if (few) io.out(`  note: ${few}`);
   if (summary.report?.pdf_error) io.out(`  note: ${summary.report.pdf_error}`);
 }
 

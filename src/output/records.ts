@@ -3,6 +3,7 @@ import type { Stage } from '../errors.js';
 import type { Prediction } from '../predictor/predictor.js';
 import type { GlobalImportanceSummary } from './explanations.js';
 import type { PaceSummary } from './pace.js';
+import type { FewSegmentsSummary } from './segment-note.js';
 
 export interface ImageFailure {
   readonly image: string;
@@ -98,6 +99,8 @@ export interface AnalysisSummary {
     global_importance?: GlobalImportanceSummary;
     /** Object detection: objects explained over all images. */
     objects_explained?: number;
+    /** Images whose segments came out fewer than a quarter of num_segments (absent when none did). */
+    few_segments?: FewSegmentsSummary;
   };
   durations: { started_at: string; finished_at: string; total_seconds: number };
   /** What set the pace of the images: the endpoint, this machine's CPU, or neither (absent when they took under 10 s, or every image was reused). */

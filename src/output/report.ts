@@ -10,6 +10,7 @@ import { ADJUSTED_OUTPUTS, MIN_CALLS_PER_PLAYER } from '../explain/tree-adjusted
 import { dejaVuSans } from './fonts.js';
 import { formatCount, formatStandardError, formatValue } from './format.js';
 import type { AnalysisSummary } from './records.js';
+import { fewSegmentsSaid } from './segment-note.js';
 
 export interface InfluentialSegment {
   readonly segment: number;
@@ -146,12 +147,13 @@ export function reportFacts(config: AnalysisConfig, summary: AnalysisSummary, sh
   const ic = config.methods.shap.image_config;
   const shap = config.methods.shap;
   const baseline = shap.baseline ?? `${config.clarify_images.baseline_fill} fill`;
+  const few = fewSegmentsSaid(summary.explanations?.few_segments);
   const rows: [string, string][] = [
     ['Model type', summary.model_type],
     ['Endpoint', summary.endpoint],
     ['Dataset', summary.dataset.uri],
     ['Images', `${count(summary.dataset.images_found)} found, ${count(summary.images.succeeded)} succeeded, ${count(summary.images.failed)} failed, ${count(summary.dataset.files_skipped)} non-image files skipped`],
-    ['Segments', `SLIC, num_segments ${ic.num_segments}, compactness ${ic.segment_compactness}`],
+    ['Segments', `SLIC, num_segments ${ic.num_segments}, compactness ${ic.segment_compactness}${few ? `. Note: ${few}` : ''}`],
     ['SHAP', `${estimatorDescription(config)}, num_samples ${shap.num_samples ?? 'default (min(2M + 2048, 2^M − 2))'}, baseline ${baseline}, seed ${shap.seed ?? 0}${shap.use_logit ? ', log-odds' : ''}`],
     ['Endpoint calls', `${count(summary.endpoint_calls.calls)} (${count(summary.endpoint_calls.retries)} retries, ${count(summary.endpoint_calls.failed_calls)} failed), mean latency ${summary.endpoint_calls.mean_latency_ms} ms`],
     ['Time', `${summary.durations.total_seconds} s (${summary.durations.started_at} → ${summary.durations.finished_at})`],

@@ -12,6 +12,7 @@ import { VERSION } from '../version.js';
 import { type DetectionExplanationRecord, EXPLANATIONS_DIR, type ExplanationRecord, GlobalImportance } from './explanations.js';
 import { OrderedEmitter } from './ordered.js';
 import type { PaceSummary } from './pace.js';
+import { FewSegmentsNote } from './segment-note.js';
 import type { AnalysisSummary, ImageFailure, PredictionRecord } from './records.js';
 import { renderHtml, renderPdf, ReportCollector, reportFacts, type ReportImage } from './report.js';
 import { renderNotebook } from './notebook.js';
@@ -148,6 +149,7 @@ export class FinalWriter implements ResultWriter {
   private explanationCalls = 0;
   private objectsExplained = 0;
   private readonly emitter: OrderedEmitter<ImageResult>;
+  private readonly fewSegments: FewSegmentsNote;
 
   private constructor(
     private readonly output: Storage,
@@ -158,6 +160,7 @@ export class FinalWriter implements ResultWriter {
   ) {
     this.importance = new GlobalImportance(config.predictor.label_headers, config.methods.shap.agg_method);
     this.report = new ReportCollector(config.clarify_images.report_max_images);
+    this.fewSegments = new FewSegmentsNote(config.methods.shap.image_config.num_segments, log);
     // Everything order-dependent (floating-point sums included) happens here, in dataset order.
     this.emitter = new OrderedEmitter<ImageResult>(async (result) => {
       await this.predictions.write(`${JSON.stringify(result.record)}\n`);
@@ -170,6 +173,7 @@ export class FinalWriter implements ResultWriter {
       if (explanation) {
         this.explained += 1;
         this.explanationCalls += explanation.calls;
+        this.fewSegments.add(explanation.image, explanation.num_segments);
         if ('objects' in explanation) this.objectsExplained += explanation.objects.length;
         else this.importance.add(explanation);
         await this.explanations?.write(`${JSON.stringify(explanation)}\n`);
@@ -236,6 +240,7 @@ export class FinalWriter implements ResultWriter {
         calls: this.explanationCalls,
         mean_calls_per_image: this.explained > 0 ? round(this.explanationCalls / this.explained, 1) : 0,
         ...(isDetection ? { objects_explained: this.objectsExplained } : { global_importance: this.importance.summary() }),
+        ...(this.fewSegments.summary() ? { few_segments: this.fewSegments.summary() } : {}),
       },
       durations: durations(facts.startedAt),
       ...(facts.pace ? { pace: facts.pace } : {}),
