@@ -136,7 +136,9 @@ export const runCommand: Command = {
 
 Writes analysis_config.json (the effective config), predictions.jsonl (one line per image),
 explanations_shap/out.jsonl, heatmaps, report.html / report.pdf, analysis.json (counts, failures,
-endpoint calls, durations) and state/ (one marker per complete image, for resuming).
+endpoint calls, durations, what set the pace) and state/ (one marker per complete image, for
+resuming). The summary ends with what set the run's pace (the endpoint, this machine's CPU or
+max_memory_mb) and what would speed it up.
 SIGTERM / SIGINT: no new images; in-flight ones may finish for clarify_images.stop_grace_seconds;
 what is complete is written, analysis.json says "partial"; exit 143 / 130.
 Exit 0 when every image succeeded, 1 when some failed (listed in analysis.json), 2 on a config or
