@@ -16,9 +16,9 @@ import { type ExplanationRecord, GlobalImportance } from '../src/output/explanat
 import { type AnalysisSummary, failureRecord, type PredictionRecord } from '../src/output/records.js';
 import { FinalWriter, MAX_LISTED_FAILURES, waitingBytesOf } from '../src/output/run-writer.js';
 import { OrderedEmitter } from '../src/output/ordered.js';
-import { answerDifference } from '../src/output/resume.js';
+import { answerDifference, fingerprintDifference } from '../src/output/resume.js';
 import { BYTES_PER_OUTPUT_SEGMENT, explanationBytes } from '../src/compute/memory.js';
-import { validateConfig } from '../src/config/config.js';
+import { resultFingerprint, validateConfig } from '../src/config/config.js';
 import { MAX_WAITING_RESULTS, WAITING_RESULTS_MEMORY_SHARE, waitingResultsFull } from '../src/job.js';
 import { formatCount } from '../src/output/format.js';
 import { openStorage } from '../src/storage/storage.js';
@@ -76,6 +76,9 @@ describe('never stale, never stuck, always bounded', () => {
     const other = await runCli(['run', '--config', await config('b', modelB.url), '--dataset-uri', data, '--output', out]);
     assert.equal(other.code, 0);
     assert.doesNotMatch(other.stdout, /reused/);
+    // And it says why, once: the endpoint's URL, before → now.
+    const said = other.stderr.split('\n').filter((l) => l.startsWith('resume: '));
+    assert.deepEqual(said, [`resume: results an earlier run stored in this output were made with the endpoint's endpoint_url ${JSON.stringify(modelA.url)} → ${JSON.stringify(modelB.url)}, so they are not reused: their images are explained again`]);
     assert.ok(modelB.requests.length > callsB);
     assert.deepEqual((await readRecords(out)).map((r) => r.predicted_label), ['blue', 'red']);
 
@@ -93,6 +96,7 @@ describe('never stale, never stuck, always bounded', () => {
     await images(moved, { 'a.png': [220, 20, 20], 'b.png': [20, 220, 20] });
     const again = await runCli(['run', '--config', await config('b', modelB.url), '--dataset-uri', moved, '--output', out]);
     assert.doesNotMatch(again.stdout, /reused/);
+    assert.ok(again.stderr.includes(`resume: results an earlier run stored in this output were made with dataset_uri ${JSON.stringify(data)} → ${JSON.stringify(moved)}, so`), again.stderr);
     assert.ok((await readRecords(out)).every((r) => r.image.startsWith(moved)));
   });
 
@@ -177,6 +181,27 @@ describe('never stale, never stuck, always bounded', () => {
     }
   });
 
+  it('a run that reuses nothing says what differs from the stored results: the fields, before → now', () => {
+    const base = validateConfig({
+      dataset_type: 'application/x-image',
+      methods: { shap: { num_samples: 60, image_config: { model_type: 'IMAGE_CLASSIFICATION' } } },
+      predictor: { label_headers: ['a', 'b'], content_type: 'image/png', custom_attributes: 'token=1' },
+      clarify_images: { endpoint_url: 'http://127.0.0.1:9000' },
+    });
+    const changed = structuredClone(base);
+    changed.methods.shap.num_samples = 80;
+    changed.predictor.custom_attributes = 'token=2';
+    assert.equal(
+      fingerprintDifference(resultFingerprint(base), resultFingerprint(changed)),
+      'methods.shap.num_samples 60 → 80; other custom_attributes',
+    );
+    assert.equal(fingerprintDifference(resultFingerprint(base), resultFingerprint(base)), 'another config');
+    assert.equal(fingerprintDifference('not json', resultFingerprint(base)), 'a config this run cannot read back');
+    const withBaseline = structuredClone(base);
+    withBaseline.methods.shap.baseline = 's3://b/gray.png';
+    assert.equal(fingerprintDifference(resultFingerprint(withBaseline, 'sha256:1'), resultFingerprint(withBaseline, 'sha256:2')), 'another baseline image (its content differs)');
+  });
+
   it('answers compared for the check: the same within 1e-4, another score, label, box or count is another answer', () => {
     const record = (score: number, x1 = 0.5, objects = 1): PredictionRecord => ({
       image: 'u',
@@ -215,6 +240,7 @@ describe('never stale, never stuck, always bounded', () => {
     const again = await runCli(['run', '--config', file, '--dataset-uri', data, '--output', out]);
     assert.equal(again.code, 0);
     assert.doesNotMatch(again.stdout, /reused/);
+    assert.match(again.stderr, new RegExp(`resume: results an earlier run stored in this output were made with an earlier revision of the explanation code \\(${EXPLANATION_REVISION - 1} → ${EXPLANATION_REVISION}\\), so they are not reused`));
     assert.ok(modelA.requests.length > calls, 'the image was explained again');
   });
 

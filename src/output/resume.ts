@@ -62,6 +62,44 @@ export function answerDifference(stored: PredictionRecord, fresh: PredictionReco
   return undefined;
 }
 
+/** A value as a difference names it: JSON, cut short; "unset" for what was not set. */
+function shown(value: unknown): string {
+  if (value === null || value === undefined) return 'unset';
+  const text = JSON.stringify(value);
+  return text.length > 60 ? `${text.slice(0, 57)}…` : text;
+}
+
+/**
+ * How the fingerprint stored with a result differs from this run's, in words (the fields that
+ * differ, before → now), so that a run that reuses nothing says why: another num_samples, another
+ * endpoint, an earlier revision of the explanation code.
+ */
+export function fingerprintDifference(stored: string, current: string): string {
+  let before: Map<string, unknown>;
+  let now: Map<string, unknown>;
+  try {
+    before = new Map(JSON.parse(stored) as [string, unknown][]);
+    now = new Map(JSON.parse(current) as [string, unknown][]);
+  } catch {
+    return 'a config this run cannot read back';
+  }
+  const differences: string[] = [];
+  for (const key of new Set([...before.keys(), ...now.keys()])) {
+    const [a, b] = [before.get(key), now.get(key)];
+    if (JSON.stringify(a) === JSON.stringify(b)) continue;
+    if (key === 'explanation_revision') differences.push(`an earlier revision of the explanation code (${shown(a)} → ${shown(b)})`);
+    else if (key === 'baseline_content') differences.push('another baseline image (its content differs)');
+    else if (key === 'endpoint' && a && b && typeof a === 'object' && typeof b === 'object') {
+      const [x, y] = [a as Record<string, unknown>, b as Record<string, unknown>];
+      for (const field of new Set([...Object.keys(x), ...Object.keys(y)])) {
+        if (JSON.stringify(x[field]) === JSON.stringify(y[field])) continue;
+        differences.push(field === 'custom_attributes_sha256' ? 'other custom_attributes' : `the endpoint's ${field} ${shown(x[field])} → ${shown(y[field])}`);
+      }
+    } else differences.push(`${key} ${shown(a)} → ${shown(b)}`);
+  }
+  return differences.length > 0 ? differences.join('; ') : 'another config';
+}
+
 interface Marker {
   readonly fingerprint: string;
   readonly key: string;
@@ -83,6 +121,8 @@ export class ResumeStore {
   /** A guard, not in the fingerprint: a stored image over a lowered limit is not reused (the run would refuse it). */
   private readonly maxPixels: number;
   reused = 0;
+  /** Stored results made with another fingerprint are said once (the first found), not per image. */
+  private saidOtherFingerprint = false;
   /** Whether the endpoint still gives the stored answers: unknown until one stored image is predicted again. */
   private endpoint: 'unknown' | 'same' | 'changed' = 'unknown';
   /** A check under way: settles when its image has been predicted, or could not be. */
@@ -151,7 +191,14 @@ export class ResumeStore {
     } catch {
       return undefined; // no marker (or unreadable): explain it
     }
-    if (marker.fingerprint !== this.fingerprint || marker.key !== key || marker.content !== content) return undefined;
+    if (marker.fingerprint !== this.fingerprint) {
+      if (!this.saidOtherFingerprint) {
+        this.saidOtherFingerprint = true;
+        this.log(`resume: results an earlier run stored in this output were made with ${fingerprintDifference(marker.fingerprint, this.fingerprint)}, so they are not reused: their images are explained again`);
+      }
+      return undefined;
+    }
+    if (marker.key !== key || marker.content !== content) return undefined;
     for (const artifact of marker.artifacts) if (!(await this.output.exists(artifact))) return undefined;
     const result = deserializeResult(marker.result);
     const { width = 0, height = 0, original_width: originalWidth, original_height: originalHeight } = result.record;
