@@ -11,7 +11,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { type AnalysisConfig, answerBytesPerImage, DEFAULT_DATASET_URI, explainedOutputsSaid, listingBudgetBytes, memoryBudgetBytes, plannedCallsPerImage } from './config/config.js';
 import { type DatasetCounts, type DatasetImage, listImages, openDataset, ownOutputFilter } from './dataset/dataset.js';
 import { ConfigError, errorMessage, StageError, stopSignalOf, StoppedBeforeStartError } from './errors.js';
-import { formatCount } from './output/format.js';
+import { formatCount, formatCountOf } from './output/format.js';
 import { readBaseline } from './explain/baseline.js';
 import { ClassificationExplainer } from './explain/classification.js';
 import { DetectionExplainer } from './explain/detection.js';
@@ -370,7 +370,7 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
       endpointFailuresInARow += 1;
       const limit = ext.stop_after_failed_images;
       if (limit > 0 && endpointFailuresInARow >= limit) {
-        halt(`${endpointFailuresInARow} images in a row failed at the endpoint (clarify_images.stop_after_failed_images is ${limit}); the last: [${failure.stage}] ${failure.message}`);
+        halt(`${formatCountOf(endpointFailuresInARow, 'image')} in a row failed at the endpoint (clarify_images.stop_after_failed_images is ${limit}); the last: [${failure.stage}] ${failure.message}`);
       }
     } else if (!failure) {
       endpointFailuresInARow = 0;
@@ -500,6 +500,6 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   invoker.close();
   options.stop?.removeEventListener('abort', onStop);
   const summary = await writer.finish({ ...runFacts(), partial: stopped, stopReason: haltReason ?? (stopped ? 'stopped by a signal' : undefined) });
-  if (resume.reused > 0) log(`${resume.reused} images reused from a previous run (their files verified, and the endpoint's answer to one of them; --force recomputes)`);
+  if (resume.reused > 0) log(`${formatCountOf(resume.reused, 'image')} reused from a previous run (their files verified, and the endpoint's answer to one of them; --force recomputes)`);
   return { summary, exitCode: summary.images.failed > 0 || haltReason ? 1 : 0, stopped: stopped && !haltReason, halted: haltReason !== undefined, reused: resume.reused };
 }

@@ -128,54 +128,54 @@ describe('pace: what set a run’s pace', () => {
 
 describe('pace: the measurements behind it', () => {
   it('the limiter integrates calls in flight, and the time every slot was taken', async () => {
-    const limiter = new ConcurrencyLimiter({ mode: 'fixed', max: 2 });
+    let now = 1000; // ms, moved by hand: the integrals are exact
+    const limiter = new ConcurrencyLimiter({ mode: 'fixed', max: 2, clock: () => now });
     assert.deepEqual(limiter.occupancy(), { callSeconds: 0, fullSeconds: 0 });
     const first = await limiter.acquire();
-    await sleep(40);
-    const oneHeld = limiter.occupancy();
+    now += 40;
     // One of two slots: calls accrue, the limiter is not full.
-    assert.ok(oneHeld.callSeconds > 0.02, `one call held: ${oneHeld.callSeconds}`);
-    assert.equal(oneHeld.fullSeconds, 0);
+    assert.deepEqual(limiter.occupancy(), { callSeconds: 0.04, fullSeconds: 0 });
     const second = await limiter.acquire();
-    await sleep(40);
-    // The release ends the full time: the time before it counts as it stood (full, two calls).
-    first({ kind: 'ok', latencyMs: 80 });
-    const afterRelease = limiter.occupancy();
-    const fullFor = afterRelease.fullSeconds;
-    assert.ok(fullFor > 0.02, `both slots held: ${fullFor}`);
-    assert.ok(Math.abs(afterRelease.callSeconds - oneHeld.callSeconds - 2 * fullFor) < 0.005, `${afterRelease.callSeconds} − ${oneHeld.callSeconds} ≈ 2 × ${fullFor}`);
-    // Both taken again, and a call queued for a slot: full while it waits.
+    now += 30;
+    // The release ends the full time: the 30 ms before it count as they stood (full, two calls).
+    first({ kind: 'ok', latencyMs: 70 });
+    now += 10;
+    assert.deepEqual(limiter.occupancy(), { callSeconds: 0.04 + 0.06 + 0.01, fullSeconds: 0.03 });
+    // Both taken again, and a call queued for a slot: full while it waits, and when it is handed one.
     const third = await limiter.acquire();
     const queued = limiter.acquire();
-    await sleep(30);
-    third({ kind: 'ok', latencyMs: 30 }); // hands its slot to the queued call: still full
+    now += 20;
+    third({ kind: 'ok', latencyMs: 20 });
+    const release4 = await queued;
+    now += 5;
+    second({ kind: 'ok', latencyMs: 65 });
     const handedOn = limiter.occupancy();
-    assert.ok(handedOn.fullSeconds - fullFor > 0.015, `full while a call waited: ${handedOn.fullSeconds} after ${fullFor}`);
-    second({ kind: 'ok', latencyMs: 110 });
-    const oneLeft = limiter.occupancy();
-    await sleep(20);
+    assert.ok(Math.abs(handedOn.fullSeconds - (0.03 + 0.025)) < 1e-12, `${handedOn.fullSeconds}`);
+    assert.ok(Math.abs(handedOn.callSeconds - (0.11 + 2 * 0.025)) < 1e-12, `${handedOn.callSeconds}`);
+    // One call of two slots: not full; it accrues alone.
+    now += 50;
     const later = limiter.occupancy();
-    assert.equal(later.fullSeconds, oneLeft.fullSeconds, 'one call of two slots: not full');
-    assert.ok(later.callSeconds - oneLeft.callSeconds > 0.01, 'the queued call, now in flight, accrues');
-    (await queued)({ kind: 'ok', latencyMs: 1 });
+    assert.ok(Math.abs(later.fullSeconds - handedOn.fullSeconds) < 1e-12);
+    assert.ok(Math.abs(later.callSeconds - handedOn.callSeconds - 0.05) < 1e-12);
+    release4({ kind: 'ok', latencyMs: 55 });
     const idle = limiter.occupancy();
-    await sleep(20);
+    now += 100;
     assert.deepEqual(limiter.occupancy(), idle, 'nothing accrues with no call in flight');
   });
 
   it('the memory budget integrates the time some image waited for room', async () => {
-    const budget = new MemoryBudget(100);
+    let now = 0;
+    const budget = new MemoryBudget(100, () => now);
     const first = await budget.acquire(60);
-    await sleep(30);
+    now += 30;
     assert.equal(budget.waitedSeconds(), 0, 'nobody waits while images fit');
     const second = budget.acquire(60); // does not fit beside the first: waits
-    await sleep(40);
+    now += 40;
     first();
     const release = await second;
-    const waited = budget.waitedSeconds();
-    assert.ok(waited > 0.03, `waited ${waited}`);
-    await sleep(30);
-    assert.equal(budget.waitedSeconds(), waited, 'admitted: the wait ended with the release');
+    assert.equal(budget.waitedSeconds(), 0.04);
+    now += 30;
+    assert.equal(budget.waitedSeconds(), 0.04, 'admitted: the wait ended with the release');
     release();
   });
 

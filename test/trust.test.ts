@@ -20,7 +20,7 @@ import { answerDifference, fingerprintDifference } from '../src/output/resume.js
 import { BYTES_PER_OUTPUT_SEGMENT, explanationBytes } from '../src/compute/memory.js';
 import { resultFingerprint, validateConfig } from '../src/config/config.js';
 import { MAX_WAITING_RESULTS, WAITING_RESULTS_MEMORY_SHARE, waitingResultsFull } from '../src/job.js';
-import { formatCount } from '../src/output/format.js';
+import { formatCount, formatCountOf } from '../src/output/format.js';
 import { openStorage } from '../src/storage/storage.js';
 import { EXPLANATION_REVISION } from '../src/explain/revision.js';
 import { scratchDir } from './support/scratch-dir.js';
@@ -86,7 +86,7 @@ describe('never stale, never stuck, always bounded', () => {
     await writeFile(path.join(data, 'b.png'), await fx.solidPng(24, 24, [20, 220, 20]));
     const before = modelB.requests.length;
     const replaced = await runCli(['run', '--config', await config('b', modelB.url), '--dataset-uri', data, '--output', out]);
-    assert.match(replaced.stdout, /1 images reused/);
+    assert.match(replaced.stdout, /1 image reused/);
     assert.ok(modelB.requests.length > before, 'the replaced image was explained again');
     // Model B reverses the colours: red reads "blue"; the new green image reads "green".
     assert.deepEqual((await readRecords(out)).map((r) => r.predicted_label), ['blue', 'green']);
@@ -109,7 +109,7 @@ describe('never stale, never stuck, always bounded', () => {
     assert.equal((await runCli(['run', '--config', await config('pixels-a', modelA.url), '--dataset-uri', data, '--output', out])).code, 0);
     const again = await runCli(['run', '--config', await config('pixels-b', modelA.url, { max_image_pixels: 1000 }), '--dataset-uri', data, '--output', out]);
     assert.equal(again.code, 1, again.stderr);
-    assert.match(again.stdout, /1 images reused/);
+    assert.match(again.stdout, /1 image reused/);
     assert.match(again.stdout, /FAILED .*b-large\.png \[decode\]/);
     const records = (await readFile(path.join(out, 'predictions.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as PredictionRecord);
     assert.deepEqual(records.map((r) => [r.predicted_label, r.error?.stage]), [['red', undefined], [undefined, 'decode']]);
@@ -132,7 +132,7 @@ describe('never stale, never stuck, always bounded', () => {
     };
     assert.equal((await run()).code, 0);
     const onBlack = await valuesOf();
-    assert.match((await run()).stdout, /1 images reused/, 'unchanged: reused');
+    assert.match((await run()).stdout, /1 image reused/, 'unchanged: reused');
 
     // The same path, another image: the values are those the new baseline gives.
     await writeFile(baseline, await fx.solidPng(8, 8, [255, 255, 255]));
@@ -143,7 +143,7 @@ describe('never stale, never stuck, always bounded', () => {
     assert.ok(modelA.requests.length > calls, 'the image was explained again');
     const onWhite = await valuesOf();
     assert.notDeepEqual(onWhite, onBlack);
-    assert.match((await run()).stdout, /1 images reused/, 'and reused from then on');
+    assert.match((await run()).stdout, /1 image reused/, 'and reused from then on');
   });
 
   it('a model updated behind the same endpoint is noticed: the first stored image is predicted again, and on another answer nothing is reused', async () => {
@@ -227,7 +227,7 @@ describe('never stale, never stuck, always bounded', () => {
     const out = path.join(tmp, 'revision-out');
     const file = await config('revision', modelA.url);
     assert.equal((await runCli(['run', '--config', file, '--dataset-uri', data, '--output', out])).code, 0);
-    assert.match((await runCli(['run', '--config', file, '--dataset-uri', data, '--output', out])).stdout, /1 images reused/);
+    assert.match((await runCli(['run', '--config', file, '--dataset-uri', data, '--output', out])).stdout, /1 image reused/);
     // The marker as the code before this revision would have written it.
     const markers = (await readdir(path.join(out, 'state'))).filter((f) => f.endsWith('.json'));
     assert.equal(markers.length, 1);
@@ -279,7 +279,7 @@ describe('never stale, never stuck, always bounded', () => {
       const before = server.requests.length;
       const second = await run();
       assert.equal(second.code, 0, second.stderr);
-      assert.match(second.stdout, /1 images reused/);
+      assert.match(second.stdout, /1 image reused/);
       assert.ok(server.requests.length > before, 'z.png was explained again');
       assert.deepEqual((await readRecords(out)).map((r) => r.predicted_label), ['red', 'blue']);
     } finally {
@@ -384,7 +384,7 @@ describe('never stale, never stuck, always bounded', () => {
     // Resumed, the image's unknown errors come back from its marker as null: still "unknown", no crash.
     const again = await runCli(['run', '--config', file, '--dataset-uri', dir, '--output', out]);
     assert.equal(again.code, 0, again.stderr);
-    assert.match(again.stdout, /1 images reused/);
+    assert.match(again.stdout, /1 image reused/);
     assert.match(await readFile(path.join(out, 'report.ipynb'), 'utf8'), /± unknown/);
     assert.match(await readFile(path.join(out, 'report.html'), 'utf8'), /± unknown/);
   });
@@ -727,6 +727,8 @@ describe('global importance in bounded memory', () => {
   it('counts are written with thousands grouped, whatever the locale', () => {
     assert.deepEqual([0, 7, 999, 1000, 1234, 20_000, 1_234_567].map(formatCount), ['0', '7', '999', '1,000', '1,234', '20,000', '1,234,567']);
     assert.equal(formatCount(-12345), '-12,345');
+    // With their noun, singular for one ("1 images reused" was printed before).
+    assert.deepEqual([0, 1, 2, 1000].map((n) => formatCountOf(n, 'image')), ['0 images', '1 image', '2 images', '1,000 images']);
   });
 
   it('analysis.json lists the first 1,000 failures and counts the rest; the report says where every one is', async () => {

@@ -13,7 +13,7 @@ import { MergeStoppedError, mergeParts } from '../output/merge.js';
 import type { Shard } from '../output/run-writer.js';
 import { openStorage } from '../storage/storage.js';
 import { awsNodeNotice, type Command, EXIT_FAILURES, EXIT_OK, EXIT_USAGE, loadCheckedConfig } from './command.js';
-import { formatCount } from '../output/format.js';
+import { formatCount, formatCountOf } from '../output/format.js';
 import { paceLines, printSummary, runWithSignals, signalExitCode, withStopSignals } from './run.js';
 
 export function mlRoot(): string {
@@ -129,7 +129,7 @@ CLARIFY_IMAGES_ML_ROOT replaces /opt/ml (for tests).`,
         progress: { isTTY: false, write: (text) => process.stderr.write(text) },
       });
       if (signal) {
-        await failureMessage(root, `stopped by ${signal}: ${result.summary.images.not_processed ?? 0} images not processed; complete images are in the output and are reused by a new run over it`);
+        await failureMessage(root, `stopped by ${signal}: ${formatCountOf(result.summary.images.not_processed ?? 0, 'image')} not processed; complete images are in the output and are reused by a new run over it`);
         return signalExitCode(signal);
       }
       let summary = result.summary;

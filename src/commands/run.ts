@@ -7,7 +7,7 @@ import type { Shard } from '../output/run-writer.js';
 import type { AnalysisSummary } from '../output/records.js';
 import { fewSegmentsSaid } from '../output/segment-note.js';
 import { awsNodeNotice, type CliIo, type Command, EXIT_FAILURES, EXIT_USAGE, loadRunnableConfig, optionalString, printConfigError, requireString, UsageError } from './command.js';
-import { formatCount } from '../output/format.js';
+import { formatCount, formatCountOf } from '../output/format.js';
 
 /** Exit codes of a run ended by a signal, as shells report them (128 + signal number). */
 export const EXIT_SIGINT = 130;
@@ -51,11 +51,11 @@ export function printSummary({ summary, reused }: JobResult, outputUri: string, 
   io.out(
     `${count(images.succeeded)} of ${count(dataset.images_found)} images succeeded, ${count(images.failed)} failed, ` +
       `${count(dataset.files_skipped)} non-image files skipped; ${count(calls.calls)} endpoint calls (${count(calls.retries)} retries)` +
-      `${reused > 0 ? `; ${count(reused)} images reused from a previous run` : ''}; results in ${outputUri}`,
+      `${reused > 0 ? `; ${formatCountOf(reused, 'image')} reused from a previous run` : ''}; results in ${outputUri}`,
   );
   if (summary.status === 'partial') {
     const why = summary.stop_reason && summary.stop_reason !== 'stopped by a signal' ? ` ${summary.stop_reason}.` : '';
-    io.out(`  STOPPED:${why} ${count(images.not_processed ?? 0)} images not processed; run again over the same output to finish (complete images are reused).`);
+    io.out(`  STOPPED:${why} ${formatCountOf(images.not_processed ?? 0, 'image')} not processed; run again over the same output to finish (complete images are reused).`);
   }
   for (const line of paceLines(summary)) io.out(line);
   for (const failure of summary.failures.slice(0, 20)) io.out(`  FAILED ${failure.image} [${failure.stage}]: ${failure.message}`);

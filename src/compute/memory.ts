@@ -87,10 +87,16 @@ export class OverBudgetError extends Error {
 export class MemoryBudget {
   private used = 0;
   private readonly waiting: { bytes: number; admit: () => void }[] = [];
-  // Time some image waited for room, integrated up to `accountedAt` (performance.now() ms).
-  private accountedAt = performance.now();
+  // Time some image waited for room, integrated up to `accountedAt` (ms on `clock`).
+  private accountedAt: number;
   private waitedMs = 0;
-  constructor(readonly capacity: number) {}
+  constructor(
+    readonly capacity: number,
+    /** In ms (default performance.now; tests give their own). */
+    private readonly clock: () => number = () => performance.now(),
+  ) {
+    this.accountedAt = clock();
+  }
 
   /** Seconds during which at least one image waited for room (since the budget was made). */
   waitedSeconds(): number {
@@ -100,7 +106,7 @@ export class MemoryBudget {
 
   /** Adds the time since the last change; called before every change of `waiting`. */
   private account(): void {
-    const now = performance.now();
+    const now = this.clock();
     if (this.waiting.length > 0) this.waitedMs += now - this.accountedAt;
     this.accountedAt = now;
   }

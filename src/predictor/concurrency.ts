@@ -35,6 +35,8 @@ export interface LimiterOptions {
   /** Adaptive: where slow start begins (default min(4, max)). */
   readonly initial?: number;
   readonly latencyTolerance?: number;
+  /** The clock occupancy is measured by, in ms (default performance.now; tests give their own). */
+  readonly clock?: () => number;
 }
 
 export interface LimiterStats {
@@ -102,12 +104,15 @@ export class ConcurrencyLimiter {
   private probeWait = MIN_PROBE_WAIT;
   private quietWindows = 0;
   private probing = false;
-  // Occupancy, integrated up to `accountedAt` (performance.now() ms) with the state as it stood.
-  private accountedAt = performance.now();
+  // Occupancy, integrated up to `accountedAt` (ms on `clock`) with the state as it stood.
+  private readonly clock: () => number;
+  private accountedAt: number;
   private callMs = 0;
   private fullMs = 0;
 
   constructor(private readonly options: LimiterOptions) {
+    this.clock = options.clock ?? (() => performance.now());
+    this.accountedAt = this.clock();
     this.current = options.mode === 'fixed' ? options.max : Math.min(options.max, Math.max(1, options.initial ?? 4));
     this.windowStartLimit = this.current;
   }
@@ -130,7 +135,7 @@ export class ConcurrencyLimiter {
    * `inFlight`, `current` or `waiting` (they change only in acquire and in a release, at once).
    */
   private account(): void {
-    const now = performance.now();
+    const now = this.clock();
     const elapsed = now - this.accountedAt;
     this.accountedAt = now;
     this.callMs += elapsed * this.inFlight;
