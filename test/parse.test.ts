@@ -203,3 +203,39 @@ describe('response parsing: boxes that cannot be matched', () => {
     assert.throws(() => parseDetections(bytes('{"b": [[10, 10, 5, 50]], "s": [0.9], "l": ["cat"]}'), json(undefined), { ...size, detectionFields: fields }), /inverted box/);
   });
 });
+
+describe('response parsing: an expression that finds nothing says what would read the answer', () => {
+  const size = { labelHeaders: labels, width: 200, height: 100, detectionFormat: 'clarify' as const };
+  const message = (run: () => unknown): string => {
+    try {
+      run();
+    } catch (error) {
+      assert.ok(error instanceof ResponseError, String(error));
+      return error.message;
+    }
+    assert.fail('the answer was read');
+  };
+
+  it('a mistyped key: the key that holds the scores or the rows', () => {
+    assert.match(
+      message(() => parseClassScores(bytes('{"prediction":[0.1,0.6,0.3]}'), json('predictions'), labels)),
+      /^expected a list of 3 scores, got nothing; the answer holds scores under "prediction", which "predictor\.probability": "prediction" would read \(probability expression "predictions", accept type application\/json; body starts: /,
+    );
+    assert.match(
+      message(() => parseDetections(bytes('{"prediction": [[0, 0.9, 0.1, 0.1, 0.5, 0.5]]}'), json('predictions'), size)),
+      /^expected a list of detection rows \[class, score, x0, y0, x1, y1\]; the answer holds Clarify detection rows under "prediction", which "predictor\.probability": "prediction" would read \(/,
+    );
+  });
+
+  it('a model family’s shape: its config lines, the ones already set left out', () => {
+    const verbose = bytes('{"probabilities": [0.2, 0.1, 0.7], "labels": ["horse", "dog", "cat"]}');
+    assert.match(message(() => parseClassScores(verbose, json('prediction'), labels)), /; the answer holds JumpStart verbose classification, which "predictor\.probability": "probabilities" and "predictor\.label": "labels" would read \(/);
+    const jumpStart = bytes('{"normalized_boxes": [[0.1, 0.1, 0.5, 0.5]], "classes": [1], "scores": [0.9]}');
+    assert.match(message(() => parseDetections(jumpStart, json('prediction'), size)), /; the answer holds JumpStart detection, which "clarify_images\.detection_fields": \{"boxes":"normalized_boxes",.*\} would read \(/);
+  });
+
+  it('no hint where the answer has no shape we know, or is not JSON', () => {
+    assert.match(message(() => parseClassScores(bytes('{"result": "cat"}'), json('prediction'), labels)), /^expected a list of 3 scores, got nothing \(probability expression/);
+    assert.doesNotMatch(message(() => parseClassScores(bytes('cat,0.9'), { acceptType: 'text/csv', probability: 0 }, labels)), /the answer holds/);
+  });
+});

@@ -5,7 +5,8 @@
  * type and the start of the body.
  */
 import jmespath from 'jmespath';
-import type { AcceptType, DetectionFields, DetectionFormat } from '../config/config.js';
+import type { AcceptType, DetectionFields, DetectionFormat, ModelType } from '../config/config.js';
+import { recogniseAnswer } from './recognise.js';
 
 export interface ClassScore {
   readonly label: string;
@@ -53,6 +54,23 @@ function fail(format: ResponseFormat, body: Uint8Array, problem: string, what: '
   const expression = describeExpression(what === 'probability' ? format.probability : format.label, what);
   const start = Buffer.from(body.subarray(0, 200)).toString('utf8');
   throw new ResponseError(`${problem} (${expression}, accept type ${format.acceptType}; body starts: ${JSON.stringify(start)})`);
+}
+
+/**
+ * Where the expression found nothing of the kind wanted, what reads the answer instead, when it has
+ * a shape we know (`precheck` recognises the same): a mistyped key is the usual cause, and the
+ * answer beside the expression shows it only to a reader who looks.
+ */
+function shapeHint(record: Record_, modelType: ModelType, format: ResponseFormat): string {
+  if (record.kind !== 'json') return '';
+  const shape = recogniseAnswer(record.value, modelType);
+  if (!shape) return '';
+  const current: Readonly<Record<string, unknown>> = { probability: format.probability, label: format.label };
+  const lines = [
+    ...Object.entries(shape.predictor).filter(([key, value]) => JSON.stringify(current[key]) !== JSON.stringify(value)).map(([key, value]) => `"predictor.${key}": ${JSON.stringify(value)}`),
+    ...Object.entries(shape.clarifyImages).map(([key, value]) => `"clarify_images.${key}": ${JSON.stringify(value)}`),
+  ];
+  return lines.length > 0 ? `; the answer holds ${shape.name}, which ${lines.join(' and ')} would read` : '';
 }
 
 /** The first record of the payload as a JSON value, or CSV cells. */
@@ -172,7 +190,7 @@ export function parseClassScores(body: Uint8Array, format: ResponseFormat, label
   }
   selected = unwrapBatchOfOne(selected, (item) => !Array.isArray(item));
   if (!Array.isArray(selected)) {
-    return fail(format, body, `expected a list of ${labelHeaders.length} scores, got ${selected === null || selected === undefined ? 'nothing' : typeof selected}`);
+    return fail(format, body, `expected a list of ${labelHeaders.length} scores, got ${selected === null || selected === undefined ? 'nothing' : typeof selected}${shapeHint(record, 'IMAGE_CLASSIFICATION', format)}`);
   }
   const scores = selected.map(toNumber);
   if (scores.some((s) => !Number.isFinite(s))) return fail(format, body, 'the scores are not all finite numbers');
@@ -207,10 +225,10 @@ export interface DetectionOptions {
   readonly height: number;
 }
 
-function clarifyRows(answer: unknown, format: ResponseFormat, body: Uint8Array, options: DetectionOptions): Detection[] {
+function clarifyRows(answer: unknown, format: ResponseFormat, body: Uint8Array, options: DetectionOptions, hint: () => string): Detection[] {
   // [[rows…]] is a batch of one; [[0, 0.97, …]] is one row ([[]] a batch of one with no detections).
   const selected = unwrapBatchOfOne(answer, (row) => Array.isArray(row));
-  if (!Array.isArray(selected)) return fail(format, body, 'expected a list of detection rows [class, score, x0, y0, x1, y1]');
+  if (!Array.isArray(selected)) return fail(format, body, `expected a list of detection rows [class, score, x0, y0, x1, y1]${hint()}`);
   return selected.map((row, i): Detection => {
     if (!Array.isArray(row) || row.length < 6) return fail(format, body, `detection row ${i} is not [class, score, x0, y0, x1, y1]`);
     const [cls, score, x0, y0, x1, y1] = row.slice(0, 6).map(toNumber) as [number, number, number, number, number, number];
@@ -305,7 +323,7 @@ export function parseDetections(body: Uint8Array, format: ResponseFormat, option
   if (record.kind === 'csv') return fail(format, body, 'object detection answers must be JSON');
   const selected = select(record, format.probability, format, body, 'probability');
   const fields = options.detectionFields ?? (options.detectionFormat === 'mask_rcnn' ? MASK_RCNN_FIELDS : undefined);
-  return fields ? fieldDetections(selected, fields, format, body, options) : clarifyRows(selected, format, body, options);
+  return fields ? fieldDetections(selected, fields, format, body, options) : clarifyRows(selected, format, body, options, () => shapeHint(record, 'OBJECT_DETECTION', format));
 }
 
 /** Keep detections scoring at least `threshold`, best first, at most `maxObjects`. */
