@@ -142,10 +142,12 @@ describe('JumpStart and Hugging Face endpoints (examples/model-families)', () =>
       assert.equal(run.code, 1);
       const summary = JSON.parse(await readFile(path.join(out, 'analysis.json'), 'utf8')) as AnalysisSummary;
       assert.equal(summary.images.failed, 2);
-      assert.match(summary.failures[0]!.message, /Content type image\/jpeg is not supported/);
+      // The run's failure says which line fixes it, as precheck does.
+      assert.match(summary.failures[0]!.message, /Content type image\/jpeg is not supported.*; the model refused the content type\. JumpStart image models take only application\/x-image: set "clarify_images\.wire_content_type": "application\/x-image"/);
       const precheck = await runCli(['precheck', '--config', config, '--image', path.join(datasets.classification, 'red.jpg')], sdkEnv(endpoint));
       assert.equal(precheck.code, 1);
       assert.match(precheck.stdout, /HINT: .*"clarify_images.wire_content_type": "application\/x-image"/);
+      assert.doesNotMatch(precheck.stdout, /VERDICT: .*wire_content_type/, 'said once, on its own line');
     } finally {
       await endpoint.stop();
     }

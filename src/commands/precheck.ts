@@ -8,7 +8,7 @@ import { ConfigError, errorMessage } from '../errors.js';
 import { decodeImage, describeDecodeError } from '../image/decode.js';
 import { encodeImage, encodeNpyBatch } from '../image/encode.js';
 import { splitBatchAnswer } from '../predictor/batcher.js';
-import { createInvoker, Predictor, wireHeaders } from '../predictor/predictor.js';
+import { contentTypeRefusal, createInvoker, Predictor, wireHeaders } from '../predictor/predictor.js';
 import { firstJsonValue, recogniseAnswer, type RecognisedShape } from '../predictor/recognise.js';
 import { EndpointError } from '../predictor/transport.js';
 import { readUri } from '../storage/storage.js';
@@ -29,15 +29,6 @@ function printShape(shape: RecognisedShape, config: AnalysisConfig, io: { out(te
     lines.push(`  "predictor.label_headers": ${JSON.stringify(shape.labels.slice(0, 20))}${shape.labels.length > 20 ? ` … (${shape.labels.length} labels)` : ''}`);
   }
   if (lines.length > 0) io.out(`These config lines read it:\n${lines.join('\n')}`);
-}
-
-/** A refusal of the content type is the usual first error with JumpStart models. */
-function contentTypeHint(error: unknown, contentType: string): string | undefined {
-  if (!(error instanceof EndpointError) && !(error instanceof Error && error.cause instanceof EndpointError)) return undefined;
-  if (!/content[ -_]?type|unsupported media|415/i.test(errorMessage(error))) return undefined;
-  return contentType === 'application/x-image'
-    ? undefined
-    : 'HINT: the model refused the content type. JumpStart image models take only application/x-image: set "clarify_images.wire_content_type": "application/x-image" (the payload stays JPEG or PNG, per predictor.content_type).';
 }
 
 async function firstImage(config: AnalysisConfig, datasetUri: string): Promise<{ uri: string; bytes: Buffer }> {
@@ -143,9 +134,10 @@ call failed), 2 on a config or usage error.`,
         return EXIT_FAILURES;
       }
     } catch (error) {
-      io.out(`VERDICT: the call failed: ${errorMessage(error)}`);
-      const hint = contentTypeHint(error, headers.contentType);
-      if (hint) io.out(hint);
+      // The refusal's advice, which the failure carries at its end, goes on its own line.
+      const refused = contentTypeRefusal(error, headers.contentType);
+      io.out(`VERDICT: the call failed: ${refused ? errorMessage(error).replace(`; ${refused}`, '') : errorMessage(error)}`);
+      if (refused) io.out(`HINT: ${refused}.`);
       return EXIT_FAILURES;
     } finally {
       invoker.close();

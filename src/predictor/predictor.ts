@@ -1,9 +1,9 @@
 /** The predictor stage: send one encoded image, get back class scores or detections. */
 import { type AnalysisConfig, endpointTarget } from '../config/config.js';
-import { StageError } from '../errors.js';
+import { errorMessage, StageError } from '../errors.js';
 import { EndpointInvoker, StopError } from './invoker.js';
 import { type ClassScore, type Detection, parseClassScores, parseDetections, type ResponseFormat, selectDetections } from './parse.js';
-import { ContainerHttpTransport, type EndpointTransport, type InvokeResponse, SageMakerRuntimeTransport } from './transport.js';
+import { ContainerHttpTransport, EndpointError, type EndpointTransport, type InvokeResponse, SageMakerRuntimeTransport } from './transport.js';
 
 export type Prediction =
   | { readonly kind: 'classification'; readonly scores: readonly ClassScore[]; readonly predicted: ClassScore }
@@ -29,6 +29,18 @@ export function createTransport(config: AnalysisConfig): EndpointTransport {
 export function wireHeaders(config: AnalysisConfig): { contentType: string; accept: string } {
   const ext = config.clarify_images;
   return { contentType: ext.wire_content_type ?? config.predictor.content_type, accept: ext.wire_accept ?? config.predictor.accept_type };
+}
+
+/**
+ * A refusal of the content type is the usual first error with JumpStart image models, which take
+ * only application/x-image: what to set, or undefined for any other failure (or already that type).
+ */
+export function contentTypeRefusal(error: unknown, wireContentType: string): string | undefined {
+  if (!(error instanceof EndpointError) && !(error instanceof Error && error.cause instanceof EndpointError)) return undefined;
+  if (!/content[ -_]?type|unsupported media|415/i.test(errorMessage(error))) return undefined;
+  return wireContentType === 'application/x-image'
+    ? undefined
+    : 'the model refused the content type. JumpStart image models take only application/x-image: set "clarify_images.wire_content_type": "application/x-image" (the payload stays JPEG or PNG, per predictor.content_type)';
 }
 
 export function createInvoker(config: AnalysisConfig, transport: EndpointTransport = createTransport(config)): EndpointInvoker {
@@ -69,7 +81,8 @@ export class Predictor {
       });
     } catch (error) {
       if (error instanceof StopError) throw error;
-      throw new StageError('invoke', error instanceof Error ? error.message : String(error), { cause: error });
+      const refused = contentTypeRefusal(error, wireHeaders(this.config).contentType);
+      throw new StageError('invoke', `${error instanceof Error ? error.message : String(error)}${refused ? `; ${refused}` : ''}`, { cause: error });
     }
   }
 
