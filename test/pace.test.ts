@@ -71,7 +71,9 @@ describe('pace: what set a run’s pace', () => {
     assert.equal(pace.cpu.workers_busy_share, 0.8);
     assert.deepEqual(pace.cpu.stage_seconds, { segmentation: 2, masking: 2, solve: 24, guided_sampling: 4 });
     assert.match(pace.said, /^set by this machine's CPU: CPU stages 80 % busy on 4 threads, the process at 75 % of 4 cores \(the solve 75 % of that, guided sampling 13 %\); call slots all taken 10 % of the time/);
-    assert.match(pace.said, /clarify_images\.estimator "kernel"/);
+    assert.match(pace.said, /Faster: more cores, more hosts \(instance_count, or --shard and merge\), or clarify_images\.estimator "kernel"/);
+    // With cpu_workers below the cores, the threads come first.
+    assert.match(judged(start, end, { ...ADAPTIVE, workers: 1 }, 'tree-adjusted').said, /Faster: raise clarify_images\.cpu_workers \(1 of 4 cores\), more hosts/);
     // Kernel SHAP already, or a run whose CPU went to segmentation: no estimator to suggest.
     assert.doesNotMatch(judged(start, end, ADAPTIVE, 'kernel').said, /estimator/);
     const [s2, e2] = readings(10, { cpu: 30, busy: { segment: 30, solve: 2 } });

@@ -180,7 +180,9 @@ function paceSentence(
       .map(([name, s], k) => `${name} ${percent(s / f.busy)}${k === 0 ? ' of that' : ''}`);
     const solving = f.busy > 0 ? (f.stageSeconds.solve + f.stageSeconds.guided_sampling) / f.busy : 0;
     const kernel = estimator === 'tree-adjusted' && solving >= 0.5 ? ', or clarify_images.estimator "kernel" (about a tenth of the CPU per call, but more calls for the same accuracy)' : '';
-    return `set by this machine's CPU: ${cpu}${largest.length > 0 ? ` (${largest.join(', ')})` : ''}; ${slots}. Faster: more cores (clarify_images.cpu_workers), more hosts (instance_count, or --shard and merge)${kernel}.`;
+    // Stages on fewer threads than cores: the threads first (cpu_workers set low), then the machine.
+    const cores = capacity.workers < capacity.cores ? `raise clarify_images.cpu_workers (${capacity.workers} of ${capacity.cores} cores)` : 'more cores';
+    return `set by this machine's CPU: ${cpu}${largest.length > 0 ? ` (${largest.join(', ')})` : ''}; ${slots}. Faster: ${cores}, more hosts (instance_count, or --shard and merge)${kernel}.`;
   }
   if (bound === 'memory') {
     return `set by max_memory_mb: images waited for room in its ${formatCount(Math.round(capacity.memoryBytes / 2 ** 20))} MiB for images ${percent(f.memoryWaiting)} of the time, so few were in flight; ${slots}; ${cpu}. Faster: raise clarify_images.max_memory_mb if the machine has the memory, or set clarify_images.max_image_side to explain large images shrunk.`;
