@@ -1,3 +1,6 @@
+import { printSummary } from '../src/commands/run.js';
+import { FinalWriter } from '../src/output/run-writer.js';
+import { openStorage } from '../src/storage/storage.js';
 import assert from 'node:assert/strict';
 import { mkdir, readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -231,5 +234,28 @@ describe('object detection explanations', () => {
     assert.equal(summary.images.succeeded, 1);
     assert.equal(summary.images.without_detections, 1);
     assert.equal(summary.explanations?.objects_explained, 0);
+    // The console says so.
+    const lines: string[] = [];
+    printSummary({ summary, exitCode: 0, stopped: false, halted: false, reused: 0 }, 'out', { out: (l) => lines.push(l), err: () => undefined });
+    assert.match(lines[0]!, /^1 of 1 images succeeded, 0 failed, 0 non-image files skipped; \d+ endpoint calls \(0 retries\); 1 image without detections; results in out$/);
+  });
+
+  it('an image without detections is not noted for few segments: nothing was explained over them', async () => {
+    const out = path.join(tmp, 'out-few-none');
+    const config = validateConfig({
+      dataset_type: 'application/x-image',
+      methods: { shap: { image_config: { model_type: 'OBJECT_DETECTION', num_segments: 20 } } },
+      predictor: { endpoint_name: 'e', content_type: 'image/png', probability: 'prediction', label_headers: SQUARE_CLASSES },
+    });
+    const writer = await FinalWriter.open(openStorage(out), config, () => undefined);
+    const explanation = (key: string, objects: DetectionExplanationRecord['objects']): DetectionExplanationRecord =>
+      ({ image: `/data/${key}`, key, name: key, width: 8, height: 8, num_segments: 1, segments_path: 's.png', calls: 1, budget: 10, objects_path: 'o.jpeg', objects }) as DetectionExplanationRecord;
+    const record = { image: '/data/x', key: 'x', width: 8, height: 8 } as PredictionRecord;
+    await writer.add({ index: 0, key: 'none.png', uri: '/data/none.png', record, explanation: explanation('none.png', []), withoutDetections: true });
+    const object = { index: 1, label: SQUARE_CLASSES[0]!, class_index: 0, score: 0.9, box: { x0: 0, y0: 0, x1: 1, y1: 1 }, box_pixels: { x0: 0, y0: 0, x1: 8, y1: 8 }, heatmap_path: 'h.jpeg', prediction: 0.9, base_value: 0, shap_values: [0.9], std_errors: [0] };
+    const one = [object] as unknown as DetectionExplanationRecord['objects'];
+    await writer.add({ index: 1, key: 'one.png', uri: '/data/one.png', record, explanation: explanation('one.png', one) });
+    const summary = await writer.finish({ datasetUri: '/data', imagesFound: 2, filesSkipped: 0, endpoint: 'e', calls: { calls: 0, attempts: 0, retries: 0, failedCalls: 0, latencyMsTotal: 0 }, startedAt: new Date(), partial: false, reused: 0 });
+    assert.deepEqual(summary.explanations?.few_segments, { images: 1, num_segments: 20, first: { image: '/data/one.png', segments: 1 } });
   });
 });

@@ -51,6 +51,7 @@ export function printSummary({ summary, reused }: JobResult, outputUri: string, 
   io.out(
     `${count(images.succeeded)} of ${count(dataset.images_found)} images succeeded, ${count(images.failed)} failed, ` +
       `${count(dataset.files_skipped)} non-image files skipped; ${count(calls.calls)} endpoint calls (${count(calls.retries)} retries)` +
+      `${images.without_detections ? `; ${formatCountOf(images.without_detections, 'image')} without detections` : ''}` +
       `${reused > 0 ? `; ${formatCountOf(reused, 'image')} reused from a previous run` : ''}; results in ${outputUri}`,
   );
   if (summary.status === 'partial') {

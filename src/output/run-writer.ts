@@ -173,7 +173,8 @@ export class FinalWriter implements ResultWriter {
       if (explanation) {
         this.explained += 1;
         this.explanationCalls += explanation.calls;
-        this.fewSegments.add(explanation.image, explanation.num_segments);
+        // A detector's image without objects explains nothing, so its segments do not matter.
+        if (!('objects' in explanation) || explanation.objects.length > 0) this.fewSegments.add(explanation.image, explanation.num_segments);
         if ('objects' in explanation) this.objectsExplained += explanation.objects.length;
         else this.importance.add(explanation);
         await this.explanations?.write(`${JSON.stringify(explanation)}\n`);
