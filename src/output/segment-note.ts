@@ -5,7 +5,7 @@
  * image a low `segment_compactness` can leave one or two segments; a tiny image has few pixels to
  * share. The first few are said as they are written, and the summary counts them all.
  */
-import { formatCount } from './format.js';
+import { formatCountOf } from './format.js';
 
 /** Fewer than this share of num_segments counts as few. */
 export const FEW_SEGMENTS_SHARE = 0.25;
@@ -38,7 +38,7 @@ export class FewSegmentsNote {
     this.first ??= { image, segments };
     if (this.count <= SAID_IMAGES) {
       this.log(
-        `${image}: SLIC found ${segments} ${segments === 1 ? 'segment' : 'segments'} where num_segments asks for ${this.asked}, so its explanation can barely tell regions apart; ` +
+        `${image}: SLIC found ${formatCountOf(segments, 'segment')} where num_segments asks for ${this.asked}, so its explanation can barely tell regions apart; ` +
           `a higher segment_compactness gives more, evener segments on a finely textured image${this.count === SAID_IMAGES ? ' (more such images are counted in analysis.json, not said)' : ''}`,
       );
     }
@@ -52,7 +52,5 @@ export class FewSegmentsNote {
 /** The summary's note for the console, or undefined. */
 export function fewSegmentsSaid(note: FewSegmentsSummary | undefined): string | undefined {
   if (!note) return undefined;
-  const images = note.images === 1 ? '1 image' : `${formatCount(note.images)} images`;
-  const segments = note.first.segments === 1 ? '1 segment' : `${note.first.segments} segments`;
-  return `${images} came out with fewer than a quarter of num_segments ${note.num_segments} (the first: ${note.first.image}, with ${segments}); a higher segment_compactness gives more on a finely textured image`;
+  return `${formatCountOf(note.images, 'image')} came out with fewer than a quarter of num_segments ${note.num_segments} (the first: ${note.first.image}, with ${formatCountOf(note.first.segments, 'segment')}); a higher segment_compactness gives more on a finely textured image`;
 }
