@@ -9,7 +9,7 @@
 import os from 'node:os';
 import type { CpuStageKind } from '../compute/stage-clock.js';
 import type { LimiterOccupancy } from '../predictor/concurrency.js';
-import { formatCount } from './format.js';
+import { formatCount, formatCountOf } from './format.js';
 
 /** The readings a pace is judged from, taken at the start and at the end of the images. */
 export interface PaceReading {
@@ -154,9 +154,7 @@ function paceSentence(
   estimator: 'tree-adjusted' | 'kernel',
 ): string {
   const slots = `call slots all taken ${percent(f.fullShare)} of the time (${f.meanInFlight.toFixed(1)} calls in flight on average, limit ${formatCount(capacity.limit)})`;
-  const threads = capacity.workers === 1 ? '1 thread' : `${capacity.workers} threads`;
-  const cores = capacity.cores === 1 ? '1 core' : `${capacity.cores} cores`;
-  const cpu = `CPU stages ${percent(f.workersBusy)} busy on ${threads}, the process at ${percent(f.shareOfCores)} of ${cores}`;
+  const cpu = `CPU stages ${percent(f.workersBusy)} busy on ${formatCountOf(capacity.workers, 'thread')}, the process at ${percent(f.shareOfCores)} of ${formatCountOf(capacity.cores, 'core')}`;
   if (bound === 'endpoint') {
     const atMax = capacity.concurrency === 'fixed' || capacity.limit >= capacity.maxConcurrency;
     const faster = atMax
