@@ -16,7 +16,7 @@ import { readBaseline } from './explain/baseline.js';
 import { ClassificationExplainer } from './explain/classification.js';
 import { DetectionExplainer } from './explain/detection.js';
 import { ExplanationGroundwork } from './explain/groundwork.js';
-import { defaultWorkerCount, WorkerStages } from './compute/stages.js';
+import { availableCores, defaultWorkerCount, WorkerStages } from './compute/stages.js';
 import { fnv1a32 } from './explain/hash.js';
 import { decodedSize, decodeImage, describeDecodeError } from './image/decode.js';
 import { largestSideThatFits, MemoryBudget, OverBudgetError, unreadOverBudget, workingBytes } from './compute/memory.js';
@@ -26,7 +26,7 @@ import type { RgbImage } from './image/rgb.js';
 import { detectionRecord, explanationRecord, writeDetectionArtifacts, writeExplanationArtifacts } from './output/explanations.js';
 import { type PictureView, pictureView, renderSegmentBoundaries, renderSideBySide } from './output/heatmap.js';
 import { OutputNamer } from './output/names.js';
-import { availableCores, judgePace, type PaceSummary, readPace } from './output/pace.js';
+import { judgePace, type PaceSummary, readPace } from './output/pace.js';
 import { type AnalysisSummary, failureRecord, type ImageFailure, predictionRecord } from './output/records.js';
 import { shownInReport, topSegments, type ReportImage } from './output/report.js';
 import { type ReuseDecision, ResumeStore } from './output/resume.js';
@@ -399,7 +399,6 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
           // The whole listing was made before the first image (for the names), so the total is
           // known from the start: the bar's total and ETA count every image, not those admitted so far.
           imagesListed: shard ? Math.max(myImages, myImagesInListing) : Math.max(counts.imagesFound, fullListing.imagesFound),
-          listingComplete: true,
           failed: failedSoFar,
           calls: invoker.stats.calls,
           retries: invoker.stats.retries,

@@ -50,7 +50,7 @@ describe('progress', () => {
   });
 
   it('expects each image left to cost what those explained so far did, however many are in flight', () => {
-    const base: ProgressState = { imagesDone: 0, imagesListed: 100, listingComplete: true, failed: 0, calls: 0, retries: 0, callsPerImage: 1201, inFlight: 0, explained: 0, callsOfExplained: 0 };
+    const base: ProgressState = { imagesDone: 0, imagesListed: 100, failed: 0, calls: 0, retries: 0, callsPerImage: 1201, inFlight: 0, explained: 0, callsOfExplained: 0 };
     // Before any image is explained: the budget, for every image.
     assert.equal(expectedCalls(base), 120_100);
     // 16 images in flight, 486 calls made each, and 10 explained that took 972 each (an adaptive stop).
@@ -73,7 +73,7 @@ describe('progress', () => {
   it('counts calls per second over the last few seconds, so a pause between bursts does not read as 0', async () => {
     let calls = 0;
     const reporter = new ProgressReporter(
-      () => ({ imagesDone: 0, imagesListed: 4, listingComplete: true, failed: 0, calls, retries: 0, callsPerImage: 100, inFlight: 4, explained: 0, callsOfExplained: 0 }),
+      () => ({ imagesDone: 0, imagesListed: 4, failed: 0, calls, retries: 0, callsPerImage: 100, inFlight: 4, explained: 0, callsOfExplained: 0 }),
       { isTTY: false, write: () => undefined },
     );
     reporter.record();

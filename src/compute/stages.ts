@@ -65,9 +65,14 @@ export const inlineStages: CpuStages = {
 /** Images this small (256 × 256) are masked on the calling thread. */
 export const INLINE_MASK_PIXELS = 256 * 256;
 
+/** Cores this process may use. */
+export function availableCores(): number {
+  return Math.max(1, os.availableParallelism());
+}
+
 /** Worker threads the job uses by default: every core the process may use. */
 export function defaultWorkerCount(): number {
-  return Math.max(1, os.availableParallelism());
+  return availableCores();
 }
 
 export class WorkerStages implements CpuStages {

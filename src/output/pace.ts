@@ -6,7 +6,6 @@
  * said in analysis.json (`pace`), on the console and in the report, so a slow run says whether a
  * bigger endpoint, more cores, more memory or another estimator would speed it up.
  */
-import os from 'node:os';
 import type { CpuStageKind } from '../compute/stage-clock.js';
 import type { LimiterOccupancy } from '../predictor/concurrency.js';
 import { formatCount, formatCountOf } from './format.js';
@@ -186,9 +185,4 @@ function paceSentence(
     return `set by max_memory_mb: images waited for room in its ${formatCount(Math.round(capacity.memoryBytes / 2 ** 20))} MiB for images ${percent(f.memoryWaiting)} of the time, so few were in flight; ${slots}; ${cpu}. Faster: raise clarify_images.max_memory_mb if the machine has the memory, or set clarify_images.max_image_side to explain large images shrunk.`;
   }
   return `set by neither the endpoint (${slots}) nor the CPU (${cpu}): the images in flight waited on something else. With few images, each image's calls come in waves that wait on its own segmentation and solve; otherwise look at reading and writing (S3) or retries.`;
-}
-
-/** Cores this process may use. */
-export function availableCores(): number {
-  return Math.max(1, os.availableParallelism());
 }

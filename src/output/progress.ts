@@ -9,8 +9,8 @@ import cliProgress from 'cli-progress';
 
 export interface ProgressState {
   imagesDone: number;
+  /** Every image the run will take: the listing is made whole before the first image. */
   imagesListed: number;
-  listingComplete: boolean;
   failed: number;
   calls: number;
   retries: number;
@@ -124,12 +124,12 @@ export class ProgressReporter {
     const elapsed = (now - this.started) / 1000;
     const expected = expectedCalls(s);
     const callRate = elapsed > 0 ? s.calls / elapsed : 0;
-    const eta = s.listingComplete && callRate > 0 ? Math.max(0, (expected - s.calls) / callRate) : null;
+    const eta = callRate > 0 ? Math.max(0, (expected - s.calls) / callRate) : null;
     return {
       event: 'progress',
       images_done: s.imagesDone,
       images_listed: s.imagesListed,
-      listing_complete: s.listingComplete,
+      listing_complete: true, // the listing is whole before the first image: kept for readers of these records
       failed: s.failed,
       calls: s.calls,
       retries: s.retries,
@@ -143,7 +143,7 @@ export class ProgressReporter {
   private payload(r: ProgressRecord): Record<string, string | number> {
     const problems = [r.failed > 0 ? `${r.failed} failed` : '', r.retries > 0 ? `${r.retries} retries` : ''].filter(Boolean).join(', ');
     return {
-      images: `${r.images_done}/${r.images_listed}${r.listing_complete ? '' : '+'}`,
+      images: `${r.images_done}/${r.images_listed}`,
       rate: r.calls_per_second,
       problems: problems ? ` | ${problems}` : '',
     };

@@ -83,7 +83,8 @@ export interface Storage {
   readonly location: Location;
   /**
    * Every object below the root, in the store's listing order (S3 and local: byte order of keys),
-   * one page in memory at a time. `stop` cuts short the retries of an S3 page through an outage.
+   * one page in memory at a time. `stop` aborts an S3 page's request in flight and cuts short its
+   * retries through an outage.
    */
   list(stop?: AbortSignal): AsyncIterable<StoredObject>;
   read(key: string): Promise<Buffer>;
