@@ -13,22 +13,20 @@ import { type DatasetCounts, type DatasetImage, listImages, openDataset, ownOutp
 import { ConfigError, errorMessage, StageError, stopSignalOf, StoppedBeforeStartError } from './errors.js';
 import { formatCount, formatCountOf } from './output/format.js';
 import { readBaseline } from './explain/baseline.js';
-import { ClassificationExplainer } from './explain/classification.js';
-import { DetectionExplainer } from './explain/detection.js';
 import { ExplanationGroundwork } from './explain/groundwork.js';
+import { ImageExplainer } from './explain/outcome.js';
 import { availableCores, defaultWorkerCount, WorkerStages } from './compute/stages.js';
 import { fnv1a32 } from './explain/hash.js';
 import { decodedSize, decodeImage, describeDecodeError } from './image/decode.js';
 import { largestSideThatFits, MemoryBudget, OverBudgetError, unreadOverBudget, workingBytes } from './compute/memory.js';
 import { inSharedMemory } from './compute/transfer.js';
 import { encodeImage } from './image/encode.js';
-import type { RgbImage } from './image/rgb.js';
-import { detectionRecord, explanationRecord, writeDetectionArtifacts, writeExplanationArtifacts } from './output/explanations.js';
+import { writeExplanation } from './output/explanations.js';
 import { type PictureView, pictureView, renderSegmentBoundaries, renderSideBySide } from './output/heatmap.js';
 import { OutputNamer } from './output/names.js';
 import { judgePace, type PaceSummary, readPace } from './output/pace.js';
 import { type AnalysisSummary, failureRecord, type ImageFailure, predictionRecord } from './output/records.js';
-import { shownInReport, topSegments, type ReportImage } from './output/report.js';
+import { shownInReport, type ReportImage } from './output/report.js';
 import { type ReuseDecision, ResumeStore } from './output/resume.js';
 import { ProgressReporter, type ProgressSink } from './output/progress.js';
 import { FinalWriter, type ImageResult, PartWriter, type ResultWriter, type RunFacts, type Shard } from './output/run-writer.js';
@@ -36,7 +34,6 @@ import { RetryLog } from './output/retry-log.js';
 import { isEndpointWide, StopError } from './predictor/invoker.js';
 import { createInvoker, Predictor } from './predictor/predictor.js';
 import type { EndpointTransport } from './predictor/transport.js';
-import type { SegmentMap } from './segment/slic.js';
 import { parseLocation } from './storage/location.js';
 import { configureS3Resilience, isOutputUnwritable, openStorage } from './storage/storage.js';
 import { VERSION } from './version.js';
@@ -198,11 +195,8 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
   // object's), as much as its pixels at a few thousand labels: each image is admitted with them.
   const answerBytes = answerBytesPerImage(config);
   const groundwork = new ExplanationGroundwork(config, predictor, storageOptions, log, cpu, baselineBytes);
-  const classification = new ClassificationExplainer(groundwork);
-  const detection = new DetectionExplainer(groundwork);
+  const explainer = new ImageExplainer(groundwork);
   const wantsReport = (index: number): boolean => shownInReport(index, ext.report_max_images);
-  /** What the classifier's values are in: the scores, or their log-odds with use_logit. */
-  const valueUnit = config.methods.shap.use_logit ? 'log-odds' : 'probability';
   /** The report's fields every model type shares, drawn from the view (a shrunk copy of a big image). */
   const reportBase = async (image: DatasetImage, name: string, view: PictureView, calls: number, unit: string, firstHeatmap: Buffer | undefined): Promise<Omit<ReportImage, 'ranking' | 'panels'>> => ({
     uri: image.uri,
@@ -283,43 +277,17 @@ export async function runJob(config: AnalysisConfig, options: JobOptions): Promi
         reusedImages.add(image.index);
         return stored;
       }
-      const base = { index: image.index, key: image.key, uri: image.uri, record };
-      let result: ImageResult;
-      if (prediction.kind === 'detection') {
-        const explanation = await stageOf('explain', () => detection.explain(rgb, image.key, prediction.objects, prediction.all));
-        const line = detectionRecord(image, name, rgb, explanation);
-        const view = wantsReport(image.index) ? await pictureView(rgb, explanation.segments) : undefined;
-        const drawn = await stageOf('write', () => writeDetectionArtifacts(output, line, rgb, explanation, view));
-        const report: ReportImage | undefined = view
-          ? {
-              ...(await reportBase(image, name, view, explanation.calls, 'detection score', drawn.viewHeatmaps?.[0])),
-              ranking: line.objects.map((o) => ({ label: `${o.index}. ${o.label}`, score: o.score })),
-              overview: drawn.overview,
-              panels: line.objects.map((o, k) => ({
-                title: `Object ${o.index}: ${o.label} ${o.score.toFixed(3)}`,
-                heatmap: drawn.viewHeatmaps?.[k] ?? drawn.heatmaps[k]!,
-                prediction: o.prediction,
-                baseValue: o.base_value,
-                topSegments: topSegments(o.shap_values, o.std_errors),
-              })),
-            }
-          : undefined;
-        result = { ...base, explanation: line, withoutDetections: prediction.objects.length === 0, report };
-      } else {
-        const explanation = await stageOf('explain', () => classification.explain(rgb, image.key, prediction.scores.map((s) => s.score)));
-        const line = explanationRecord(image, name, rgb, config.predictor.label_headers, prediction.predicted.index, explanation);
-        const view = wantsReport(image.index) ? await pictureView(rgb, explanation.segments) : undefined;
-        const drawn = await stageOf('write', () => writeExplanationArtifacts(output, line, rgb, explanation, prediction.predicted.index, valueUnit, view));
-        const top = line.explanations[prediction.predicted.index]!;
-        const report: ReportImage | undefined = view
-          ? {
-              ...(await reportBase(image, name, view, line.calls, valueUnit, drawn.viewHeatmap)),
-              ranking: [...prediction.scores].sort((a, b) => b.score - a.score).slice(0, 5).map((s) => ({ label: s.label, score: s.score })),
-              panels: [{ title: `Predicted: ${top.label}`, heatmap: drawn.viewHeatmap ?? drawn.heatmap, prediction: top.prediction, baseValue: top.base_value, topSegments: topSegments(top.shap_values, top.std_errors) }],
-            }
-          : undefined;
-        result = { ...base, explanation: line, report };
-      }
+      const outcome = await stageOf('explain', () => explainer.explain(rgb, image.key, prediction));
+      const view = wantsReport(image.index) ? await pictureView(rgb, outcome.segments) : undefined;
+      const written = await stageOf('write', () => writeExplanation(output, image, name, rgb, outcome, view));
+      const pictures = view && written.pictures;
+      const report: ReportImage | undefined = pictures && {
+        ...(await reportBase(image, name, view, written.line.calls, pictures.unit, pictures.firstHeatmap)),
+        ranking: pictures.ranking,
+        ...(pictures.overview ? { overview: pictures.overview } : {}),
+        panels: pictures.panels,
+      };
+      const result: ImageResult = { index: image.index, key: image.key, uri: image.uri, record, explanation: written.line, withoutDetections: written.withoutDetections, report };
       await stageOf('write', () => resume.save(name, result, contentId));
       return result;
     } catch (error) {

@@ -10,7 +10,6 @@ import { encodeImage, encodeNpyBatch } from '../image/encode.js';
 import { splitBatchAnswer } from '../predictor/batcher.js';
 import { contentTypeRefusal, createInvoker, Predictor, wireHeaders } from '../predictor/predictor.js';
 import { firstJsonValue, recogniseAnswer, type RecognisedShape } from '../predictor/recognise.js';
-import { EndpointError } from '../predictor/transport.js';
 import { readUri } from '../storage/storage.js';
 import { awsNodeNotice, type Command, EXIT_FAILURES, EXIT_OK, EXIT_USAGE, loadRunnableConfig, optionalString, printConfigError, requireString } from './command.js';
 

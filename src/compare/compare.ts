@@ -5,7 +5,7 @@
  * the same image and parameters, so segment ids line up between runs.
  */
 import { iou } from '../explain/detection.js';
-import type { DetectionExplanationRecord, ExplanationRecord } from '../output/explanations.js';
+import type { DetectionExplanationRecord, ExplanationLine, ExplanationRecord } from '../output/explanations.js';
 import type { PredictionRecord } from '../output/records.js';
 import type { RunOutput } from './runs.js';
 import { significantSignFlips, spearman, topOverlap } from './stats.js';
@@ -133,7 +133,7 @@ function compareDetection(ea: DetectionExplanationRecord | undefined, eb: Detect
   return severity;
 }
 
-function heatmapOf(record: ExplanationRecord | DetectionExplanationRecord | undefined): string | undefined {
+function heatmapOf(record: ExplanationLine | undefined): string | undefined {
   if (!record) return undefined;
   return 'objects' in record ? record.objects[0]?.heatmap_path : record.heatmap_path;
 }

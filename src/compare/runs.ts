@@ -1,7 +1,7 @@
 /** Reading one job output (local folder or S3 prefix) for comparison. */
 import { ConfigError, errorMessage } from '../errors.js';
 import { type AnalysisConfig, configValue, RESULT_SHAPING_FIELDS } from '../config/config.js';
-import type { DetectionExplanationRecord, ExplanationRecord } from '../output/explanations.js';
+import type { ExplanationLine } from '../output/explanations.js';
 import type { PredictionRecord } from '../output/records.js';
 import { openStorage, type Storage } from '../storage/storage.js';
 
@@ -10,7 +10,7 @@ export interface RunOutput {
   readonly storage: Storage;
   readonly config: AnalysisConfig;
   readonly predictions: Map<string, PredictionRecord>;
-  readonly explanations: Map<string, ExplanationRecord | DetectionExplanationRecord>;
+  readonly explanations: Map<string, ExplanationLine>;
 }
 
 /**
@@ -19,7 +19,7 @@ export interface RunOutput {
  * segments), so keeping them all would grow with the run, and reading the file whole fails past
  * V8's longest string (about 512 MB: some 270 such images).
  */
-function slimExplanation(record: ExplanationRecord | DetectionExplanationRecord): ExplanationRecord | DetectionExplanationRecord {
+function slimExplanation(record: ExplanationLine): ExplanationLine {
   if ('objects' in record) return record;
   return { ...record, explanations: record.explanations.filter((e) => e.label === record.predicted_label) };
 }
@@ -48,9 +48,9 @@ export async function readRun(uri: string, role: 'baseline' | 'candidate'): Prom
     const record = JSON.parse(line) as PredictionRecord;
     predictions.set(record.key, record);
   });
-  const explanations = new Map<string, ExplanationRecord | DetectionExplanationRecord>();
+  const explanations = new Map<string, ExplanationLine>();
   await eachLine('explanations_shap/out.jsonl', false, (line) => {
-    const record = slimExplanation(JSON.parse(line) as ExplanationRecord | DetectionExplanationRecord);
+    const record = slimExplanation(JSON.parse(line) as ExplanationLine);
     explanations.set(record.key, record);
   });
   return { uri, storage, config, predictions, explanations };

@@ -5,14 +5,21 @@
  */
 import { StageError } from '../errors.js';
 import type { RgbImage } from '../image/rgb.js';
+import type { ClassScore } from '../predictor/parse.js';
 import type { SegmentMap } from '../segment/slic.js';
 import type { ExplanationGroundwork } from './groundwork.js';
 import { explainImage, type ImageShapResult } from './image-shap.js';
 
 export interface ClassificationExplanation {
+  readonly kind: 'classification';
   readonly segments: SegmentMap;
   readonly result: ImageShapResult;
   readonly budget: number;
+  /** The unmasked image's scores (untransformed), one per label_headers entry, and the top one. */
+  readonly scores: readonly ClassScore[];
+  readonly predicted: ClassScore;
+  /** What the values are in: the scores, or their log-odds with use_logit. */
+  readonly unit: 'probability' | 'log-odds';
 }
 
 /** Scores → log-odds, for `use_logit`. Scores must be probabilities. */
@@ -31,9 +38,10 @@ export class ClassificationExplainer {
     return Float64Array.from(scores, (s) => (useLogit ? logit(s) : s));
   }
 
-  /** `fullScores` are the (untransformed) scores of the unmasked image. */
-  async explain(image: RgbImage, key: string, fullScores: readonly number[]): Promise<ClassificationExplanation> {
+  /** `prediction` is the unmasked image's answer (its untransformed scores). */
+  async explain(image: RgbImage, key: string, prediction: { readonly scores: readonly ClassScore[]; readonly predicted: ClassScore }): Promise<ClassificationExplanation> {
     const g = this.groundwork;
+    const fullScores = prediction.scores.map((s) => s.score);
     const { segments, index } = await g.segment(image);
     const baseline = await g.baselineFor(image, key);
     const budget = g.budgetFor(segments.count);
@@ -55,6 +63,7 @@ export class ClassificationExplainer {
         return this.transform(prediction.scores.map((s) => s.score));
       },
     });
-    return { segments, result, budget };
+    const unit = g.config.methods.shap.use_logit ? 'log-odds' : 'probability';
+    return { kind: 'classification', segments, result, budget, scores: prediction.scores, predicted: prediction.predicted, unit };
   }
 }

@@ -79,10 +79,12 @@ export interface ObjectExplanation {
 }
 
 export interface DetectionExplanation {
+  readonly kind: 'detection';
   readonly segments: SegmentMap;
   readonly objects: readonly ObjectExplanation[];
   readonly calls: number;
   readonly budget: number;
+  readonly unit: 'detection score';
 }
 
 export class DetectionExplainer {
@@ -94,12 +96,14 @@ export class DetectionExplainer {
     return prediction.all;
   }
 
-  /** `objects` are the kept detections of the original image; `all` every detection it returned. */
-  async explain(image: RgbImage, key: string, objects: readonly Detection[], all: readonly Detection[]): Promise<DetectionExplanation> {
+  /** The prediction's `objects` are the kept detections of the original image; `all` every detection it returned. */
+  async explain(image: RgbImage, key: string, prediction: { readonly objects: readonly Detection[]; readonly all: readonly Detection[] }): Promise<DetectionExplanation> {
+    const { objects, all } = prediction;
     const g = this.groundwork;
     const { iou_threshold: threshold, context } = g.config.methods.shap.image_config;
     const { segments, index } = await g.segment(image);
-    if (objects.length === 0) return { segments, objects: [], calls: 0, budget: 0 };
+    const outcome = (calls: number, budget: number, explained: readonly ObjectExplanation[]): DetectionExplanation => ({ kind: 'detection', segments, objects: explained, calls, budget, unit: 'detection score' });
+    if (objects.length === 0) return outcome(0, 0, []);
     const baseline = await g.baselineFor(image, key);
     const valuesOf = (detections: readonly Detection[], which: readonly Detection[]): Float64Array =>
       Float64Array.from(which, (o) => matchScore(o, detections, threshold));
@@ -122,7 +126,7 @@ export class DetectionExplainer {
       });
       calls += result.calls;
       const players = Array.from({ length: segments.count }, (_, j) => j);
-      return { segments, budget, calls, objects: objects.map((object, k) => toObject(object, k, result, players, segments.count, fullRegion)) };
+      return outcome(calls, budget, objects.map((object, k) => toObject(object, k, result, players, segments.count, fullRegion)));
     }
 
     const explained: ObjectExplanation[] = [];
@@ -145,7 +149,7 @@ export class DetectionExplainer {
       calls += result.calls;
       explained.push(toObject(object, 0, result, restricted.players, segments.count, region));
     }
-    return { segments, budget, calls, objects: explained };
+    return outcome(calls, budget, explained);
   }
 }
 

@@ -6,7 +6,6 @@
 import { KERNEL_SOLVE, adjustedOutputCount, type SolveOptions } from './tree-adjusted.js';
 import { type AnalysisConfig, memoryBudgetBytes } from '../config/config.js';
 import { errorMessage, StageError } from '../errors.js';
-import { decodeImage, describeDecodeError } from '../image/decode.js';
 import { encodeImage } from '../image/encode.js';
 import type { RgbImage } from '../image/rgb.js';
 import type { Prediction, Predictor } from '../predictor/predictor.js';
@@ -15,7 +14,7 @@ import { type CpuStages, inlineStages } from '../compute/stages.js';
 import type { SegmentIndex } from './masking.js';
 import { StopError } from '../predictor/invoker.js';
 import { prepareAheadFor } from '../compute/memory.js';
-import { readUri, type StorageOptions } from '../storage/storage.js';
+import type { StorageOptions } from '../storage/storage.js';
 import { blurBaseline, decodeBaseline, loadBaselineImage, meanBaseline, noiseBaseline, resizeBaseline } from './baseline.js';
 import { fnv1a32 } from './hash.js';
 import { defaultBudget } from './kernel-shap.js';

@@ -1,11 +1,13 @@
 /** The explanation outputs: one out.jsonl record per image, its segment map and its heatmap. */
 import type { ClassificationExplanation } from '../explain/classification.js';
 import type { DetectionExplanation } from '../explain/detection.js';
+import type { ExplanationOutcome } from '../explain/outcome.js';
 import { seededRandom } from '../explain/random.js';
 import type { RgbImage } from '../image/rgb.js';
 import type { Storage } from '../storage/storage.js';
 import { boxInView, type HeatmapOptions, type PictureView, renderDetections, renderHeatmap } from './heatmap.js';
 import { encodeGray16Png } from './png16.js';
+import { type ReportImage, type ReportPanel, topSegments } from './report.js';
 
 export const EXPLANATIONS_DIR = 'explanations_shap';
 
@@ -71,19 +73,13 @@ function baseFields(image: { uri: string; key: string }, name: string, rgb: RgbI
   };
 }
 
-export function explanationRecord(
-  image: { uri: string; key: string },
-  name: string,
-  rgb: RgbImage,
-  labels: readonly string[],
-  predictedIndex: number,
-  explanation: ClassificationExplanation,
-): ExplanationRecord {
+export function explanationRecord(image: { uri: string; key: string }, name: string, rgb: RgbImage, explanation: ClassificationExplanation): ExplanationRecord {
   const { result, segments } = explanation;
+  const labels = explanation.scores.map((s) => s.label);
   return {
     ...baseFields(image, name, rgb, segments.count, result.calls, explanation.budget),
     heatmap_path: heatmapPath(name),
-    predicted_label: labels[predictedIndex] ?? '',
+    predicted_label: labels[explanation.predicted.index] ?? '',
     exact: result.exact,
     stopped_early: result.stoppedEarly,
     explanations: labels.map((label, o) => ({
@@ -97,7 +93,6 @@ export function explanationRecord(
   };
 }
 
-/** Segment map (16-bit PNG) and the top class's heatmap, written before the record that names them. */
 /** Three decimals with a true minus sign, for pictures. */
 const signed = (v: number): string => (v < 0 ? `−${(-v).toFixed(3)}` : v.toFixed(3));
 
@@ -110,19 +105,12 @@ export function topSegmentIds(values: ArrayLike<number>, count = 5): number[] {
 }
 
 /**
- * Writes the segment map and the heatmap. With a `view` (the report shows this image), also
- * returns the heatmap drawn at the view's size, for the report's pictures.
+ * Writes the segment map (16-bit PNG) and the top class's heatmap. With a `view` (the report
+ * shows this image), also returns the heatmap drawn at the view's size, for the report's pictures.
  */
-export async function writeExplanationArtifacts(
-  storage: Storage,
-  record: ExplanationRecord,
-  rgb: RgbImage,
-  explanation: ClassificationExplanation,
-  predictedIndex: number,
-  unit: string,
-  view?: PictureView,
-): Promise<{ heatmap: Buffer; viewHeatmap?: Buffer }> {
-  const { segments, result } = explanation;
+async function writeClassificationArtifacts(storage: Storage, record: ExplanationRecord, rgb: RgbImage, explanation: ClassificationExplanation, view?: PictureView): Promise<{ heatmap: Buffer; viewHeatmap?: Buffer }> {
+  const { segments, result, unit } = explanation;
+  const predictedIndex = explanation.predicted.index;
   await storage.write(record.segments_path, encodeGray16Png(segments.width, segments.height, segments.labels), 'image/png');
   const values = result.values[predictedIndex]!;
   const top = record.explanations[predictedIndex]!;
@@ -239,6 +227,9 @@ export interface DetectionExplanationRecord extends ImageExplanationBase {
   objects: ObjectRecord[];
 }
 
+/** One image's out.jsonl record, whatever the model type. */
+export type ExplanationLine = ExplanationRecord | DetectionExplanationRecord;
+
 export function objectHeatmapPath(name: string, k: number): string {
   return `shap_${name}_box${k}_object.jpeg`;
 }
@@ -281,7 +272,7 @@ export function detectionRecord(image: { uri: string; key: string }, name: strin
 }
 
 /** The segment map, one heatmap per object (its box drawn) and the overview of all kept detections. */
-export async function writeDetectionArtifacts(
+async function writeDetectionArtifacts(
   storage: Storage,
   record: DetectionExplanationRecord,
   rgb: RgbImage,
@@ -298,7 +289,7 @@ export async function writeDetectionArtifacts(
     const values = explanation.objects[i]!.shapValues;
     const options = (scale: number): HeatmapOptions => ({
       title: `Object ${object.index}: ${object.label} ${object.score.toFixed(2)}`,
-      unit: 'detection score',
+      unit: explanation.unit,
       box: boxInView(object.box_pixels, scale),
       contextRegion: whole ? undefined : boxInView(region, scale),
       numbered: topSegmentIds(values),
@@ -315,4 +306,57 @@ export async function writeDetectionArtifacts(
   );
   await storage.write(record.objects_path, overview, 'image/jpeg');
   return { heatmaps, ...(view ? { viewHeatmaps } : {}), overview };
+}
+
+/** The report's part of one explained image that depends on its model type. */
+export interface ExplanationPictures {
+  readonly unit: string;
+  /** The first heatmap at the view's size: what the report shows beside the original. */
+  readonly firstHeatmap?: Buffer;
+  readonly ranking: ReportImage['ranking'];
+  readonly overview?: Buffer;
+  readonly panels: readonly ReportPanel[];
+}
+
+export interface WrittenExplanation {
+  readonly line: ExplanationLine;
+  /** A detection image in which the model found nothing to explain (the summary counts them). */
+  readonly withoutDetections: boolean;
+  /** With a view (the report shows this image): its pictures and panels. */
+  readonly pictures?: ExplanationPictures;
+}
+
+/**
+ * Writes one image's segment map and heatmaps, and returns its out.jsonl record (written later, in
+ * the dataset's order, by the run's writer) with, given a view, the report's part of it.
+ */
+export async function writeExplanation(storage: Storage, image: { uri: string; key: string }, name: string, rgb: RgbImage, outcome: ExplanationOutcome, view?: PictureView): Promise<WrittenExplanation> {
+  if (outcome.kind === 'detection') {
+    const line = detectionRecord(image, name, rgb, outcome);
+    const drawn = await writeDetectionArtifacts(storage, line, rgb, outcome, view);
+    const pictures: ExplanationPictures | undefined = view && {
+      unit: outcome.unit,
+      firstHeatmap: drawn.viewHeatmaps?.[0],
+      ranking: line.objects.map((o) => ({ label: `${o.index}. ${o.label}`, score: o.score })),
+      overview: drawn.overview,
+      panels: line.objects.map((o, k) => ({
+        title: `Object ${o.index}: ${o.label} ${o.score.toFixed(3)}`,
+        heatmap: drawn.viewHeatmaps?.[k] ?? drawn.heatmaps[k]!,
+        prediction: o.prediction,
+        baseValue: o.base_value,
+        topSegments: topSegments(o.shap_values, o.std_errors),
+      })),
+    };
+    return { line, withoutDetections: outcome.objects.length === 0, pictures };
+  }
+  const line = explanationRecord(image, name, rgb, outcome);
+  const drawn = await writeClassificationArtifacts(storage, line, rgb, outcome, view);
+  const top = line.explanations[outcome.predicted.index]!;
+  const pictures: ExplanationPictures | undefined = view && {
+    unit: outcome.unit,
+    firstHeatmap: drawn.viewHeatmap,
+    ranking: [...outcome.scores].sort((a, b) => b.score - a.score).slice(0, 5).map((s) => ({ label: s.label, score: s.score })),
+    panels: [{ title: `Predicted: ${top.label}`, heatmap: drawn.viewHeatmap ?? drawn.heatmap, prediction: top.prediction, baseValue: top.base_value, topSegments: topSegments(top.shap_values, top.std_errors) }],
+  };
+  return { line, withoutDetections: false, pictures };
 }

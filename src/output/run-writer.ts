@@ -9,7 +9,7 @@ import type { CallStats } from '../predictor/invoker.js';
 import type { Storage, TextSink } from '../storage/storage.js';
 import { resultBytes } from '../compute/memory.js';
 import { VERSION } from '../version.js';
-import { type DetectionExplanationRecord, EXPLANATIONS_DIR, type ExplanationRecord, GlobalImportance } from './explanations.js';
+import { EXPLANATIONS_DIR, type ExplanationLine, GlobalImportance } from './explanations.js';
 import { OrderedEmitter } from './ordered.js';
 import type { PaceSummary } from './pace.js';
 import { FewSegmentsNote } from './segment-note.js';
@@ -23,7 +23,7 @@ export interface ImageResult {
   readonly key: string;
   readonly uri: string;
   readonly record: PredictionRecord;
-  readonly explanation?: ExplanationRecord | DetectionExplanationRecord;
+  readonly explanation?: ExplanationLine;
   readonly failure?: ImageFailure;
   readonly withoutDetections?: boolean;
   readonly report?: ReportImage;
