@@ -455,7 +455,7 @@ describe('SageMaker Processing, scale-out, resume and graceful stop', () => {
     assert.equal(calls.size, IMAGES.length);
   });
 
-  it('Dockerfile: the entrypoint exists in the package and an `npm ci --omit=dev` layout runs the CLI', async () => {
+  it('Dockerfile: the entrypoint exists in the package, and its `npm ci --omit=dev` layout runs the Processing contract as the CLI does', async () => {
     const dockerfile = await readFile(path.join(repo, 'Dockerfile'), 'utf8');
     assert.match(dockerfile, /^FROM node:20-slim/m);
     assert.match(dockerfile, /npm ci --omit=dev/);
@@ -491,5 +491,21 @@ describe('SageMaker Processing, scale-out, resume and graceful stop', () => {
       assert.equal(help.code, 0, args.join(' '));
       assert.match(help.out, /processing/);
     }
+    // The container's default command (CMD ["processing"]) with the image's environment, from the
+    // layout alone: a module, file or font only a clone has would fail it here.
+    const root = path.join(tmp, 'opt-ml-image');
+    await mkdir(path.join(root, 'processing', 'input', 'config'), { recursive: true });
+    await writeFile(path.join(root, 'processing', 'input', 'config', 'analysis_config.json'), JSON.stringify(configObject()));
+    await cp(data, path.join(root, 'processing', 'input', 'data'), { recursive: true });
+    const env = { PATH: process.env['PATH'], HOME: tmp, NODE_ENV: 'production', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', CLARIFY_IMAGES_ML_ROOT: root };
+    const cmd = JSON.parse(/^CMD (\[.*\])$/m.exec(dockerfile)![1]!) as string[];
+    const job = await runProcess(process.execPath, [path.join(layout, entrypoint!), ...cmd], { cwd: layout, env });
+    assert.equal(job.code, 0, job.stdout + job.stderr);
+    const output = path.join(root, 'processing', 'output');
+    for (const file of ['predictions.jsonl', 'explanations_shap/out.jsonl']) {
+      const ours = (await readFile(path.join(output, file), 'utf8')).split(path.join(root, 'processing', 'input', 'data')).join(data);
+      assert.equal(ours, await readFile(path.join(single, file), 'utf8'), `${file} differs from the CLI run`);
+    }
+    for (const file of ['report.html', 'report.pdf', 'report.ipynb', ...EXPECTED_NAMES.map((n) => `shap_${n}.jpeg`)]) assert.ok((await stat(path.join(output, file))).size > 0, file);
   });
 });
