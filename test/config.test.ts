@@ -140,6 +140,13 @@ describe('config', () => {
     assert.equal(problems.length, 1);
     assert.equal(problems[0]!.path, 'predictor.probability');
     assert.match(problems[0]!.message, /is not a valid JMESPath expression.*got "prediction\[\?"/);
+    // A function JMESPath lacks, or given the wrong number of arguments, is refused too.
+    const unknown = problemsOf(withChange((c) => Object.assign(predictorOf(c), { probability: 'vals(@)', label: 'keys(@, @)' })));
+    assert.deepEqual(unknown.map((p) => p.path), ['predictor.probability', 'predictor.label']);
+    assert.match(unknown[0]!.message, /Unknown function: vals\(\)/);
+    // Functions that want an object fail on null only, so they are not refused: TorchServe's label → score answers need them.
+    const torchServe = validateConfig(withChange((c) => Object.assign(predictorOf(c), { probability: 'values(@)', label: 'keys(@)' })));
+    assert.equal(torchServe.predictor.probability, 'values(@)');
   });
 
   it('checks detection_fields: object detection only, one of classes or labels, class_names with classes, valid JMESPath', () => {

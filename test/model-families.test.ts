@@ -1,5 +1,5 @@
 /**
- * JumpStart and Hugging Face endpoints, explained with the example configs in
+ * JumpStart, Hugging Face and TorchServe endpoints, explained with the example configs in
  * examples/model-families/ unchanged but for where the endpoint and the images are, through the
  * SageMaker Runtime route (the real SDK client) and the container route.
  */
@@ -19,6 +19,7 @@ import {
   jumpStartClassifier,
   jumpStartContentType,
   jumpStartDetector,
+  torchServeClassifier,
 } from './support/model-families.js';
 import { scratchDir } from './support/scratch-dir.js';
 import { squaresImage } from './support/square-detector.js';
@@ -42,13 +43,14 @@ const FAMILIES: readonly Family[] = [
   { example: 'jumpstart-detection', model: jumpStartDetector, faults: jumpStartContentType, kind: 'detection', contentType: 'application/x-image', accept: 'application/json;verbose' },
   { example: 'huggingface-classification', model: huggingFaceClassifier(2), kind: 'classification', contentType: 'image/jpeg', accept: 'application/json' },
   { example: 'huggingface-detection', model: huggingFaceDetector, kind: 'detection', contentType: 'image/jpeg', accept: 'application/json' },
+  { example: 'torchserve-classification', model: torchServeClassifier(2), kind: 'classification', contentType: 'image/jpeg', accept: 'application/json' },
 ];
 
 async function readJsonl<T>(file: string): Promise<T[]> {
   return (await readFile(file, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as T);
 }
 
-describe('JumpStart and Hugging Face endpoints (examples/model-families)', () => {
+describe('JumpStart, Hugging Face and TorchServe endpoints (examples/model-families)', () => {
   let tmp: string;
   const datasets = { classification: '', detection: '' };
 
@@ -106,7 +108,7 @@ describe('JumpStart and Hugging Face endpoints (examples/model-families)', () =>
             assert.equal(byKey.get('blue.png')!.predicted_label, CLASSIFIER_LABELS[2]);
             const red = byKey.get('red.jpg')!.predictions!;
             assert.deepEqual(red.map((p) => p.label), CLASSIFIER_LABELS, 'scores matched to label_headers by label');
-            if (family.example.startsWith('huggingface')) {
+            if (family.example.startsWith('huggingface') || family.example.startsWith('torchserve')) {
               // Top 2 of 3: the third label was not returned and reads as missing_label_score 0.
               assert.equal(red.filter((p) => p.score === 0).length, 1);
             }
@@ -185,6 +187,15 @@ describe('JumpStart and Hugging Face endpoints (examples/model-families)', () =>
           delete c['clarify_images']!['detection_fields'];
         },
         expect: [/Answer shape: Hugging Face detection/, /"clarify_images.detection_fields": \{"boxes":"\[\*\]\.\[box\.xmin, box\.ymin, box\.xmax, box\.ymax\]","scores":"\[\*\]\.score","labels":"\[\*\]\.label","coordinates":"pixels"\}/],
+      },
+      {
+        family: FAMILIES[4]!,
+        strip: (c) => {
+          delete c['predictor']!['probability'];
+          delete c['predictor']!['label'];
+          delete c['clarify_images']!['missing_label_score'];
+        },
+        expect: [/Answer shape: TorchServe image classification/, /"predictor.probability": "values\(@\)"/, /"predictor.label": "keys\(@\)"/, /"clarify_images.missing_label_score": 0/],
       },
     ];
     for (const { family, strip, expect } of cases) {

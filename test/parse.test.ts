@@ -101,7 +101,7 @@ describe('response parsing: object detection', () => {
   });
 });
 
-describe('response parsing: JumpStart and Hugging Face shapes', () => {
+describe('response parsing: JumpStart, Hugging Face and TorchServe shapes', () => {
   const size = { width: 200, height: 100, labelHeaders: ['person', 'dog', 'car'] };
 
   it('JumpStart classification: verbose (labels beside probabilities) and plain', () => {
@@ -121,6 +121,15 @@ describe('response parsing: JumpStart and Hugging Face shapes', () => {
     // A label the model returns that label_headers does not list is ignored, never shifted in.
     const extra = parseClassScores(bytes('[{"label": "zebra", "score": 0.5}, {"label": "dog", "score": 0.3}]'), { ...format, missingLabelScore: 0 }, labels);
     assert.deepEqual(extra.map((s) => s.score), [0, 0.3, 0]);
+  });
+
+  it('TorchServe label → score objects: values(@) and keys(@) read them, matched by label (class ids as labels too)', () => {
+    const format: ResponseFormat = { acceptType: 'application/json', probability: 'values(@)', label: 'keys(@)', missingLabelScore: 0 };
+    const top = parseClassScores(bytes('{"dog": 0.8, "cat": 0.15}'), format, labels);
+    assert.deepEqual(top.map((s) => [s.label, s.score]), [['cat', 0.15], ['dog', 0.8], ['horse', 0]]);
+    // Without index_to_name.json the keys are class ids; JavaScript orders such keys numerically, values(@) alike.
+    const ids = parseClassScores(bytes('{"2": 0.7, "0": 0.2, "1": 0.1}'), format, ['0', '1', '2']);
+    assert.deepEqual(ids.map((s) => s.score), [0.2, 0.1, 0.7]);
   });
 
   it('JumpStart detection: normalised boxes, float class indices into label_headers, or into class_names (verbose)', () => {
@@ -232,6 +241,15 @@ describe('response parsing: an expression that finds nothing says what would rea
     assert.match(message(() => parseClassScores(verbose, json('prediction'), labels)), /; the answer holds JumpStart verbose classification, which "predictor\.probability": "probabilities" and "predictor\.label": "labels" would read \(/);
     const jumpStart = bytes('{"normalized_boxes": [[0.1, 0.1, 0.5, 0.5]], "classes": [1], "scores": [0.9]}');
     assert.match(message(() => parseDetections(jumpStart, json('prediction'), size)), /; the answer holds JumpStart detection, which "clarify_images\.detection_fields": \{"boxes":"normalized_boxes",.*\} would read \(/);
+  });
+
+  it('TensorFlow Serving\'s batch of one and TorchServe\'s label → score object get their lines', () => {
+    assert.match(message(() => parseClassScores(bytes('{"predictions": [[0.1, 0.6, 0.3]]}'), json('prediction'), labels)), /; the answer holds a batch of one list of scores under "predictions" \(TensorFlow Serving\), which "predictor\.probability": "predictions" would read \(/);
+    assert.deepEqual(parseClassScores(bytes('{"predictions": [[0.1, 0.6, 0.3]]}'), json('predictions'), labels).map((s) => s.score), [0.1, 0.6, 0.3]);
+    assert.match(
+      message(() => parseClassScores(bytes('{"dog": 0.8, "cat": 0.15}'), json(undefined), labels)),
+      /^expected a list of 3 scores, got object; the answer holds TorchServe image classification \(.*\), which "predictor\.probability": "values\(@\)" and "predictor\.label": "keys\(@\)" and "clarify_images\.missing_label_score": 0 would read \(/,
+    );
   });
 
   it('no hint where the answer has no shape we know, or is not JSON', () => {

@@ -219,13 +219,18 @@ function problemsFrom(errors: readonly ErrorObject[]): ConfigProblem[] {
   return problems;
 }
 
-/** A JMESPath expression that does not parse, as a problem at its path; undefined when it does. */
+/**
+ * A JMESPath expression that does not parse, or names a function JMESPath lacks, as a problem at
+ * its path; undefined when it is valid. Searching null finds both. A function given null where it
+ * wants an object or a list (`values(@)`, `keys(@)`) fails on null only: that depends on the answer.
+ */
 function jmespathProblem(path: string, expression: unknown): ConfigProblem | undefined {
   if (typeof expression !== 'string') return undefined;
   try {
     jmespath.search(null, expression);
     return undefined;
   } catch (error) {
+    if (/^TypeError: /.test(errorMessage(error))) return undefined;
     return { path, message: `is not a valid JMESPath expression: ${errorMessage(error)}, got ${JSON.stringify(expression)}` };
   }
 }

@@ -41,6 +41,20 @@ function classification(answer: unknown): RecognisedShape | undefined {
   if (isObject(answer)) {
     for (const [key, value] of Object.entries(answer)) {
       if (isNumberList(value)) return { name: `scores under "${key}"`, predictor: { probability: key }, clarifyImages: {} };
+      // TensorFlow Serving's REST answer: {"predictions": [[...]]}, a batch of one (read as one).
+      if (Array.isArray(value) && value.length === 1 && isNumberList(value[0])) {
+        return { name: `a batch of one list of scores under "${key}"${key === 'predictions' ? ' (TensorFlow Serving)' : ''}`, predictor: { probability: key }, clarifyImages: {} };
+      }
+    }
+    // TorchServe's image_classifier handler: {"tabby": 0.41, "tiger_cat": 0.35, ...}, its top 5 classes.
+    const entries = Object.entries(answer);
+    if (entries.length >= 2 && entries.every(([, value]) => typeof value === 'number')) {
+      return {
+        name: 'TorchServe image classification (a label → score object, its top 5 classes by default)',
+        predictor: { probability: 'values(@)', label: 'keys(@)' },
+        clarifyImages: { missing_label_score: 0 },
+        labels: entries.map(([label]) => label),
+      };
     }
   }
   return undefined;

@@ -12,6 +12,9 @@
  * - Hugging Face Inference Toolkit, image-classification pipeline: [{"label": ..., "score": ...}]
  *   sorted by score, top_k (5 by default) entries only; object-detection pipeline:
  *   [{"score": ..., "label": ..., "box": {"xmin", "ymin", "xmax", "ymax"}}] in whole pixels.
+ * - TorchServe's image_classifier handler (ts/torch_handler/image_classifier.py, as in AWS's
+ *   TorchServe-on-SageMaker examples): any Content-Type carrying the image bytes; the answer is
+ *   map_class_to_label's {"<class name>": probability, ...} for the topk (5) classes, best first.
  */
 import { colourShareModel, type DecodedRequest, type Fault, type TestModel } from './endpoint-server.js';
 import { detectSquares } from './square-detector.js';
@@ -70,3 +73,12 @@ export const huggingFaceDetector: TestModel = (request) =>
       ymax: Math.round(d.box[3] * request.height),
     },
   }));
+
+/** TorchServe's default topk is 5; with 3 classes, top 2 makes the missing-label case real. */
+export function torchServeClassifier(topK = 2): TestModel {
+  return (request) => {
+    const scores = colourShareModel(request) as number[];
+    const top = scores.map((score, i) => [CLASSIFIER_LABELS[i]!, score] as const).sort((a, b) => b[1] - a[1]).slice(0, topK);
+    return Object.fromEntries(top);
+  };
+}
