@@ -205,6 +205,8 @@ describe('JumpStart, Hugging Face and TorchServe endpoints (examples/model-famil
         const stripped = await runCli(['precheck', '--config', await exampleConfig(family, 'container', endpoint, strip), '--image', image]);
         assert.equal(stripped.code, 1, `${family.example}: the stripped config cannot read the answer\n${stripped.stdout}`);
         for (const pattern of expect) assert.match(stripped.stdout, pattern, family.example);
+        assert.match(stripped.stdout, /^VERDICT: the answer does not fit/m);
+        assert.doesNotMatch(stripped.stdout, /VERDICT: .*would read/, 'the lines are said once, above the verdict');
         // The example config itself reads the answer, and nothing is suggested.
         const whole = await runCli(['precheck', '--config', await exampleConfig(family, 'container', endpoint), '--image', image]);
         assert.equal(whole.code, 0, whole.stdout);

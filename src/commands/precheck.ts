@@ -9,6 +9,7 @@ import { decodeImage, describeDecodeError } from '../image/decode.js';
 import { encodeImage, encodeNpyBatch } from '../image/encode.js';
 import { splitBatchAnswer } from '../predictor/batcher.js';
 import { contentTypeRefusal, createInvoker, Predictor, wireHeaders } from '../predictor/predictor.js';
+import { ResponseError } from '../predictor/parse.js';
 import { firstJsonValue, recogniseAnswer, type RecognisedShape } from '../predictor/recognise.js';
 import { readUri } from '../storage/storage.js';
 import { awsNodeNotice, type Command, EXIT_FAILURES, EXIT_OK, EXIT_USAGE, loadRunnableConfig, optionalString, printConfigError, requireString } from './command.js';
@@ -129,7 +130,10 @@ call failed), 2 on a config or usage error.`,
         if (ext.batch_size > 1) return await checkBatch();
         return EXIT_OK;
       } catch (error) {
-        io.out(`VERDICT: the answer does not fit ${methods.shap.image_config.model_type}: ${errorMessage(error)}`);
+        // The lines that read a recognised shape are printed above; the verdict does not say them again.
+        const cause = error instanceof Error ? error.cause : undefined;
+        const hint = shape && cause instanceof ResponseError ? cause.hint : '';
+        io.out(`VERDICT: the answer does not fit ${methods.shap.image_config.model_type}: ${hint ? errorMessage(error).replace(hint, '') : errorMessage(error)}`);
         return EXIT_FAILURES;
       }
     } catch (error) {

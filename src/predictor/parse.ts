@@ -39,9 +39,12 @@ export interface ResponseFormat {
 }
 
 export class ResponseError extends Error {
-  constructor(message: string) {
+  /** The config lines that would read the answer, as the message says them (precheck prints them on their own). */
+  readonly hint: string;
+  constructor(message: string, hint = '') {
     super(message);
     this.name = 'ResponseError';
+    this.hint = hint;
   }
 }
 
@@ -50,10 +53,10 @@ function describeExpression(value: string | number | undefined, what: string): s
   return typeof value === 'number' ? `${what} column ${value}` : `${what} expression "${value}"`;
 }
 
-function fail(format: ResponseFormat, body: Uint8Array, problem: string, what: 'probability' | 'label' = 'probability'): never {
+function fail(format: ResponseFormat, body: Uint8Array, problem: string, what: 'probability' | 'label' = 'probability', hint = ''): never {
   const expression = describeExpression(what === 'probability' ? format.probability : format.label, what);
   const start = Buffer.from(body.subarray(0, 200)).toString('utf8');
-  throw new ResponseError(`${problem} (${expression}, accept type ${format.acceptType}; body starts: ${JSON.stringify(start)})`);
+  throw new ResponseError(`${problem}${hint} (${expression}, accept type ${format.acceptType}; body starts: ${JSON.stringify(start)})`, hint);
 }
 
 /**
@@ -190,7 +193,7 @@ export function parseClassScores(body: Uint8Array, format: ResponseFormat, label
   }
   selected = unwrapBatchOfOne(selected, (item) => !Array.isArray(item));
   if (!Array.isArray(selected)) {
-    return fail(format, body, `expected a list of ${labelHeaders.length} scores, got ${selected === null || selected === undefined ? 'nothing' : typeof selected}${shapeHint(record, 'IMAGE_CLASSIFICATION', format)}`);
+    return fail(format, body, `expected a list of ${labelHeaders.length} scores, got ${selected === null || selected === undefined ? 'nothing' : typeof selected}`, 'probability', shapeHint(record, 'IMAGE_CLASSIFICATION', format));
   }
   const scores = selected.map(toNumber);
   if (scores.some((s) => !Number.isFinite(s))) return fail(format, body, 'the scores are not all finite numbers');
@@ -228,7 +231,7 @@ export interface DetectionOptions {
 function clarifyRows(answer: unknown, format: ResponseFormat, body: Uint8Array, options: DetectionOptions, hint: () => string): Detection[] {
   // [[rows…]] is a batch of one; [[0, 0.97, …]] is one row ([[]] a batch of one with no detections).
   const selected = unwrapBatchOfOne(answer, (row) => Array.isArray(row));
-  if (!Array.isArray(selected)) return fail(format, body, `expected a list of detection rows [class, score, x0, y0, x1, y1]${hint()}`);
+  if (!Array.isArray(selected)) return fail(format, body, 'expected a list of detection rows [class, score, x0, y0, x1, y1]', 'probability', hint());
   return selected.map((row, i): Detection => {
     if (!Array.isArray(row) || row.length < 6) return fail(format, body, `detection row ${i} is not [class, score, x0, y0, x1, y1]`);
     const [cls, score, x0, y0, x1, y1] = row.slice(0, 6).map(toNumber) as [number, number, number, number, number, number];
