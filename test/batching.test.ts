@@ -111,6 +111,27 @@ describe('NPY batching through a real endpoint', () => {
     assert.ok(Math.max(...limited.batchSizes) <= 2 && !limited.answered.includes(413));
   });
 
+  it('an answer in a batch that cannot be read is asked again alone: the same values', async () => {
+    // Every 13th image the model answers gets a string for its scores, never the same image twice.
+    let answered = 0;
+    const spoilt = new Set<string>();
+    const server = await startEndpointServer({
+      model: (r) => {
+        const key = Buffer.from(r.pixels).toString('base64');
+        if (++answered % 13 === 0 && !spoilt.has(key)) {
+          spoilt.add(key);
+          return { prediction: 'CUDA out of memory' };
+        }
+        return { prediction: regionModel(r.pixels, r.width, r.height) };
+      },
+    });
+    servers.push(server);
+    const { out } = await run(server, 8, 'application/json');
+    assert.equal(await values(out), await values(single));
+    assert.ok(spoilt.size >= 5, `${spoilt.size} answers spoilt`);
+    assert.ok(server.batchSizes.filter((n) => n === 8).length > 10, 'still batched');
+  });
+
   it('falls back to one image per request, for good, when the endpoint rejects batches', async () => {
     const strict = await setup({ acceptBatches: false });
     const { out, logs } = await run(strict, 8, 'application/json');

@@ -165,6 +165,52 @@ describe('faults are surfaced fast and clearly', () => {
     }
   });
 
+  it('an answer now and then that cannot be read (an error page with status 200) is retried: every image is explained as a clean run explains it', async () => {
+    // Every 7th request gets a proxy's error page in place of the model's answer (counted here:
+    // requestNumber is read after the body is decoded, so concurrent requests may share one), never
+    // the same masked image twice, so each is answered when it is asked again.
+    let served = 0;
+    const spoilt = new Set<string>();
+    const flaky = await startEndpointServer({
+      model: (r) => ({ prediction: colourShareModel(r) }),
+      faults: (r) => {
+        const image = Buffer.from(r.pixels).toString('base64');
+        if (++served % 7 !== 0 || spoilt.has(image)) return undefined;
+        spoilt.add(image);
+        return { malformed: '<html><body>502 Bad Gateway</body></html>' };
+      },
+    });
+    try {
+      // Quadrants: four segments each, so an image makes tens of calls.
+      const data = path.join(tmp, 'flaky');
+      await mkdir(data, { recursive: true });
+      const quadrants: [fx.Rgb, fx.Rgb, fx.Rgb, fx.Rgb][] = [
+        [[220, 20, 20], [20, 200, 40], [30, 30, 210], [200, 200, 200]],
+        [[30, 30, 210], [220, 20, 20], [200, 200, 200], [20, 200, 40]],
+        [[20, 200, 40], [200, 200, 200], [220, 20, 20], [30, 30, 210]],
+      ];
+      await Promise.all(quadrants.map(async (colours, i) => writeFile(path.join(data, `q-${i}.png`), await fx.quadrantsPng(32, 32, colours))));
+      const runOn = async (url: string, name: string): Promise<{ out: string; stderr: string; code: number | null }> => {
+        const out = path.join(tmp, name);
+        const file = await writeColourShareConfig(path.join(tmp, `${name}.json`), { samples: 80, segments: 4, clarify_images: { endpoint_url: url, retry_base_delay_ms: 5, retry_max_delay_ms: 20 } });
+        const run = await runCli(['run', '--config', file, '--dataset-uri', data, '--output', out]);
+        return { out, stderr: run.stderr, code: run.code };
+      };
+      const clean = await runOn(healthy.url, 'flaky-clean');
+      const faulty = await runOn(flaky.url, 'flaky-out');
+      assert.equal(faulty.code, 0, faulty.stderr);
+      const summary = await readSummary(faulty.out);
+      assert.equal(summary.images.failed, 0);
+      assert.ok(summary.endpoint_calls.retries >= 5, `${summary.endpoint_calls.retries} retries in ${summary.endpoint_calls.calls} calls`);
+      assert.match(faulty.stderr, /endpoint: \d+ retr(y|ies).*\(unreadable answer ×\d+\); latest: attempt 1 of 3 failed: unreadable answer: the response is not valid JSON/);
+      for (const file of ['predictions.jsonl', 'explanations_shap/out.jsonl']) {
+        assert.equal(await readFile(path.join(faulty.out, file), 'utf8'), await readFile(path.join(clean.out, file), 'utf8'), file);
+      }
+    } finally {
+      await flaky.stop();
+    }
+  });
+
   it('a hung endpoint: each timeout is logged as it happens', async () => {
     const hung = await startEndpointServer({ model: (r) => ({ prediction: colourShareModel(r) }), faults: (r) => (r.requestNumber === 1 ? { delayMs: 3000 } : undefined) });
     try {

@@ -130,6 +130,38 @@ describe('predictor against a local endpoint', () => {
     faults = undefined;
   });
 
+  it('an unreadable answer is retried (at most twice) once an answer was read; before that, not at all', async () => {
+    const payload = await encodeImage(RED, 'image/png', { jpegQuality: 95 });
+    // The first answer of a predictor cannot be read: most likely the config, so one attempt only.
+    faults = () => ({ malformed: '<html>502 Bad Gateway</html>' });
+    let predictor = predictorFor('container', 'image/png', 'application/json');
+    await assert.rejects(predictor.predict(payload, 12, 8), (e: unknown) => e instanceof StageError && e.stage === 'parse' && !/attempts/.test(e.message));
+    assert.equal(predictor.invoker.stats.attempts, 1);
+    // Once one was read, an error page with status 200 is retried, and the next answer is read.
+    faults = undefined;
+    predictor = predictorFor('container', 'image/png', 'application/json');
+    await predictor.predict(payload, 12, 8);
+    const start = server.requests.length;
+    faults = (r) => (r.requestNumber === start + 1 ? { malformed: '<html>502 Bad Gateway</html>' } : undefined);
+    const notices: string[] = [];
+    predictor.invoker.onRetry = (notice) => notices.push(notice.reason);
+    const prediction = await predictor.predict(payload, 12, 8);
+    assert.equal(prediction.kind === 'classification' && prediction.predicted.label, 'red');
+    assert.equal(predictor.invoker.stats.attempts, 3);
+    assert.equal(predictor.invoker.stats.retries, 1);
+    assert.match(notices[0]!, /^unreadable answer: .*not valid JSON/);
+    // An answer that stays unreadable fails after three attempts, with the parse error and its count.
+    faults = () => ({ malformed: '{"prediction": "oops"' });
+    await assert.rejects(predictor.predict(payload, 12, 8), (e: unknown) => {
+      assert.ok(e instanceof StageError && e.stage === 'parse');
+      assert.match(e.message, /not valid JSON.*\(the same after 3 attempts\)$/);
+      return true;
+    });
+    assert.equal(predictor.invoker.stats.attempts, 6);
+    predictor.invoker.close();
+    faults = undefined;
+  });
+
   it('a slow answer past request_timeout_ms is retried', async () => {
     const start = server.requests.length;
     // A deadline well above a local answer's few ms, so that only the delayed call misses it, even

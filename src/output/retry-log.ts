@@ -6,6 +6,7 @@
 
 /** The short kind of a failure, for grouping: "HTTP 429", "timeout", "ECONNREFUSED", … */
 export function failureKind(reason: string): string {
+  if (/^unreadable answer/.test(reason)) return 'unreadable answer';
   if (/no complete answer within|timed? ?out|ETIMEDOUT|TimeoutError/i.test(reason)) return 'timeout';
   const status = /\bHTTP ([45]\d\d)\b/.exec(reason) ?? /^[A-Za-z]+ ([45]\d\d)\b/.exec(reason);
   if (status) return `HTTP ${status[1]}`;

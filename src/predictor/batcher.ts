@@ -128,10 +128,12 @@ export class NpyBatcher {
         throw new StageError('parse', error instanceof Error ? error.message : String(error));
       }
       bodies.forEach((body, i) => {
+        const waiting = batch[i]!;
         try {
-          batch[i]!.resolve(this.predictor.interpret(body, first.width, first.height));
-        } catch (error) {
-          batch[i]!.reject(error);
+          waiting.resolve(this.predictor.interpret(body, first.width, first.height));
+        } catch {
+          // One answer of the batch cannot be read: the image is asked again alone, with the retries a single call gets.
+          this.predictor.predict(encodeNpy(waiting.image.data, [first.height, first.width, 3]), first.width, first.height).then(waiting.resolve, waiting.reject);
         }
       });
     } catch (error) {

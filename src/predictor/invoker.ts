@@ -100,6 +100,23 @@ export class StopError extends Error {
 
 const OVERLOAD_CODES = new Set(['ThrottlingException', 'ServiceUnavailable', 'TimeoutError', 'RequestTimeout', 'ETIMEDOUT']);
 
+/**
+ * An answer its reader could not read, once an earlier answer of the job was read: a model server
+ * that wrote an error page or a cut-off body with status 200. Retried as a 5xx is, but at most
+ * twice: an answer unreadable three times is the model's for that image (NaN scores, say). Before
+ * any answer was read it is most likely the config that does not fit, and is not retried.
+ */
+export class UnreadableAnswer extends Error {
+  static readonly RETRIES = 2;
+  constructor(
+    readonly readError: unknown,
+    readonly retryable: boolean,
+  ) {
+    super(`unreadable answer: ${readError instanceof Error ? readError.message : String(readError)}`, { cause: readError });
+    this.name = 'UnreadableAnswer';
+  }
+}
+
 /** Throttling, 503 and timeouts say the endpoint has too much to do; other failures say nothing about load. */
 export function overloadOrOther(error: unknown): CallOutcome['kind'] {
   if (!(error instanceof EndpointError)) return 'other';
@@ -136,8 +153,20 @@ export class EndpointInvoker {
     this.cancelled = true;
   }
 
-  /** A slot is held per attempt, not during backoff, so other images keep the endpoint busy. */
-  async invoke(request: InvokeRequest): Promise<InvokeResponse> {
+  /** Answers read so far: once one was, an unreadable one is the endpoint's fault and retried. */
+  private answersRead = 0;
+
+  /** The raw answer. A slot is held per attempt, not during backoff, so other images keep the endpoint busy. */
+  invoke(request: InvokeRequest): Promise<InvokeResponse> {
+    return this.invokeAndRead(request, (response) => response);
+  }
+
+  /**
+   * The answer as `read` reads it, inside the attempt: an answer that cannot be read (`read`
+   * throws) is retried like a server error once the job has read one (see UnreadableAnswer); when
+   * retries end, `read`'s own error is thrown.
+   */
+  async invokeAndRead<T>(request: InvokeRequest, read: (response: InvokeResponse) => T): Promise<T> {
     if (this.cancelled) throw new StopError();
     this.stats.calls += 1;
     let throttledSince: number | undefined;
@@ -150,9 +179,16 @@ export class EndpointInvoker {
           const started = performance.now();
           const response = await this.transport.invoke(request);
           this.stats.latencyMsTotal += performance.now() - started;
+          this.settleFirstCall(undefined); // the endpoint answered: it can serve
+          let value: T;
+          try {
+            value = read(response);
+          } catch (error) {
+            throw new UnreadableAnswer(error, this.answersRead > 0);
+          }
+          this.answersRead += 1;
           this.budget.refund();
-          this.settleFirstCall(undefined);
-          return response;
+          return value;
         }, overloadOrOther);
       } catch (error) {
         if (error instanceof StopError) {
@@ -161,6 +197,17 @@ export class EndpointInvoker {
         }
         // Failed while the job stops (its connections are being closed): neither a retry nor a failure to report.
         if (this.cancelled) throw new StopError();
+        if (error instanceof UnreadableAnswer && !(error.retryable && attempt < Math.min(this.policy.maxRetries, UnreadableAnswer.RETRIES) && this.budget.tryTake(false))) {
+          if (attempt > 0 && error.readError instanceof Error) error.readError.message = `${error.readError.message} (the same after ${attempt + 1} attempts)`;
+          throw error.readError;
+        }
+        if (error instanceof UnreadableAnswer) {
+          this.stats.retries += 1;
+          this.onRetry({ attempt: attempt + 1, maxRetries: Math.min(this.policy.maxRetries, UnreadableAnswer.RETRIES), reason: error.message, timeout: false });
+          await sleep(backoffDelayMs(attempt, this.policy, this.random));
+          if (this.cancelled) throw new StopError();
+          continue;
+        }
         const retryable = error instanceof EndpointError ? error.retryable : false;
         // Throttles wait out the endpoint's load, bounded in time; they spend neither attempts nor budget.
         const maxThrottleMs = this.policy.maxThrottleMs ?? 0;

@@ -70,17 +70,25 @@ export class Predictor {
   }
 
   /** The raw answer; failures become StageError('invoke'). */
-  async invokeRaw(payload: Uint8Array): Promise<InvokeResponse> {
+  invokeRaw(payload: Uint8Array): Promise<InvokeResponse> {
+    return this.invokeAndRead(payload, (response) => response);
+  }
+
+  /** The answer as `read` reads it (an unreadable one is retried once the job has read one); call failures become StageError('invoke'). */
+  private async invokeAndRead<T>(payload: Uint8Array, read: (response: InvokeResponse) => T): Promise<T> {
     const { predictor } = this.config;
     try {
-      return await this.invoker.invoke({
-        body: payload,
-        ...wireHeaders(this.config),
-        customAttributes: predictor.custom_attributes,
-        targetModel: predictor.target_model,
-      });
+      return await this.invoker.invokeAndRead(
+        {
+          body: payload,
+          ...wireHeaders(this.config),
+          customAttributes: predictor.custom_attributes,
+          targetModel: predictor.target_model,
+        },
+        read,
+      );
     } catch (error) {
-      if (error instanceof StopError) throw error;
+      if (error instanceof StopError || error instanceof StageError) throw error;
       const refused = contentTypeRefusal(error, wireHeaders(this.config).contentType);
       throw new StageError('invoke', `${error instanceof Error ? error.message : String(error)}${refused ? `; ${refused}` : ''}`, { cause: error });
     }
@@ -109,8 +117,7 @@ export class Predictor {
     }
   }
 
-  async predict(payload: Uint8Array, width: number, height: number): Promise<Prediction> {
-    const response = await this.invokeRaw(payload);
-    return this.interpret(response.body, width, height);
+  predict(payload: Uint8Array, width: number, height: number): Promise<Prediction> {
+    return this.invokeAndRead(payload, (response) => this.interpret(response.body, width, height));
   }
 }
