@@ -38,11 +38,15 @@ describe('NPY batching: encoder and answer splitting', () => {
     assert.deepEqual([array.data[0], array.data[18], array.data[36]], [1, 2, 3]);
   });
 
-  it('batch_size needs NPY payloads and JSON answers', () => {
+  it('batch_size needs NPY payloads, JSON answers and the bytes on the wire', () => {
     const base = { dataset_type: 'application/x-image', methods: { shap: { image_config: { model_type: 'IMAGE_CLASSIFICATION' } } } };
     assert.throws(
       () => validateConfig({ ...base, predictor: { label_headers: ['a'], content_type: 'image/png' }, clarify_images: { batch_size: 8 } }),
       (e: unknown) => e instanceof ConfigError && e.problems[0]!.path === 'clarify_images.batch_size' && /application\/x-npy/.test(e.problems[0]!.message),
+    );
+    assert.throws(
+      () => validateConfig({ ...base, predictor: { label_headers: ['a'], content_type: 'application/x-npy' }, clarify_images: { batch_size: 8, wire_encoding: 'base64' } }),
+      (e: unknown) => e instanceof ConfigError && e.problems[0]!.path === 'clarify_images.batch_size' && /wire_encoding "base64"/.test(e.problems[0]!.message),
     );
   });
 });

@@ -1,5 +1,5 @@
 /**
- * JumpStart, Hugging Face and TorchServe endpoints, explained with the example configs in
+ * JumpStart, Hugging Face, TorchServe and Ultralytics YOLO endpoints, explained with the example configs in
  * examples/model-families/ unchanged but for where the endpoint and the images are, through the
  * SageMaker Runtime route (the real SDK client) and the container route.
  */
@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
-import { startEndpointServer, type DecodedRequest, type Fault, type TestEndpointServer, type TestModel } from './support/endpoint-server.js';
+import { type EndpointServerOptions, startEndpointServer, type DecodedRequest, type Fault, type TestEndpointServer, type TestModel } from './support/endpoint-server.js';
 import { runCli } from './support/cli.js';
 import * as fx from './support/fixtures.js';
 import {
@@ -20,6 +20,7 @@ import {
   jumpStartContentType,
   jumpStartDetector,
   torchServeClassifier,
+  ultralyticsDetector,
 } from './support/model-families.js';
 import { scratchDir } from './support/scratch-dir.js';
 import { squaresImage } from './support/square-detector.js';
@@ -36,6 +37,8 @@ interface Family {
   readonly kind: 'classification' | 'detection';
   readonly contentType: string;
   readonly accept: string;
+  /** How the family's server reads a request, where it differs. */
+  readonly server?: Pick<EndpointServerOptions, 'base64Images'>;
 }
 
 const FAMILIES: readonly Family[] = [
@@ -44,13 +47,14 @@ const FAMILIES: readonly Family[] = [
   { example: 'huggingface-classification', model: huggingFaceClassifier(2), kind: 'classification', contentType: 'image/jpeg', accept: 'application/json' },
   { example: 'huggingface-detection', model: huggingFaceDetector, kind: 'detection', contentType: 'image/jpeg', accept: 'application/json' },
   { example: 'torchserve-classification', model: torchServeClassifier(2), kind: 'classification', contentType: 'image/jpeg', accept: 'application/json' },
+  { example: 'ultralytics-detection', model: ultralyticsDetector, kind: 'detection', contentType: 'text/csv', accept: 'application/json', server: { base64Images: true } },
 ];
 
 async function readJsonl<T>(file: string): Promise<T[]> {
   return (await readFile(file, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as T);
 }
 
-describe('JumpStart, Hugging Face and TorchServe endpoints (examples/model-families)', () => {
+describe('JumpStart, Hugging Face, TorchServe and Ultralytics YOLO endpoints (examples/model-families)', () => {
   let tmp: string;
   const datasets = { classification: '', detection: '' };
 
@@ -93,7 +97,7 @@ describe('JumpStart, Hugging Face and TorchServe endpoints (examples/model-famil
   for (const family of FAMILIES) {
     for (const route of ['sagemaker', 'container'] as const) {
       it(`${family.example} through the ${route} route: predictions read, every image explained, headers as the model wants`, async () => {
-        const endpoint = await startEndpointServer({ model: family.model, faults: family.faults });
+        const endpoint = await startEndpointServer({ model: family.model, faults: family.faults, ...family.server });
         try {
           const config = await exampleConfig(family, route, endpoint);
           const out = path.join(tmp, `out-${family.example}-${route}`);
@@ -134,7 +138,7 @@ describe('JumpStart, Hugging Face and TorchServe endpoints (examples/model-famil
 
   it('without wire_content_type a JumpStart model refuses every image, and precheck says which line fixes it', async () => {
     const family = FAMILIES[0]!;
-    const endpoint = await startEndpointServer({ model: family.model, faults: family.faults });
+    const endpoint = await startEndpointServer({ model: family.model, faults: family.faults, ...family.server });
     try {
       const config = await exampleConfig(family, 'container', endpoint, (c) => {
         delete c['clarify_images']!['wire_content_type'];
@@ -197,9 +201,16 @@ describe('JumpStart, Hugging Face and TorchServe endpoints (examples/model-famil
         },
         expect: [/Answer shape: TorchServe image classification/, /"predictor.probability": "values\(@\)"/, /"predictor.label": "keys\(@\)"/, /"clarify_images.missing_label_score": 0/],
       },
+      {
+        family: FAMILIES[5]!,
+        strip: (c) => {
+          delete c['clarify_images']!['detection_fields'];
+        },
+        expect: [/Answer shape: Ultralytics YOLO rows \[x0, y0, x1, y1, confidence, class\] in pixels under "boxes"/, /"clarify_images.detection_fields": \{"boxes":"boxes\[\*\]\[0:4\]","scores":"boxes\[\*\]\[4\]","classes":"boxes\[\*\]\[5\]","coordinates":"pixels"\}/],
+      },
     ];
     for (const { family, strip, expect } of cases) {
-      const endpoint = await startEndpointServer({ model: family.model, faults: family.faults });
+      const endpoint = await startEndpointServer({ model: family.model, faults: family.faults, ...family.server });
       try {
         const image = family.kind === 'classification' ? path.join(datasets.classification, 'red.jpg') : path.join(datasets.detection, 'scene.png');
         const stripped = await runCli(['precheck', '--config', await exampleConfig(family, 'container', endpoint, strip), '--image', image]);

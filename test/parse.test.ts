@@ -252,6 +252,18 @@ describe('response parsing: an expression that finds nothing says what would rea
     );
   });
 
+  it('six numbers a row: Clarify\'s [class, score, box in 0..1] told apart from Ultralytics YOLO\'s [box in pixels, confidence, class]', () => {
+    const yolo = bytes('{"boxes": [[12.5, 30, 96, 90.25, 0.91, 2.0], [0, 4, 20, 18, 0.4, 0.0]]}');
+    assert.match(
+      message(() => parseDetections(yolo, json('prediction'), size)),
+      /; the answer holds Ultralytics YOLO rows \[x0, y0, x1, y1, confidence, class\] in pixels under "boxes", which "clarify_images\.detection_fields": \{"boxes":"boxes\[\*\]\[0:4\]","scores":"boxes\[\*\]\[4\]","classes":"boxes\[\*\]\[5\]","coordinates":"pixels"\} would read \(/,
+    );
+    // The suggested fields read it: boxes in pixels of the 200 × 100 image, classes into label_headers.
+    const read = parseDetections(yolo, json(undefined), { ...size, detectionFields: { boxes: 'boxes[*][0:4]', scores: 'boxes[*][4]', classes: 'boxes[*][5]', coordinates: 'pixels' } });
+    assert.deepEqual(read.map((d) => [d.label, d.score, d.box.x0, d.box.y1]), [['horse', 0.91, 12.5 / 200, 90.25 / 100], ['cat', 0.4, 0, 0.18]]);
+    assert.match(message(() => parseDetections(bytes('{"detections": [[2, 0.9, 0.1, 0.2, 0.5, 0.6]]}'), json('prediction'), size)), /the answer holds Clarify detection rows under "detections"/);
+  });
+
   it('no hint where the answer has no shape we know, or is not JSON', () => {
     assert.match(message(() => parseClassScores(bytes('{"result": "cat"}'), json('prediction'), labels)), /^expected a list of 3 scores, got nothing \(probability expression/);
     assert.doesNotMatch(message(() => parseClassScores(bytes('cat,0.9'), { acceptType: 'text/csv', probability: 0 }, labels)), /the answer holds/);

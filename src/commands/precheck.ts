@@ -8,7 +8,7 @@ import { ConfigError, errorMessage } from '../errors.js';
 import { decodeImage, describeDecodeError } from '../image/decode.js';
 import { encodeImage, encodeNpyBatch } from '../image/encode.js';
 import { splitBatchAnswer } from '../predictor/batcher.js';
-import { contentTypeRefusal, createInvoker, Predictor, wireHeaders } from '../predictor/predictor.js';
+import { contentTypeRefusal, createInvoker, Predictor, wireBody, wireHeaders } from '../predictor/predictor.js';
 import { ResponseError } from '../predictor/parse.js';
 import { firstJsonValue, recogniseAnswer, type RecognisedShape } from '../predictor/recognise.js';
 import { readUri } from '../storage/storage.js';
@@ -89,7 +89,7 @@ call failed), 2 on a config or usage error.`,
     io.out(`  Accept: ${headers.accept}${headers.accept !== p.accept_type ? ` (read as ${p.accept_type})` : ''}`);
     if (p.custom_attributes !== undefined) io.out(`  CustomAttributes: ${p.custom_attributes}`);
     if (p.target_model !== undefined) io.out(`  TargetModel: ${p.target_model}`);
-    io.out(`  Body: ${payload.length} bytes`);
+    io.out(`  Body: ${ext.wire_encoding === 'base64' ? `${wireBody(payload, 'base64').length} bytes of base64 text (the ${payload.length}-byte ${p.content_type} payload)` : `${payload.length} bytes`}`);
     /** The explanation sends masked images as (N, H, W, 3) batches: send one of 2 and read it the same way. */
     const checkBatch = async (): Promise<number> => {
       const batch = encodeNpyBatch([rgb, rgb]);

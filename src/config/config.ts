@@ -81,6 +81,8 @@ export interface ExtensionConfig {
   endpoint_url?: string;
   wire_content_type?: string;
   wire_accept?: string;
+  /** How the payload travels: its bytes, or their base64 text (for servers that decode it). */
+  wire_encoding: 'none' | 'base64';
   concurrency: 'adaptive' | 'fixed';
   region?: string;
   max_concurrency: number;
@@ -402,6 +404,9 @@ function crossFieldProblems(config: AnalysisConfig): ConfigProblem[] {
     if (predictor.accept_type === 'text/csv') {
       problems.push({ path: 'clarify_images.batch_size', message: 'batch answers must be application/json (a list) or application/jsonlines (a line per image)' });
     }
+    if (config.clarify_images.wire_encoding !== 'none') {
+      problems.push({ path: 'clarify_images.batch_size', message: `batches are sent as NPY bytes: set wire_encoding to "none" or batch_size to 1, got wire_encoding "${config.clarify_images.wire_encoding}"` });
+    }
   }
   if (predictor.accept_type === 'text/csv') {
     if (typeof predictor.probability === 'string') {
@@ -604,6 +609,7 @@ export const RESULT_SHAPING_FIELDS: readonly string[] = [
   'clarify_images.missing_label_score',
   'clarify_images.wire_content_type',
   'clarify_images.wire_accept',
+  'clarify_images.wire_encoding',
   'clarify_images.max_image_side',
 ];
 

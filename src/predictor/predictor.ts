@@ -31,6 +31,11 @@ export function wireHeaders(config: AnalysisConfig): { contentType: string; acce
   return { contentType: ext.wire_content_type ?? config.predictor.content_type, accept: ext.wire_accept ?? config.predictor.accept_type };
 }
 
+/** The request body: the payload's bytes, or their base64 text where the model server decodes that. */
+export function wireBody(payload: Uint8Array, encoding: AnalysisConfig['clarify_images']['wire_encoding']): Uint8Array {
+  return encoding === 'base64' ? Buffer.from(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('base64'), 'ascii') : payload;
+}
+
 /**
  * A refusal of the content type is the usual first error with JumpStart image models, which take
  * only application/x-image: what to set, or undefined for any other failure (or already that type).
@@ -80,7 +85,7 @@ export class Predictor {
     try {
       return await this.invoker.invokeAndRead(
         {
-          body: payload,
+          body: wireBody(payload, this.config.clarify_images.wire_encoding),
           ...wireHeaders(this.config),
           customAttributes: predictor.custom_attributes,
           targetModel: predictor.target_model,

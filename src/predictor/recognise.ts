@@ -19,7 +19,24 @@ type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isNumberList = (v: unknown): v is number[] => Array.isArray(v) && v.every((x) => typeof x === 'number');
 const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
-const isRow = (v: unknown): boolean => isNumberList(v) && v.length === 6;
+const isRow = (v: unknown): v is number[] => isNumberList(v) && v.length === 6;
+const isClassIndex = (v: number): boolean => Number.isInteger(v) && v >= 0;
+const isUnit = (v: number): boolean => v >= 0 && v <= 1;
+/** Clarify's rows: [class, score, x0, y0, x1, y1], the box in [0, 1]. */
+const isClarifyRow = (v: unknown): boolean => isRow(v) && isClassIndex(v[0]!) && isUnit(v[1]!) && v.slice(2).every(isUnit) && v[4]! >= v[2]! && v[5]! >= v[3]!;
+/** Ultralytics YOLO's boxes.data rows: [x0, y0, x1, y1, confidence, class], the box in pixels. */
+const isUltralyticsRow = (v: unknown): boolean => isRow(v) && isUnit(v[4]!) && isClassIndex(v[5]!) && v[2]! > v[0]! && v[3]! > v[1]! && v.slice(0, 4).some((c) => c > 1);
+/** Every row of a non-empty list is of one kind. */
+const rowsOf = (v: unknown, kind: (row: unknown) => boolean): boolean => Array.isArray(v) && v.length > 0 && v.every(kind);
+
+/** A key as a JMESPath field: bare where it is an identifier, quoted otherwise. */
+const jmespathField = (key: string): string => (/^[A-Za-z_][A-Za-z0-9_]*$/.test(key) ? key : JSON.stringify(key));
+
+/** detection_fields for Ultralytics rows under `key` (undefined: the whole answer). */
+function ultralyticsFields(key: string | undefined): Readonly<Record<string, unknown>> {
+  const rows = `${key === undefined ? '' : jmespathField(key)}[*]`;
+  return { detection_fields: { boxes: `${rows}[0:4]`, scores: `${rows}[4]`, classes: `${rows}[5]`, coordinates: 'pixels' } };
+}
 
 function classification(answer: unknown): RecognisedShape | undefined {
   if (isObject(answer) && isNumberList(answer['probabilities'])) {
@@ -84,10 +101,13 @@ function detection(answer: unknown): RecognisedShape | undefined {
   if (isObject(answer) && isStringList(answer['labels']) && Array.isArray(answer['boxes']) && !Array.isArray(answer['scores'])) {
     return { name: 'Mask R-CNN style ("<class> <score>%" labels, pixel boxes)', predictor: {}, clarifyImages: { detection_format: 'mask_rcnn' } };
   }
-  if (Array.isArray(answer) && answer.every(isRow)) return { name: 'Clarify detection rows', predictor: {}, clarifyImages: {} };
+  // Six numbers a row may be Clarify's or Ultralytics YOLO's (AWS's host-yolov8-on-sagemaker-endpoint sample): told apart by where the class and the pixels are.
+  if (Array.isArray(answer) && answer.every(isRow) && !rowsOf(answer, isUltralyticsRow)) return { name: 'Clarify detection rows', predictor: {}, clarifyImages: {} };
+  if (rowsOf(answer, isUltralyticsRow)) return { name: 'Ultralytics YOLO rows [x0, y0, x1, y1, confidence, class] in pixels', predictor: {}, clarifyImages: ultralyticsFields(undefined) };
   if (isObject(answer)) {
     for (const [key, value] of Object.entries(answer)) {
-      if (Array.isArray(value) && value.length > 0 && value.every(isRow)) return { name: `Clarify detection rows under "${key}"`, predictor: { probability: key }, clarifyImages: {} };
+      if (rowsOf(value, isClarifyRow) || (rowsOf(value, isRow) && !rowsOf(value, isUltralyticsRow))) return { name: `Clarify detection rows under "${key}"`, predictor: { probability: key }, clarifyImages: {} };
+      if (rowsOf(value, isUltralyticsRow)) return { name: `Ultralytics YOLO rows [x0, y0, x1, y1, confidence, class] in pixels under "${key}"`, predictor: {}, clarifyImages: ultralyticsFields(key) };
     }
   }
   return undefined;

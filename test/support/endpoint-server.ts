@@ -40,6 +40,8 @@ export interface EndpointServerOptions {
   faults?: (request: DecodedRequest) => Fault | undefined;
   /** (N, H, W, 3) NPY requests: answered per image (default), or refused with 400. */
   acceptBatches?: boolean;
+  /** The body is an image's base64 text, whatever the Content-Type (AWS's YOLOv8 sample): decoded strictly, any image format. */
+  base64Images?: boolean;
   /** Bodies larger than this are refused with 413. */
   maxBodyBytes?: number;
   /** SageMaker route: which endpoint names exist and are InService (others: 400, as SageMaker answers). */
@@ -102,6 +104,14 @@ async function decodeBody(body: Buffer, contentType: string, acceptBatches: bool
     return { batch: false, images: [{ width: info.width, height: info.height, pixels: data }] };
   }
   throw new Error(`unsupported content type ${contentType}`);
+}
+
+/** As Python's base64.b64decode(validate=True), then cv2.imdecode: any image format. */
+async function decodeBase64Image(body: Buffer): Promise<{ images: DecodedImage[]; batch: boolean }> {
+  const text = body.toString('latin1');
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) throw new Error('the body is not base64 text');
+  const { data, info } = await sharp(Buffer.from(text, 'base64')).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  return { batch: false, images: [{ width: info.width, height: info.height, pixels: data }] };
 }
 
 function render(value: unknown, accept: string): { body: string; type: string } {
@@ -170,7 +180,7 @@ export async function startEndpointServer(options: EndpointServerOptions): Promi
         let images: DecodedImage[];
         let batch: boolean;
         try {
-          ({ images, batch } = await decodeBody(raw, contentType, options.acceptBatches ?? true));
+          ({ images, batch } = options.base64Images ? await decodeBase64Image(raw) : await decodeBody(raw, contentType, options.acceptBatches ?? true));
         } catch (error) {
           respondError(400, `cannot decode request: ${(error as Error).message}`);
           return;

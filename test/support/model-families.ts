@@ -12,6 +12,10 @@
  * - Hugging Face Inference Toolkit, image-classification pipeline: [{"label": ..., "score": ...}]
  *   sorted by score, top_k (5 by default) entries only; object-detection pipeline:
  *   [{"score": ..., "label": ..., "box": {"xmin", "ymin", "xmax", "ymax"}}] in whole pixels.
+ * - Ultralytics YOLO behind the SageMaker PyTorch container, as AWS's host-yolov8-on-sagemaker-endpoint
+ *   sample serves it (sm-notebook/code/inference.py, output_fn): {"boxes": boxes.data}, one row
+ *   [x0, y0, x1, y1, confidence, class] per detection, the box in pixels of the image sent, the
+ *   class a float index into the model's names.
  * - TorchServe's image_classifier handler (ts/torch_handler/image_classifier.py, as in AWS's
  *   TorchServe-on-SageMaker examples): any Content-Type carrying the image bytes; the answer is
  *   map_class_to_label's {"<class name>": probability, ...} for the topk (5) classes, best first.
@@ -82,3 +86,15 @@ export function torchServeClassifier(topK = 2): TestModel {
     return Object.fromEntries(top);
   };
 }
+
+/** Ultralytics YOLO rows under "boxes", as the AWS sample's output_fn writes them; its names are person, dog, car (red, green, blue). */
+export const ultralyticsDetector: TestModel = (request) => ({
+  boxes: detectSquares(request.pixels, request.width, request.height).map((d) => [
+    d.box[0] * request.width,
+    d.box[1] * request.height,
+    d.box[2] * request.width,
+    d.box[3] * request.height,
+    d.score,
+    d.classIndex + 0.0,
+  ]),
+});
