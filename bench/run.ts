@@ -289,11 +289,11 @@ async function main(): Promise<void> {
   lines.push('## Fault-injection soak', '');
   lines.push(
     `${soak.images} images (24×24 PNG, 4 segments, num_samples 6) listed from the test S3 server, about ${soak.calls} endpoint calls per run, CLI runs in their own processes. ` +
-      'The clean run meets no fault. The faulty run reads and writes S3 through a proxy and meets: 1 % of calls failing with HTTP 500 throughout; a 5 s storm in which every call gets 429, at 15 % of its calls; an S3 outage (every connection cut) of 3 s at 35 %; SIGTERM at 60 %. It is then resumed over the same output, still with 1 % failing calls.',
+      'The clean run meets no fault. The faulty run reads and writes S3 through a proxy and meets: 1 % of calls failing with HTTP 500 throughout; 0.5 % answered with status 200 and a body that cannot be read (an error page from a proxy, or JSON cut off), from its 200th answer on, never twice for the same masked image; a 5 s storm in which every call gets 429, at 15 % of its calls; an S3 outage (every connection cut) of 3 s at 35 %; SIGTERM at 60 %. It is then resumed over the same output, still with 1 % failing calls and 0.5 % unreadable answers.',
     '',
   );
   lines.push('| faults injected | count |', '| --- | ---: |');
-  lines.push(`| calls failed with 500 | ${soak.faults.failedCalls} |`, `| calls throttled (429) | ${soak.faults.throttled} |`, `| S3 connections cut | ${soak.faults.s3ConnectionsCut} |`, `| SIGTERM | ${soak.faults.sigterms} |`, '');
+  lines.push(`| calls failed with 500 | ${soak.faults.failedCalls} |`, `| answers that could not be read (status 200) | ${soak.faults.unreadableAnswers} |`, `| calls throttled (429) | ${soak.faults.throttled} |`, `| S3 connections cut | ${soak.faults.s3ConnectionsCut} |`, `| SIGTERM | ${soak.faults.sigterms} |`, '');
   lines.push('| run | exit | time | peak RSS | retry log lines |', '| --- | ---: | ---: | ---: | ---: |');
   for (const r of soak.runs) lines.push(`| ${r.name} | ${r.exit} | ${r.seconds.toFixed(0)} s | ${r.peakRssMb.toFixed(0)} MB | ${r.retryLines} |`);
   lines.push(

@@ -1,8 +1,9 @@
 /**
  * Fault-injection soak: a clean run and a run under faults over the same ≥ 2,000 images listed
  * from the test S3 server (s3rver). The faulty run meets 1 % failing calls (HTTP 500) throughout,
- * a 429 storm, an S3 outage (a proxy that cuts every connection for a few seconds) and a SIGTERM,
- * and is then resumed over the same output. Reported: faults injected, images lost, whether the
+ * 0.5 % answers that cannot be read (status 200 with an error page or a cut-off body), a 429 storm,
+ * an S3 outage (a proxy that cuts every connection for a few seconds) and a SIGTERM, and is then
+ * resumed over the same output. Reported: faults injected, images lost, whether the
  * final outputs are byte-identical to the clean run's, and peak RSS of each job process.
  */
 import { spawn } from 'node:child_process';
@@ -24,7 +25,7 @@ export const STORM_MS = 5000;
 export interface SoakResult {
   readonly images: number;
   readonly calls: number;
-  readonly faults: { readonly failedCalls: number; readonly throttled: number; readonly s3ConnectionsCut: number; readonly sigterms: number };
+  readonly faults: { readonly failedCalls: number; readonly unreadableAnswers: number; readonly throttled: number; readonly s3ConnectionsCut: number; readonly sigterms: number };
   readonly runs: readonly { readonly name: string; readonly exit: number | null; readonly seconds: number; readonly peakRssMb: number; readonly retryLines: number }[];
   readonly lost: number;
   readonly failedImages: number;
@@ -76,9 +77,20 @@ async function until(condition: () => boolean, run: { ended: () => ChildRun | un
 
 export async function runSoak(work: string, count = 2000): Promise<SoakResult> {
   const s3 = await startS3Server();
-  // Faults are decided per request: every call is throttled during a storm, else 1 % fail with 500.
-  const state = { injecting: false, stormUntil: 0, failedCalls: 0, throttled: 0 };
+  // Faults are decided per request: every call is throttled during a storm, else 1 % fail with 500
+  // and 0.5 % are answered with status 200 and a body that cannot be read. Those begin once a run
+  // has read 200 answers (a job's first answers are not asked again: an answer the config cannot
+  // read then fails at once, as it should), and spoil a masked image once at most, so that asking
+  // again gets its answer, as from a proxy's passing fault.
+  const state = { injecting: false, stormUntil: 0, failedCalls: 0, unreadableAnswers: 0, throttled: 0, runStart: 0 };
+  const spoilt = new Set<string>();
+  const unreadable = ['<html><body><h1>502 Bad Gateway</h1></body></html>', '{"prediction": [0.2'];
   const random = seededRandom(20261130);
+  const answeredInRun = (): number => {
+    let ok = 0;
+    for (let i = state.runStart; i < endpoint.answered.length && ok < 200; i++) if (endpoint.answered[i] === 200) ok += 1;
+    return ok;
+  };
   const endpoint = await startEndpointServer({
     model: (r) => ({ prediction: colourShareModel(r) }),
     faults: (r: DecodedRequest): Fault | undefined => {
@@ -90,6 +102,13 @@ export async function runSoak(work: string, count = 2000): Promise<SoakResult> {
       if (random() < 0.01) {
         state.failedCalls += 1;
         return { status: 500, message: 'injected failure' };
+      }
+      if (random() < 0.005 && answeredInRun() >= 200) {
+        const image = Buffer.from(r.pixels).toString('base64');
+        if (spoilt.has(image)) return undefined;
+        spoilt.add(image);
+        state.unreadableAnswers += 1;
+        return { malformed: unreadable[state.unreadableAnswers % unreadable.length]! };
       }
       return undefined;
     },
@@ -132,6 +151,7 @@ export async function runSoak(work: string, count = 2000): Promise<SoakResult> {
       return ok / callsPerRun;
     };
     if (clean.exit !== 0) throw new Error(`the clean soak run failed (exit ${clean.exit}):\n${clean.stderr.slice(-3000)}`);
+    state.runStart = endpoint.answered.length;
     const faulty = startRun(args('s3://results/faulty').filter((a) => a !== '--quiet'), viaProxy);
     await until(() => progress() >= 0.15, faulty);
     state.stormUntil = performance.now() + STORM_MS;
@@ -142,6 +162,7 @@ export async function runSoak(work: string, count = 2000): Promise<SoakResult> {
     await until(() => progress() >= 0.6, faulty);
     faulty.kill('SIGTERM');
     const stopped = await faulty.done;
+    state.runStart = endpoint.answered.length;
     const resumed = await startRun(args('s3://results/faulty').filter((a) => a !== '--quiet'), viaProxy).done;
 
     const text = async (key: string): Promise<string> => (await (await s3.client.send(new GetObjectCommand({ Bucket: 'results', Key: key }))).Body!.transformToString());
@@ -155,7 +176,7 @@ export async function runSoak(work: string, count = 2000): Promise<SoakResult> {
     return {
       images: count,
       calls: callsPerRun,
-      faults: { failedCalls: state.failedCalls, throttled: state.throttled, s3ConnectionsCut: proxy.faults.cut, sigterms: 1 },
+      faults: { failedCalls: state.failedCalls, unreadableAnswers: state.unreadableAnswers, throttled: state.throttled, s3ConnectionsCut: proxy.faults.cut, sigterms: 1 },
       runs: [
         { name: 'clean', exit: clean.exit, seconds: clean.seconds, peakRssMb: clean.peakRssMb, retryLines: retryLines(clean.stderr) },
         { name: 'faulty, until SIGTERM', exit: stopped.exit, seconds: stopped.seconds, peakRssMb: stopped.peakRssMb, retryLines: retryLines(stopped.stderr) },
