@@ -20,6 +20,7 @@ import {
   jumpStartContentType,
   jumpStartDetector,
   torchServeClassifier,
+  torchServeDetector,
   ultralyticsDetector,
 } from './support/model-families.js';
 import { scratchDir } from './support/scratch-dir.js';
@@ -47,6 +48,7 @@ const FAMILIES: readonly Family[] = [
   { example: 'huggingface-classification', model: huggingFaceClassifier(2), kind: 'classification', contentType: 'image/jpeg', accept: 'application/json' },
   { example: 'huggingface-detection', model: huggingFaceDetector, kind: 'detection', contentType: 'image/jpeg', accept: 'application/json' },
   { example: 'torchserve-classification', model: torchServeClassifier(2), kind: 'classification', contentType: 'image/jpeg', accept: 'application/json' },
+  { example: 'torchserve-detection', model: torchServeDetector, kind: 'detection', contentType: 'image/jpeg', accept: 'application/json' },
   { example: 'ultralytics-detection', model: ultralyticsDetector, kind: 'detection', contentType: 'text/csv', accept: 'application/json', server: { base64Images: true } },
 ];
 
@@ -203,6 +205,13 @@ describe('JumpStart, Hugging Face, TorchServe and Ultralytics YOLO endpoints (ex
       },
       {
         family: FAMILIES[5]!,
+        strip: (c) => {
+          delete c['clarify_images']!['detection_fields'];
+        },
+        expect: [/Answer shape: TorchServe object detection/, /"clarify_images.detection_fields": \{"boxes":"\[\*\]\.values\(@\)\[0\]","scores":"\[\*\]\.score","labels":"\[\*\]\.keys\(@\)\[0\]","coordinates":"pixels"\}/],
+      },
+      {
+        family: FAMILIES[6]!,
         strip: (c) => {
           delete c['clarify_images']!['detection_fields'];
         },

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseClassScores, parseDetections, ResponseError, type ResponseFormat, selectDetections } from '../src/predictor/parse.js';
+import { TORCHSERVE_DETECTION_FIELDS } from '../src/predictor/recognise.js';
 
 const bytes = (text: string): Uint8Array => Buffer.from(text);
 const labels = ['cat', 'dog', 'horse'];
@@ -262,6 +263,18 @@ describe('response parsing: an expression that finds nothing says what would rea
     const read = parseDetections(yolo, json(undefined), { ...size, detectionFields: { boxes: 'boxes[*][0:4]', scores: 'boxes[*][4]', classes: 'boxes[*][5]', coordinates: 'pixels' } });
     assert.deepEqual(read.map((d) => [d.label, d.score, d.box.x0, d.box.y1]), [['horse', 0.91, 12.5 / 200, 90.25 / 100], ['cat', 0.4, 0, 0.18]]);
     assert.match(message(() => parseDetections(bytes('{"detections": [[2, 0.9, 0.1, 0.2, 0.5, 0.6]]}'), json('prediction'), size)), /the answer holds Clarify detection rows under "detections"/);
+  });
+
+  it('TorchServe\'s object_detector records: the class is the key beside "score", named or an index, whatever the key order', () => {
+    const answer = bytes('[{"horse": [12.5, 30, 96, 90.25], "score": 0.91}, {"score": 0.6, "0": [0, 4, 20, 18]}]');
+    assert.match(
+      message(() => parseDetections(answer, json('prediction'), size)),
+      /; the answer holds TorchServe object detection \(.*\), which "clarify_images\.detection_fields": \{"boxes":"\[\*\]\.values\(@\)\[0\]","scores":"\[\*\]\.score","labels":"\[\*\]\.keys\(@\)\[0\]","coordinates":"pixels"\} would read \(/,
+    );
+    // The suggested fields read it. An index-like key ("0", a model without index_to_name.json)
+    // comes first in a parsed object even where the text puts "score" first.
+    const read = parseDetections(answer, json(undefined), { ...size, detectionFields: TORCHSERVE_DETECTION_FIELDS });
+    assert.deepEqual(read.map((d) => [d.label, d.classIndex, d.score, d.box.x0, d.box.y1]), [['horse', 2, 0.91, 12.5 / 200, 90.25 / 100], ['0', -1, 0.6, 0, 0.18]]);
   });
 
   it('no hint where the answer has no shape we know, or is not JSON', () => {

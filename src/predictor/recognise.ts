@@ -29,6 +29,18 @@ const isUltralyticsRow = (v: unknown): boolean => isRow(v) && isUnit(v[4]!) && i
 /** Every row of a non-empty list is of one kind. */
 const rowsOf = (v: unknown, kind: (row: unknown) => boolean): boolean => Array.isArray(v) && v.length > 0 && v.every(kind);
 
+/**
+ * TorchServe's object_detector handler: map_class_to_label's {"<class>": box} with "score" added,
+ * one record per detection. The class is the record's other key, which comes first: Python writes
+ * it first, and JSON.parse puts an index-like key ("1", without index_to_name.json) first anyway.
+ */
+const isTorchServeDetection = (v: unknown): boolean => {
+  if (!isObject(v) || typeof v['score'] !== 'number') return false;
+  const others = Object.entries(v).filter(([key]) => key !== 'score');
+  return others.length === 1 && isNumberList(others[0]![1]) && (others[0]![1] as number[]).length === 4;
+};
+export const TORCHSERVE_DETECTION_FIELDS = { boxes: '[*].values(@)[0]', scores: '[*].score', labels: '[*].keys(@)[0]', coordinates: 'pixels' } as const;
+
 /** A key as a JMESPath field: bare where it is an identifier, quoted otherwise. */
 const jmespathField = (key: string): string => (/^[A-Za-z_][A-Za-z0-9_]*$/.test(key) ? key : JSON.stringify(key));
 
@@ -97,6 +109,9 @@ function detection(answer: unknown): RecognisedShape | undefined {
         detection_fields: { boxes: '[*].[box.xmin, box.ymin, box.xmax, box.ymax]', scores: '[*].score', labels: '[*].label', coordinates: 'pixels' },
       },
     };
+  }
+  if (rowsOf(answer, isTorchServeDetection)) {
+    return { name: 'TorchServe object detection ({"<class>": [x0, y0, x1, y1], "score": s} records, pixel boxes)', predictor: {}, clarifyImages: { detection_fields: TORCHSERVE_DETECTION_FIELDS } };
   }
   if (isObject(answer) && isStringList(answer['labels']) && Array.isArray(answer['boxes']) && !Array.isArray(answer['scores'])) {
     return { name: 'Mask R-CNN style ("<class> <score>%" labels, pixel boxes)', predictor: {}, clarifyImages: { detection_format: 'mask_rcnn' } };

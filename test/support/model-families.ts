@@ -19,6 +19,10 @@
  * - TorchServe's image_classifier handler (ts/torch_handler/image_classifier.py, as in AWS's
  *   TorchServe-on-SageMaker examples): any Content-Type carrying the image bytes; the answer is
  *   map_class_to_label's {"<class name>": probability, ...} for the topk (5) classes, best first.
+ * - TorchServe's object_detector handler (ts/torch_handler/object_detector.py, as it answers
+ *   today; early versions gave no scores): one record per detection scoring at least its threshold (0.5), map_class_to_label's
+ *   {"<class name>": [x0, y0, x1, y1]} with "score" added, the box in pixels of the image sent
+ *   (torchvision's detectors answer in the input's pixels; the handler does not resize).
  */
 import { colourShareModel, type DecodedRequest, type Fault, type TestModel } from './endpoint-server.js';
 import { detectSquares } from './square-detector.js';
@@ -98,3 +102,12 @@ export const ultralyticsDetector: TestModel = (request) => ({
     d.classIndex + 0.0,
   ]),
 });
+
+/** TorchServe's object_detector answer: records above its 0.5 threshold, names from index_to_name.json. */
+export const torchServeDetector: TestModel = (request) =>
+  detectSquares(request.pixels, request.width, request.height)
+    .filter((d) => d.score >= 0.5)
+    .map((d) => ({
+      [DETECTOR_CLASS_NAMES[SQUARE_TO_CLASS[d.classIndex]!]!]: [d.box[0] * request.width, d.box[1] * request.height, d.box[2] * request.width, d.box[3] * request.height],
+      score: d.score,
+    }));
