@@ -37,7 +37,8 @@ const rowsOf = (v: unknown, kind: (row: unknown) => boolean): boolean => Array.i
 const isTorchServeDetection = (v: unknown): boolean => {
   if (!isObject(v) || typeof v['score'] !== 'number') return false;
   const others = Object.entries(v).filter(([key]) => key !== 'score');
-  return others.length === 1 && isNumberList(others[0]![1]) && (others[0]![1] as number[]).length === 4;
+  const box = others[0]?.[1];
+  return others.length === 1 && isNumberList(box) && box.length === 4;
 };
 export const TORCHSERVE_DETECTION_FIELDS = { boxes: '[*].values(@)[0]', scores: '[*].score', labels: '[*].keys(@)[0]', coordinates: 'pixels' } as const;
 

@@ -20,9 +20,10 @@
  *   TorchServe-on-SageMaker examples): any Content-Type carrying the image bytes; the answer is
  *   map_class_to_label's {"<class name>": probability, ...} for the topk (5) classes, best first.
  * - TorchServe's object_detector handler (ts/torch_handler/object_detector.py, as it answers
- *   today; early versions gave no scores): one record per detection scoring at least its threshold (0.5), map_class_to_label's
- *   {"<class name>": [x0, y0, x1, y1]} with "score" added, the box in pixels of the image sent
- *   (torchvision's detectors answer in the input's pixels; the handler does not resize).
+ *   today; early versions gave no scores): one record per detection scoring at least its
+ *   threshold (0.5), map_class_to_label's {"<class name>": [x0, y0, x1, y1]} with "score" added,
+ *   the box in pixels of the image sent (torchvision's detectors answer in the input's pixels;
+ *   the handler does not resize).
  */
 import { colourShareModel, type DecodedRequest, type Fault, type TestModel } from './endpoint-server.js';
 import { detectSquares } from './square-detector.js';
